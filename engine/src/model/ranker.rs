@@ -1,0 +1,251 @@
+//! The Phoenix ranker, fast path: the context (user + history) runs once,
+//! causal and padding-masked, and keeps every layer's K/V; candidates then
+//! attend to that cache plus themselves (`attention::candidate_attention`), in
+//! chunks of any size with the same result. No T x T mask is ever built.
+//!
+//! One reference quirk needs the dense path: a row whose user token is padding
+//! has a fully masked query at position 0, which the reference's -1e30 fill
+//! turns into uniform attention over the *whole* sequence, candidates included.
+//! Such rows (garbage in any real request) are computed by the dense path so
+//! the result still matches the reference number for number.
+
+use candle_core::Tensor;
+
+use super::Precision;
+use super::layers::{linear, rms_norm};
+use super::tokens::TokenBuilder;
+use super::transformer::{EncodedContext, Transformer};
+use crate::config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind};
+use crate::error::{EngineError, Result};
+use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
+use crate::weights::{HeadWeights, PhoenixWeights, RankerHead};
+
+/// Logits and probabilities of a ranker call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankerOutput {
+    /// B.
+    pub batch: usize,
+    /// C.
+    pub count: usize,
+    /// A.
+    pub num_actions: usize,
+    /// `[B, C, A]` raw action scores.
+    pub logits: Vec<f32>,
+    /// `[B, C, A]` `sigmoid(logits)`, `dwell_time` included.
+    pub probs: Vec<f32>,
+}
+
+impl RankerOutput {
+    /// Candidate slots per row by descending favorite probability (action 0),
+    /// stable (ties keep slot order); padded slots are included like in the
+    /// reference. `[B, C]`.
+    pub fn ranked_indices(&self) -> Vec<i32> {
+        let (c, a) = (self.count, self.num_actions);
+        let mut out = Vec::with_capacity(self.batch * c);
+        for b in 0..self.batch {
+            let fav = |i: usize| self.probs[(b * c + i) * a];
+            let mut idx: Vec<usize> = (0..c).collect();
+            idx.sort_by(|&x, &y| fav(y).total_cmp(&fav(x)));
+            out.extend(idx.into_iter().map(|i| i as i32));
+        }
+        out
+    }
+
+    /// Stacks outputs of row groups back into one batch: `parts[i]` holds the
+    /// rows `rows[i]` of the full batch.
+    fn scatter_rows(batch: usize, parts: &[(Vec<usize>, RankerOutput)]) -> Self {
+        let (count, num_actions) = parts
+            .first()
+            .map(|(_, o)| (o.count, o.num_actions))
+            .unwrap_or((0, 0));
+        let row = count * num_actions;
+        let mut logits = vec![0f32; batch * row];
+        let mut probs = vec![0f32; batch * row];
+        for (rows, out) in parts {
+            for (i, &r) in rows.iter().enumerate() {
+                logits[r * row..(r + 1) * row].copy_from_slice(&out.logits[i * row..(i + 1) * row]);
+                probs[r * row..(r + 1) * row].copy_from_slice(&out.probs[i * row..(i + 1) * row]);
+            }
+        }
+        Self {
+            batch,
+            count,
+            num_actions,
+            logits,
+            probs,
+        }
+    }
+
+    /// Concatenates candidate chunks of the same rows along the candidate axis.
+    fn concat_slots(chunks: &[RankerOutput]) -> Self {
+        let batch = chunks.first().map_or(0, |c| c.batch);
+        let num_actions = chunks.first().map_or(0, |c| c.num_actions);
+        let count = chunks.iter().map(|c| c.count).sum();
+        let mut logits = Vec::with_capacity(batch * count * num_actions);
+        let mut probs = Vec::with_capacity(batch * count * num_actions);
+        for b in 0..batch {
+            for ch in chunks {
+                let row = ch.count * num_actions;
+                logits.extend_from_slice(&ch.logits[b * row..(b + 1) * row]);
+                probs.extend_from_slice(&ch.probs[b * row..(b + 1) * row]);
+            }
+        }
+        Self {
+            batch,
+            count,
+            num_actions,
+            logits,
+            probs,
+        }
+    }
+}
+
+/// The ranker: weights prepared for one forward dtype.
+#[derive(Debug, Clone)]
+pub struct PhoenixRanker {
+    pub(crate) cfg: ModelConfig,
+    pub(crate) weights: PhoenixWeights,
+    pub(crate) transformer: Transformer,
+    pub(crate) prec: Precision,
+}
+
+impl PhoenixRanker {
+    /// Builds a ranker computing in `dtype` (the config's `fprop_dtype` is only a default).
+    pub fn new(cfg: ModelConfig, weights: PhoenixWeights, dtype: FpropDtype) -> Result<Self> {
+        if cfg.kind != ModelKind::Ranker {
+            return Err(EngineError::Input(format!(
+                "config describes a {:?} model, expected a ranker",
+                cfg.kind
+            )));
+        }
+        let prec = Precision(dtype);
+        let transformer = Transformer::new(&cfg, &weights.layers, prec)?;
+        Ok(Self {
+            cfg,
+            weights,
+            transformer,
+            prec,
+        })
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn head(&self) -> Result<&RankerHead> {
+        match &self.weights.head {
+            HeadWeights::Ranker(h) => Ok(h),
+            HeadWeights::Retrieval(_) => Err(EngineError::Input(
+                "weights carry a retrieval head, expected a ranker head".into(),
+            )),
+        }
+    }
+
+    pub(crate) fn tokens(&self) -> TokenBuilder<'_> {
+        TokenBuilder::new(&self.cfg, &self.weights, self.prec)
+    }
+
+    /// Final norm, unembedding and sigmoid for candidate states `h: [B, C, D]`.
+    pub(crate) fn predict(&self, h: &Tensor) -> Result<RankerOutput> {
+        let head = self.head()?;
+        let (b, c, _) = h.dims3()?;
+        let normed = rms_norm(h, &head.final_norm, self.cfg.rms_norm_eps, self.prec)?;
+        let logits = self.prec.round(linear(&normed, &head.unembeddings)?)?;
+        let probs = self.prec.round(candle_nn::ops::sigmoid(&logits)?)?;
+        Ok(RankerOutput {
+            batch: b,
+            count: c,
+            num_actions: self.cfg.num_actions,
+            logits: logits.flatten_all()?.to_vec1()?,
+            probs: probs.flatten_all()?.to_vec1()?,
+        })
+    }
+
+    /// RoPE positions of candidate slots `first..first + count` after a context of `ctx_len`.
+    pub(crate) fn candidate_positions(&self, ctx_len: usize, first: usize, count: usize) -> Vec<usize> {
+        match self.cfg.candidate_positions {
+            CandidatePositions::Absolute => (ctx_len + first..ctx_len + first + count).collect(),
+            CandidatePositions::Shared => vec![ctx_len; count],
+        }
+    }
+
+    /// Runs user + history once; the result serves any number of candidate chunks.
+    /// Every row's user token must be valid (see the module doc).
+    pub fn encode_context(&self, user: &UserInputs) -> Result<EncodedContext> {
+        if let Some(b) = (0..user.batch).find(|&b| !user.user_valid(&self.cfg, b)) {
+            return Err(EngineError::Input(format!(
+                "row {b} has a padding user token; the cached-context path needs a valid user"
+            )));
+        }
+        let x = self.tokens().context(user)?;
+        Ok(self.transformer.encode_context(&x, &user.context_valid(&self.cfg))?)
+    }
+
+    /// Scores candidates against an encoded context; `first_slot` is the slot
+    /// index of the first candidate (it sets RoPE positions in absolute mode).
+    pub fn score_candidates(
+        &self,
+        ctx: &EncodedContext,
+        cands: &CandidateInputs,
+        first_slot: usize,
+    ) -> Result<RankerOutput> {
+        let head = self.head()?;
+        let x = self.tokens().candidates(cands, &head.proj_candidate)?;
+        let positions = self.candidate_positions(ctx.len, first_slot, cands.count);
+        let h = self
+            .transformer
+            .forward_candidates(&x, &positions, &cands.valid_mask(&self.cfg), ctx)?;
+        self.predict(&h)
+    }
+
+    /// Fast path over the whole batch, all candidates in one chunk.
+    pub fn forward(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
+        self.forward_chunked(inputs, inputs.candidates.count.max(1))
+    }
+
+    /// Fast path, scoring candidates `chunk` slots at a time.
+    pub fn forward_chunked(&self, inputs: &RecsysInputs, chunk: usize) -> Result<RankerOutput> {
+        if chunk == 0 {
+            return Err(EngineError::Input("candidate chunk size is 0".into()));
+        }
+        inputs.validate(&self.cfg)?;
+        let cfg = &self.cfg;
+        let b = inputs.user.batch;
+        let (fast, dense): (Vec<usize>, Vec<usize>) =
+            (0..b).partition(|&r| inputs.user.user_valid(cfg, r));
+        let mut parts = Vec::new();
+        if !fast.is_empty() {
+            let user = inputs.user.select_rows(cfg, &fast);
+            let cands = inputs.candidates.select_rows(cfg, &fast);
+            let ctx = self.encode_context(&user)?;
+            let mut chunks = Vec::new();
+            let mut c0 = 0;
+            while c0 < cands.count {
+                let c1 = (c0 + chunk).min(cands.count);
+                chunks.push(self.score_candidates(&ctx, &cands.slots(cfg, c0, c1), c0)?);
+                c0 = c1;
+            }
+            let out = if chunks.is_empty() {
+                RankerOutput {
+                    batch: fast.len(),
+                    count: 0,
+                    num_actions: cfg.num_actions,
+                    logits: Vec::new(),
+                    probs: Vec::new(),
+                }
+            } else {
+                RankerOutput::concat_slots(&chunks)
+            };
+            parts.push((fast, out));
+        }
+        if !dense.is_empty() {
+            let sub = RecsysInputs {
+                user: inputs.user.select_rows(cfg, &dense),
+                candidates: inputs.candidates.select_rows(cfg, &dense),
+            };
+            parts.push((dense, self.dense_unchecked(&sub)?));
+        }
+        Ok(RankerOutput::scatter_rows(b, &parts))
+    }
+}

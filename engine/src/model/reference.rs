@@ -1,0 +1,60 @@
+//! The dense ranker: one sequence `[user | history | candidates]` with the
+//! reference's full mask (causal, candidate x candidate zero off the diagonal,
+//! AND key padding), RoPE over absolute positions. Kept as the test oracle of
+//! the fast path and for rows the fast path cannot take.
+
+use candle_core::Tensor;
+
+use super::attention::KeyMask;
+use super::ranker::{PhoenixRanker, RankerOutput};
+use crate::error::Result;
+use crate::inputs::RecsysInputs;
+
+/// `allowed[b, i, j]` of the reference ranker over `T = s1 + c` tokens.
+fn ranker_mask(valid: &[bool], batch: usize, s1: usize, c: usize, fill: f32) -> Result<KeyMask> {
+    let t = s1 + c;
+    let mut allowed = vec![0f32; batch * t * t];
+    for b in 0..batch {
+        for i in 0..t {
+            let row = &mut allowed[(b * t + i) * t..(b * t + i + 1) * t];
+            for (j, a) in row.iter_mut().enumerate() {
+                let structural = if i < s1 { j <= i } else { j < s1 || j == i };
+                if structural && valid[b * t + j] {
+                    *a = 1.0;
+                }
+            }
+        }
+    }
+    Ok(KeyMask::new(allowed, &[batch, 1, t, t], fill)?)
+}
+
+impl PhoenixRanker {
+    /// The reference computation, densely masked, for the whole batch.
+    pub fn forward_dense(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
+        inputs.validate(&self.cfg)?;
+        self.dense_unchecked(inputs)
+    }
+
+    pub(crate) fn dense_unchecked(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
+        let cfg = &self.cfg;
+        let (b, c) = (inputs.user.batch, inputs.candidates.count);
+        let s1 = 1 + inputs.user.history_len;
+        let head = self.head()?;
+        let tokens = self.tokens();
+        let ctx = tokens.context(&inputs.user)?;
+        let cands = tokens.candidates(&inputs.candidates, &head.proj_candidate)?;
+        let x = Tensor::cat(&[ctx, cands], 1)?;
+        let ctx_valid = inputs.user.context_valid(cfg);
+        let cand_valid = inputs.candidates.valid_mask(cfg);
+        let mut valid = Vec::with_capacity(b * (s1 + c));
+        for r in 0..b {
+            valid.extend_from_slice(&ctx_valid[r * s1..(r + 1) * s1]);
+            valid.extend_from_slice(&cand_valid[r * c..(r + 1) * c]);
+        }
+        let mask = ranker_mask(&valid, b, s1, c, cfg.attn_mask_fill)?;
+        let mut positions: Vec<usize> = (0..s1).collect();
+        positions.extend(self.candidate_positions(s1, 0, c));
+        let h = self.transformer.forward_dense(&x, &positions, &mask)?;
+        self.predict(&h.narrow(1, s1, c)?)
+    }
+}

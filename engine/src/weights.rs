@@ -1,0 +1,275 @@
+//! Model parameters under the reference (haiku) names.
+//!
+//! [`param_specs`] lists every tensor a config needs with its shape; loading
+//! checks the file against that list, so a missing, extra or misshaped tensor
+//! is an error that names it. Hash tables (ours, see `hash_embed`) may ride in
+//! the same file under [`HASH_TABLE_NAMES`].
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::config::{ModelConfig, ModelKind};
+use crate::error::{EngineError, Result};
+use crate::hash_embed::HashTables;
+use crate::tensor_io::SafetensorsFile;
+
+/// Names of the three hash-embedding tables `[rows, D]` (user, post, author).
+pub const HASH_TABLE_NAMES: [&str; 3] = [
+    "hash_embeddings/user_table",
+    "hash_embeddings/post_table",
+    "hash_embeddings/author_table",
+];
+
+/// How a parameter is initialised by `foryou phoenix init` (the fixtures' recipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamInit {
+    /// RMSNorm gain: 1 + 0.1 N(0, 1).
+    NormScale,
+    /// Plain N(0, 1) (product-surface table).
+    Normal,
+    /// N(0, 1) / sqrt(first dimension), so unit-variance inputs give unit-variance outputs.
+    FanIn,
+}
+
+/// One expected parameter: reference name, shape and init rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// haiku name, e.g. `transformer/decoder_layer_0/linear/w`.
+    pub name: String,
+    /// Expected shape.
+    pub shape: Vec<usize>,
+    /// Init rule for random weights.
+    pub init: ParamInit,
+}
+
+fn spec(name: String, shape: Vec<usize>, init: ParamInit) -> ParamSpec {
+    ParamSpec { name, shape, init }
+}
+
+/// Prefix of the non-transformer parameters for a model kind.
+pub fn model_prefix(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Ranker => "phoenix_model",
+        ModelKind::Retrieval => "phoenix_retrieval_model",
+    }
+}
+
+const TOWER: &str = "~build_candidate_representation/candidate_tower";
+
+/// Every parameter the config's model reads, sorted by name.
+pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
+    use ParamInit::*;
+    let d = cfg.emb_size;
+    let (hu, hi, ha) = (cfg.num_user_hashes, cfg.num_item_hashes, cfg.num_author_hashes);
+    let p = model_prefix(cfg.kind);
+    let mut out = vec![
+        spec(format!("{p}/action_projection"), vec![cfg.num_actions, d], FanIn),
+        spec(
+            format!("{p}/product_surface_embedding_table"),
+            vec![cfg.product_surface_vocab_size, d],
+            Normal,
+        ),
+        spec(format!("{p}/proj_mat_1"), vec![hu * d, d], FanIn),
+        spec(format!("{p}/proj_mat_3"), vec![(hi + ha + 2) * d, d], FanIn),
+    ];
+    match cfg.kind {
+        ModelKind::Ranker => {
+            out.push(spec(format!("{p}/proj_mat_2"), vec![(hi + ha + 1) * d, d], FanIn));
+            out.push(spec(format!("{p}/rms_norm/scale"), vec![d], NormScale));
+            out.push(spec(format!("{p}/unembeddings"), vec![d, cfg.num_actions], FanIn));
+        }
+        ModelKind::Retrieval => {
+            out.push(spec(
+                format!("{p}/{TOWER}/candidate_tower_projection_1"),
+                vec![(hi + ha) * d, 2 * d],
+                FanIn,
+            ));
+            out.push(spec(
+                format!("{p}/{TOWER}/candidate_tower_projection_2"),
+                vec![2 * d, d],
+                FanIn,
+            ));
+        }
+    }
+    let (q, kv, f) = (cfg.num_q_heads * cfg.key_size, cfg.num_kv_heads * cfg.key_size, cfg.ffn_size);
+    for i in 0..cfg.num_layers {
+        let l = format!("transformer/decoder_layer_{i}");
+        out.extend([
+            spec(format!("{l}/linear/w"), vec![d, f], FanIn),
+            spec(format!("{l}/linear_1/w"), vec![f, d], FanIn),
+            spec(format!("{l}/linear_v/w"), vec![d, f], FanIn),
+            spec(format!("{l}/multi_head_attention/key/w"), vec![d, kv], FanIn),
+            spec(format!("{l}/multi_head_attention/linear/w"), vec![q, d], FanIn),
+            spec(format!("{l}/multi_head_attention/query/w"), vec![d, q], FanIn),
+            spec(format!("{l}/multi_head_attention/value/w"), vec![d, kv], FanIn),
+            spec(format!("{l}/rms_norm/scale"), vec![d], NormScale),
+            spec(format!("{l}/rms_norm_1/scale"), vec![d], NormScale),
+            spec(format!("{l}/rms_norm_2/scale"), vec![d], NormScale),
+            spec(format!("{l}/rms_norm_3/scale"), vec![d], NormScale),
+        ]);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Parameters of one decoder layer (`y = x @ w` for every matrix).
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    /// Pre-attention RMSNorm gain `[D]`.
+    pub attn_norm: Tensor,
+    /// Query projection `[D, Hq*K]`.
+    pub wq: Tensor,
+    /// Key projection `[D, Hkv*K]`.
+    pub wk: Tensor,
+    /// Value projection `[D, Hkv*K]`.
+    pub wv: Tensor,
+    /// Attention output projection `[Hq*K, D]`.
+    pub wo: Tensor,
+    /// Post-attention RMSNorm gain `[D]`.
+    pub attn_out_norm: Tensor,
+    /// Pre-FFN RMSNorm gain `[D]`.
+    pub ffn_norm: Tensor,
+    /// FFN GELU branch `[D, F]`.
+    pub w_gelu: Tensor,
+    /// FFN linear branch `[D, F]`.
+    pub w_lin: Tensor,
+    /// FFN down projection `[F, D]`.
+    pub w_down: Tensor,
+    /// Post-FFN RMSNorm gain `[D]`.
+    pub ffn_out_norm: Tensor,
+}
+
+/// Ranker-only parameters.
+#[derive(Debug, Clone)]
+pub struct RankerHead {
+    /// Candidate token projection `[(Hi+Ha+1)*D, D]`.
+    pub proj_candidate: Tensor,
+    /// Final RMSNorm gain `[D]`.
+    pub final_norm: Tensor,
+    /// Output head `[D, A]`.
+    pub unembeddings: Tensor,
+}
+
+/// Retrieval-only parameters (the candidate tower).
+#[derive(Debug, Clone)]
+pub struct CandidateTowerWeights {
+    /// `[(Hi+Ha)*D, 2D]`.
+    pub proj_1: Tensor,
+    /// `[2D, D]`.
+    pub proj_2: Tensor,
+}
+
+/// The head of the network specific to the model kind.
+#[derive(Debug, Clone)]
+pub enum HeadWeights {
+    /// Ranker.
+    Ranker(RankerHead),
+    /// Retrieval.
+    Retrieval(CandidateTowerWeights),
+}
+
+/// All parameters of a Phoenix model, as f32 tensors on the CPU.
+#[derive(Debug, Clone)]
+pub struct PhoenixWeights {
+    /// Signed engagement projection `[A, D]`.
+    pub action_projection: Tensor,
+    /// Product-surface table `[V, D]`.
+    pub product_surface_table: Tensor,
+    /// User token projection `[Hu*D, D]`.
+    pub proj_user: Tensor,
+    /// History token projection `[(Hi+Ha+2)*D, D]`.
+    pub proj_history: Tensor,
+    /// Decoder layers.
+    pub layers: Vec<LayerWeights>,
+    /// Ranker head or candidate tower.
+    pub head: HeadWeights,
+    /// Hash tables, when the file carries them.
+    pub hash_tables: Option<HashTables>,
+}
+
+impl PhoenixWeights {
+    /// Loads and checks every parameter of `cfg` from a safetensors file.
+    pub fn load(path: &Path, cfg: &ModelConfig) -> Result<Self> {
+        let file = SafetensorsFile::open(path)?;
+        let specs = param_specs(cfg);
+        let err = |message: String| EngineError::Weights {
+            path: path.display().to_string(),
+            message,
+        };
+        let entries = file.entries();
+        for s in &specs {
+            match entries.get(&s.name) {
+                None => {
+                    return Err(err(format!(
+                        "missing tensor '{}' (expected shape {:?})",
+                        s.name, s.shape
+                    )));
+                }
+                Some((_, shape)) if *shape != s.shape => {
+                    return Err(err(format!(
+                        "tensor '{}' has shape {:?}, expected {:?}",
+                        s.name, shape, s.shape
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, (_, shape)) in &entries {
+            let known = specs.iter().any(|s| &s.name == name) || HASH_TABLE_NAMES.contains(&name.as_str());
+            if !known {
+                return Err(err(format!(
+                    "unexpected tensor '{name}' with shape {shape:?} (not a parameter of this {:?} config)",
+                    cfg.kind
+                )));
+            }
+        }
+        let get = |name: &str| -> Result<Tensor> {
+            let t = file.read_f32(name, None)?;
+            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!("tensor '{name}' holds a non-finite value at element {i}")));
+            }
+            Ok(Tensor::from_vec(t.data, t.shape, &Device::Cpu)?)
+        };
+        let p = model_prefix(cfg.kind);
+        let layers = (0..cfg.num_layers)
+            .map(|i| {
+                let l = format!("transformer/decoder_layer_{i}");
+                Ok(LayerWeights {
+                    attn_norm: get(&format!("{l}/rms_norm/scale"))?,
+                    wq: get(&format!("{l}/multi_head_attention/query/w"))?,
+                    wk: get(&format!("{l}/multi_head_attention/key/w"))?,
+                    wv: get(&format!("{l}/multi_head_attention/value/w"))?,
+                    wo: get(&format!("{l}/multi_head_attention/linear/w"))?,
+                    attn_out_norm: get(&format!("{l}/rms_norm_1/scale"))?,
+                    ffn_norm: get(&format!("{l}/rms_norm_2/scale"))?,
+                    w_gelu: get(&format!("{l}/linear/w"))?,
+                    w_lin: get(&format!("{l}/linear_v/w"))?,
+                    w_down: get(&format!("{l}/linear_1/w"))?,
+                    ffn_out_norm: get(&format!("{l}/rms_norm_3/scale"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = match cfg.kind {
+            ModelKind::Ranker => HeadWeights::Ranker(RankerHead {
+                proj_candidate: get(&format!("{p}/proj_mat_2"))?,
+                final_norm: get(&format!("{p}/rms_norm/scale"))?,
+                unembeddings: get(&format!("{p}/unembeddings"))?,
+            }),
+            ModelKind::Retrieval => HeadWeights::Retrieval(CandidateTowerWeights {
+                proj_1: get(&format!("{p}/{TOWER}/candidate_tower_projection_1"))?,
+                proj_2: get(&format!("{p}/{TOWER}/candidate_tower_projection_2"))?,
+            }),
+        };
+        let hash_tables = HashTables::from_file(&file, cfg)?;
+        Ok(Self {
+            action_projection: get(&format!("{p}/action_projection"))?,
+            product_surface_table: get(&format!("{p}/product_surface_embedding_table"))?,
+            proj_user: get(&format!("{p}/proj_mat_1"))?,
+            proj_history: get(&format!("{p}/proj_mat_3"))?,
+            layers,
+            head,
+            hash_tables,
+        })
+    }
+}

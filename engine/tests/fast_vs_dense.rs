@@ -1,0 +1,110 @@
+//! The fast path against the dense oracle on random configs and inputs:
+//! shapes, GQA ratios, layer counts, paddings (padded users included) and
+//! chunk sizes; and the two RoPE modes' slot behaviour.
+
+mod common;
+
+use common::*;
+use foryou_engine::{CandidatePositions, PhoenixRanker, RankerOutput};
+use proptest::prelude::*;
+
+fn scores_of(out: &RankerOutput, b: usize, c: usize) -> &[f32] {
+    let row = out.count * out.num_actions;
+    &out.logits[b * row + c * out.num_actions..b * row + (c + 1) * out.num_actions]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn fast_equals_dense_on_random_configs(
+        seed in any::<u64>(),
+        d in prop::sample::select(vec![16usize, 32, 48]),
+        k in prop::sample::select(vec![4usize, 8, 16]),
+        hkv in 1usize..=2,
+        group in 1usize..=3,
+        layers in 1usize..=3,
+        b in 1usize..=3,
+        s in 1usize..=12,
+        c in 1usize..=9,
+        chunk in 1usize..=9,
+        pad in prop::sample::select(vec![0.0f32, 0.3, 0.6]),
+        shared in any::<bool>(),
+    ) {
+        let mut cfg = small_config(d, k, hkv * group, hkv, layers);
+        if shared {
+            cfg.candidate_positions = CandidatePositions::Shared;
+        }
+        let (_dir, ranker) = random_ranker(&cfg, seed);
+        let mut rng = Rng(seed ^ 0x5555);
+        let inputs = random_inputs(ranker.config(), &mut rng, b, s, c, pad, 0.2);
+        let dense = ranker.forward_dense(&inputs).expect("dense");
+        let fast = ranker.forward_chunked(&inputs, chunk).expect("fast");
+        let dl = max_abs_diff(&dense.logits, &fast.logits);
+        prop_assert!(dl <= 1e-5, "logits differ by {dl}");
+        prop_assert!(max_abs_diff(&dense.probs, &fast.probs) <= 1e-5);
+    }
+}
+
+fn gqa_ranker(positions: CandidatePositions) -> (tempfile::TempDir, PhoenixRanker) {
+    let mut cfg = small_config(32, 8, 4, 2, 2);
+    cfg.candidate_positions = positions;
+    random_ranker(&cfg, 7)
+}
+
+#[test]
+fn shared_positions_make_scores_independent_of_slot_chunk_and_company() {
+    let (_dir, ranker) = gqa_ranker(CandidatePositions::Shared);
+    let cfg = ranker.config().clone();
+    let mut rng = Rng(99);
+    let base = random_inputs(&cfg, &mut rng, 1, 10, 6, 0.0, 0.0);
+    let reference = ranker.forward(&base).expect("base");
+    // Candidate 0 alone, in slot 0 of a batch of one.
+    let alone = foryou_engine::inputs::RecsysInputs {
+        user: base.user.clone(),
+        candidates: base.candidates.slots(&cfg, 0, 1),
+    };
+    let out_alone = ranker.forward(&alone).expect("alone");
+    // Reversed slots and scored in chunks of 4, with a different batch company.
+    let rev: Vec<usize> = (0..6).rev().collect();
+    let mut reversed = base.clone();
+    let parts: Vec<_> = rev.iter().map(|&i| base.candidates.slots(&cfg, i, i + 1)).collect();
+    reversed.candidates.post_hashes = parts.iter().flat_map(|p| p.post_hashes.clone()).collect();
+    reversed.candidates.author_hashes = parts.iter().flat_map(|p| p.author_hashes.clone()).collect();
+    reversed.candidates.product_surface = parts.iter().flat_map(|p| p.product_surface.clone()).collect();
+    reversed.candidates.post_embeddings = parts.iter().flat_map(|p| p.post_embeddings.clone()).collect();
+    reversed.candidates.author_embeddings = parts.iter().flat_map(|p| p.author_embeddings.clone()).collect();
+    let out_rev = ranker.forward_chunked(&reversed, 4).expect("reversed");
+    let dense_rev = ranker.forward_dense(&reversed).expect("dense reversed");
+    for (slot, &cand) in rev.iter().enumerate() {
+        let want = scores_of(&reference, 0, cand);
+        assert!(max_abs_diff(scores_of(&out_rev, 0, slot), want) <= 1e-6, "candidate {cand} in slot {slot}");
+        assert!(max_abs_diff(scores_of(&dense_rev, 0, slot), want) <= 1e-5);
+    }
+    assert!(max_abs_diff(scores_of(&out_alone, 0, 0), scores_of(&reference, 0, 0)) <= 1e-6);
+}
+
+#[test]
+fn absolute_positions_keep_the_reference_slot_dependence() {
+    let (_dir, ranker) = gqa_ranker(CandidatePositions::Absolute);
+    let cfg = ranker.config().clone();
+    let mut rng = Rng(99);
+    let base = random_inputs(&cfg, &mut rng, 1, 10, 6, 0.0, 0.0);
+    // Copy candidate 0 into every slot: in absolute mode the slot moves its score.
+    let mut replicated = base.clone();
+    let c0 = base.candidates.slots(&cfg, 0, 1);
+    let rep = |v: &Vec<i64>| v.iter().cycle().take(v.len() * 6).copied().collect::<Vec<_>>();
+    replicated.candidates.post_hashes = rep(&c0.post_hashes);
+    replicated.candidates.author_hashes = rep(&c0.author_hashes);
+    replicated.candidates.product_surface = rep(&c0.product_surface);
+    replicated.candidates.post_embeddings = c0.post_embeddings.iter().cycle().take(c0.post_embeddings.len() * 6).copied().collect();
+    replicated.candidates.author_embeddings = c0.author_embeddings.iter().cycle().take(c0.author_embeddings.len() * 6).copied().collect();
+    let out = ranker.forward(&replicated).expect("replicated");
+    let spread = (1..6)
+        .map(|slot| max_abs_diff(scores_of(&out, 0, slot), scores_of(&out, 0, 0)))
+        .fold(0.0, f32::max);
+    assert!(spread > 1e-3, "slot should change the score in absolute mode, spread {spread}");
+    // And the slot-0 copy equals the original candidate 0 exactly as in the reference.
+    let orig = ranker.forward(&base).expect("base");
+    assert!(max_abs_diff(scores_of(&out, 0, 0), scores_of(&orig, 0, 0)) <= 1e-6);
+}
