@@ -308,7 +308,10 @@ impl PhoenixConfig {
             ("num_layers", self.num_layers),
             ("history_seq_len", self.history_seq_len),
             ("num_actions", self.num_actions),
-            ("product_surface_vocab_size", self.product_surface_vocab_size),
+            (
+                "product_surface_vocab_size",
+                self.product_surface_vocab_size,
+            ),
             ("num_user_hashes", self.num_user_hashes),
             ("num_item_hashes", self.num_item_hashes),
             ("num_author_hashes", self.num_author_hashes),
@@ -321,13 +324,13 @@ impl PhoenixConfig {
         if self.model_kind == ModelKind::Ranker && self.candidate_seq_len == 0 {
             return Err("field 'candidate_seq_len' is 0, expected a positive size".into());
         }
-        if self.num_q_heads % self.num_kv_heads != 0 {
+        if !self.num_q_heads.is_multiple_of(self.num_kv_heads) {
             return Err(format!(
                 "field 'num_q_heads' ({}) is not a multiple of 'num_kv_heads' ({})",
                 self.num_q_heads, self.num_kv_heads
             ));
         }
-        if self.key_size % 2 != 0 {
+        if !self.key_size.is_multiple_of(2) {
             return Err(format!(
                 "field 'key_size' ({}) is odd, expected an even size (RoPE rotates half-dimensions)",
                 self.key_size
@@ -358,11 +361,16 @@ impl PhoenixConfig {
             ("attn_output_multiplier", self.attn_output_multiplier),
             ("rms_norm_eps", self.rms_norm_eps),
             ("rope_base", self.rope_base),
-            ("l2_norm_eps_on_squared_norm", self.l2_norm_eps_on_squared_norm),
+            (
+                "l2_norm_eps_on_squared_norm",
+                self.l2_norm_eps_on_squared_norm,
+            ),
         ];
         for (name, value) in positive_finite {
             if !(value.is_finite() && value > 0.0) {
-                return Err(format!("field '{name}' ({value}) must be a positive number"));
+                return Err(format!(
+                    "field '{name}' ({value}) must be a positive number"
+                ));
             }
         }
         if let Some(cap) = self.attn_logit_softcap

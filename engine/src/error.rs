@@ -26,12 +26,12 @@ pub enum EngineError {
     #[error("invalid input: {0}")]
     Input(String),
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not a `source`).
+        cause: std::io::Error,
     },
     /// A safetensors file is not in the safetensors format.
     #[error("{path}: not a valid safetensors file: {message}")]
@@ -51,7 +51,7 @@ impl EngineError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

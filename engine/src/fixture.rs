@@ -56,7 +56,11 @@ pub fn load_model_dir(dir: &Path) -> Result<(ModelConfig, PhoenixWeights)> {
 }
 
 /// Runs the ranker on an inputs file and returns `logits`, `probs`, `ranked_indices`.
-pub fn eval_ranker(ranker: &PhoenixRanker, inputs: &Path, opts: &EvalOptions) -> Result<Vec<OutTensor>> {
+pub fn eval_ranker(
+    ranker: &PhoenixRanker,
+    inputs: &Path,
+    opts: &EvalOptions,
+) -> Result<Vec<OutTensor>> {
     let file = SafetensorsFile::open(inputs)?;
     let batch = RecsysInputs::from_safetensors(&file, ranker.config())?;
     let out = match (opts.path, opts.chunk) {
@@ -68,7 +72,11 @@ pub fn eval_ranker(ranker: &PhoenixRanker, inputs: &Path, opts: &EvalOptions) ->
     Ok(vec![
         OutTensor::f32("logits", shape.clone(), &out.logits),
         OutTensor::f32("probs", shape, &out.probs),
-        OutTensor::i32("ranked_indices", vec![out.batch, out.count], &out.ranked_indices()),
+        OutTensor::i32(
+            "ranked_indices",
+            vec![out.batch, out.count],
+            &out.ranked_indices(),
+        ),
     ])
 }
 
@@ -90,14 +98,22 @@ fn tower_outputs(
             vec![cands.batch, cands.count, cfg.emb_size],
             &rep.flatten_all()?.to_vec1::<f32>()?,
         ),
-        OutTensor::u8(mask_name, vec![cands.batch, cands.count], &padding_mask(cands, cfg)),
+        OutTensor::u8(
+            mask_name,
+            vec![cands.batch, cands.count],
+            &padding_mask(cands, cfg),
+        ),
     ])
 }
 
 /// Runs the retriever on an inputs file: user representation and top-k over
 /// `corpus_embeddings`, plus the candidate tower on `candidate_*` and
 /// `tower_candidate_*` when the file has them.
-pub fn eval_retriever(retriever: &PhoenixRetriever, inputs: &Path, opts: &EvalOptions) -> Result<Vec<OutTensor>> {
+pub fn eval_retriever(
+    retriever: &PhoenixRetriever,
+    inputs: &Path,
+    opts: &EvalOptions,
+) -> Result<Vec<OutTensor>> {
     let cfg = retriever.config();
     let file = SafetensorsFile::open(inputs)?;
     let user = UserInputs::from_safetensors(&file, cfg)?;
@@ -122,7 +138,9 @@ pub fn eval_retriever(retriever: &PhoenixRetriever, inputs: &Path, opts: &EvalOp
         EngineError::Input("retrieval needs a top_k: set it in config.json or pass --top-k".into())
     })?;
     if k > n {
-        return Err(EngineError::Input(format!("top_k {k} exceeds the corpus size {n}")));
+        return Err(EngineError::Input(format!(
+            "top_k {k} exceeds the corpus size {n}"
+        )));
     }
     let corpus = Tensor::from_vec(corpus.data, (n, cfg.emb_size), &Device::Cpu)?;
     let got = retriever.retrieve(&user, &corpus, k)?;
@@ -130,13 +148,22 @@ pub fn eval_retriever(retriever: &PhoenixRetriever, inputs: &Path, opts: &EvalOp
     let indices: Vec<i32> = got.top_k.iter().flatten().map(|&(i, _)| i as i32).collect();
     let scores: Vec<f32> = got.top_k.iter().flatten().map(|&(_, s)| s).collect();
     let mut out = vec![
-        OutTensor::f32("user_representation", vec![b, cfg.emb_size], &got.user_representation),
+        OutTensor::f32(
+            "user_representation",
+            vec![b, cfg.emb_size],
+            &got.user_representation,
+        ),
         OutTensor::i32("top_k_indices", vec![b, k], &indices),
         OutTensor::f32("top_k_scores", vec![b, k], &scores),
     ];
     if file.contains("candidate_post_hashes") {
         let cands = CandidateInputs::from_safetensors(&file, cfg, "candidate_", Some(b))?;
-        out.extend(tower_outputs(retriever, &cands, "candidate_representation", "candidate_padding_mask")?);
+        out.extend(tower_outputs(
+            retriever,
+            &cands,
+            "candidate_representation",
+            "candidate_padding_mask",
+        )?);
     }
     if file.contains("tower_candidate_post_hashes") {
         let cands = CandidateInputs::from_safetensors(&file, cfg, "tower_candidate_", None)?;
@@ -157,11 +184,17 @@ pub fn eval_dir(dir: &Path, opts: &EvalOptions) -> Result<Vec<OutTensor>> {
 }
 
 /// Like [`eval_dir`] with another inputs file (e.g. a fixture variant).
-pub fn eval_dir_with_inputs(dir: &Path, inputs: &Path, opts: &EvalOptions) -> Result<Vec<OutTensor>> {
+pub fn eval_dir_with_inputs(
+    dir: &Path,
+    inputs: &Path,
+    opts: &EvalOptions,
+) -> Result<Vec<OutTensor>> {
     let (cfg, weights) = load_model_dir(dir)?;
     let dtype = opts.dtype.unwrap_or(cfg.fprop_dtype);
     match cfg.kind {
         ModelKind::Ranker => eval_ranker(&PhoenixRanker::new(cfg, weights, dtype)?, inputs, opts),
-        ModelKind::Retrieval => eval_retriever(&PhoenixRetriever::new(cfg, weights, dtype)?, inputs, opts),
+        ModelKind::Retrieval => {
+            eval_retriever(&PhoenixRetriever::new(cfg, weights, dtype)?, inputs, opts)
+        }
     }
 }

@@ -159,7 +159,14 @@ impl HashTables {
         }))
     }
 
-    fn lookup(table: &HashTable, kind: EntityKind, id: u64, k: usize, hashes: &mut Vec<i64>, embs: &mut Vec<f32>) {
+    fn lookup(
+        table: &HashTable,
+        kind: EntityKind,
+        id: u64,
+        k: usize,
+        hashes: &mut Vec<i64>,
+        embs: &mut Vec<f32>,
+    ) {
         for h in entity_hashes(kind, id, k, table.rows) {
             hashes.push(h);
             table.gather_into(h, embs);
@@ -206,9 +213,18 @@ impl HashTables {
             product_surface: 0,
         };
         for (user_id, history) in rows {
-            Self::lookup(&self.user, EntityKind::User, *user_id, hu, &mut u.user_hashes, &mut u.user_embeddings);
+            Self::lookup(
+                &self.user,
+                EntityKind::User,
+                *user_id,
+                hu,
+                &mut u.user_hashes,
+                &mut u.user_embeddings,
+            );
             let kept = &history[history.len().saturating_sub(history_len)..];
-            let items = kept.iter().chain(std::iter::repeat_n(&pad, history_len - kept.len()));
+            let items = kept
+                .iter()
+                .chain(std::iter::repeat_n(&pad, history_len - kept.len()));
             for item in items {
                 Self::lookup(
                     &self.post,
@@ -226,9 +242,13 @@ impl HashTables {
                     &mut u.history_author_hashes,
                     &mut u.history_author_embeddings,
                 );
-                u.history_actions
-                    .extend((0..a).map(|i| f32::from(u8::from(item.post_id != 0 && item.actions >> i & 1 == 1))));
-                u.history_product_surface.push(i64::from(item.product_surface));
+                u.history_actions.extend(
+                    (0..a).map(|i| {
+                        f32::from(u8::from(item.post_id != 0 && item.actions >> i & 1 == 1))
+                    }),
+                );
+                u.history_product_surface
+                    .push(i64::from(item.product_surface));
             }
         }
         u.validate(cfg)?;
@@ -237,7 +257,12 @@ impl HashTables {
 
     /// Candidate-side inputs, one list per row, padded to `count` slots
     /// (a row longer than `count` is an error).
-    pub fn candidate_inputs(&self, cfg: &ModelConfig, rows: &[&[CandidateItem]], count: usize) -> Result<CandidateInputs> {
+    pub fn candidate_inputs(
+        &self,
+        cfg: &ModelConfig,
+        rows: &[&[CandidateItem]],
+        count: usize,
+    ) -> Result<CandidateInputs> {
         let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
         let mut c = CandidateInputs {
             batch: rows.len(),
@@ -260,8 +285,18 @@ impl HashTables {
                     items.len()
                 )));
             }
-            for item in items.iter().chain(std::iter::repeat_n(&pad, count - items.len())) {
-                Self::lookup(&self.post, EntityKind::Post, item.post_id, hi, &mut c.post_hashes, &mut c.post_embeddings);
+            for item in items
+                .iter()
+                .chain(std::iter::repeat_n(&pad, count - items.len()))
+            {
+                Self::lookup(
+                    &self.post,
+                    EntityKind::Post,
+                    item.post_id,
+                    hi,
+                    &mut c.post_hashes,
+                    &mut c.post_embeddings,
+                );
                 Self::lookup(
                     &self.author,
                     EntityKind::Author,
@@ -296,7 +331,10 @@ mod tests {
     fn hash_is_stable_and_kinds_differ() {
         // Pinned values (computed independently): changing the hash silently
         // would invalidate every trained table.
-        assert_eq!(entity_hashes(EntityKind::User, 42, 2, 65536), vec![4392, 17260]);
+        assert_eq!(
+            entity_hashes(EntityKind::User, 42, 2, 65536),
+            vec![4392, 17260]
+        );
         let u = entity_hashes(EntityKind::User, 42, 2, 1 << 20);
         let p = entity_hashes(EntityKind::Post, 42, 2, 1 << 20);
         assert_ne!(u, p);

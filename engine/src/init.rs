@@ -44,7 +44,9 @@ impl std::str::FromStr for Preset {
             "demo" => Ok(Self::Demo),
             "prod-like" => Ok(Self::ProdLike),
             "mid" => Ok(Self::Mid),
-            other => Err(format!("unknown preset '{other}', expected demo, mid or prod-like")),
+            other => Err(format!(
+                "unknown preset '{other}', expected demo, mid or prod-like"
+            )),
         }
     }
 }
@@ -110,13 +112,24 @@ const BLOCK: usize = 1 << 20;
 
 /// FNV-1a of a name, to give every tensor its own stream.
 fn name_hash(name: &str) -> u64 {
-    name.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// One block of a tensor's values (`len` elements starting at `block * BLOCK`).
-fn draw_block(seed: u64, name: &str, block: usize, len: usize, init: ParamInit, fan_in: usize, row_len: usize) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash(name) ^ (block as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+fn draw_block(
+    seed: u64,
+    name: &str,
+    block: usize,
+    len: usize,
+    init: ParamInit,
+    fan_in: usize,
+    row_len: usize,
+) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed ^ name_hash(name) ^ (block as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
     let start = block * BLOCK;
     (0..len)
         .map(|_| {
@@ -129,7 +142,13 @@ fn draw_block(seed: u64, name: &str, block: usize, len: usize, init: ParamInit, 
         })
         .enumerate()
         // Hash tables: row 0 is padding and stays zero (row_len > 0 marks a table).
-        .map(|(i, v)| if row_len > 0 && start + i < row_len { 0.0 } else { v })
+        .map(|(i, v)| {
+            if row_len > 0 && start + i < row_len {
+                0.0
+            } else {
+                v
+            }
+        })
         .collect()
 }
 
@@ -157,14 +176,17 @@ pub fn write_random_model(
         message,
     })?;
     if table_rows < 2 {
-        return Err(EngineError::Input(format!("table rows {table_rows} must be at least 2")));
+        return Err(EngineError::Input(format!(
+            "table rows {table_rows} must be at least 2"
+        )));
     }
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     let text = serde_json::to_string_pretty(cfg).map_err(|e| EngineError::Config {
         path: dir.join("config.json").display().to_string(),
         message: e.to_string(),
     })?;
-    std::fs::write(dir.join("config.json"), text).map_err(|e| EngineError::io(dir.join("config.json"), e))?;
+    std::fs::write(dir.join("config.json"), text)
+        .map_err(|e| EngineError::io(dir.join("config.json"), e))?;
 
     // (spec, init, fan_in, row_len of a hash table or 0)
     let mut plan: Vec<(TensorSpec, ParamInit, usize, usize)> = param_specs(&model)

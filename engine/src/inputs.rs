@@ -69,9 +69,20 @@ fn pick<T: Copy>(data: &[T], row_len: usize, rows: &[usize]) -> Vec<T> {
         .collect()
 }
 
-fn pick_cols<T: Copy>(data: &[T], batch: usize, count: usize, width: usize, c0: usize, c1: usize) -> Vec<T> {
+fn pick_cols<T: Copy>(
+    data: &[T],
+    batch: usize,
+    count: usize,
+    width: usize,
+    c0: usize,
+    c1: usize,
+) -> Vec<T> {
     (0..batch)
-        .flat_map(|b| data[(b * count + c0) * width..(b * count + c1) * width].iter().copied())
+        .flat_map(|b| {
+            data[(b * count + c0) * width..(b * count + c1) * width]
+                .iter()
+                .copied()
+        })
         .collect()
 }
 
@@ -109,12 +120,28 @@ impl UserInputs {
             return Err(EngineError::Input("batch size is 0".into()));
         }
         check_len("user_hashes", self.user_hashes.len(), &[b, hu])?;
-        check_len("history_post_hashes", self.history_post_hashes.len(), &[b, s, hi])?;
-        check_len("history_author_hashes", self.history_author_hashes.len(), &[b, s, ha])?;
+        check_len(
+            "history_post_hashes",
+            self.history_post_hashes.len(),
+            &[b, s, hi],
+        )?;
+        check_len(
+            "history_author_hashes",
+            self.history_author_hashes.len(),
+            &[b, s, ha],
+        )?;
         check_len("history_actions", self.history_actions.len(), &[b, s, a])?;
-        check_len("history_product_surface", self.history_product_surface.len(), &[b, s])?;
+        check_len(
+            "history_product_surface",
+            self.history_product_surface.len(),
+            &[b, s],
+        )?;
         check_len("user_embeddings", self.user_embeddings.len(), &[b, hu, d])?;
-        check_len("history_post_embeddings", self.history_post_embeddings.len(), &[b, s, hi, d])?;
+        check_len(
+            "history_post_embeddings",
+            self.history_post_embeddings.len(),
+            &[b, s, hi, d],
+        )?;
         check_len(
             "history_author_embeddings",
             self.history_author_embeddings.len(),
@@ -123,7 +150,11 @@ impl UserInputs {
         check_hashes("user_hashes", &self.user_hashes)?;
         check_hashes("history_post_hashes", &self.history_post_hashes)?;
         check_hashes("history_author_hashes", &self.history_author_hashes)?;
-        check_surface("history_product_surface", &self.history_product_surface, cfg)?;
+        check_surface(
+            "history_product_surface",
+            &self.history_product_surface,
+            cfg,
+        )?;
         check_finite("history_actions", &self.history_actions)?;
         check_finite("user_embeddings", &self.user_embeddings)?;
         check_finite("history_post_embeddings", &self.history_post_embeddings)?;
@@ -133,7 +164,11 @@ impl UserInputs {
     /// The rows `rows` of the batch, in that order.
     pub fn select_rows(&self, cfg: &ModelConfig, rows: &[usize]) -> Self {
         let (s, d) = (self.history_len, cfg.emb_size);
-        let (hu, hi, ha) = (cfg.num_user_hashes, cfg.num_item_hashes, cfg.num_author_hashes);
+        let (hu, hi, ha) = (
+            cfg.num_user_hashes,
+            cfg.num_item_hashes,
+            cfg.num_author_hashes,
+        );
         Self {
             batch: rows.len(),
             history_len: s,
@@ -196,14 +231,38 @@ impl CandidateInputs {
     pub fn validate(&self, cfg: &ModelConfig, what: &str) -> Result<()> {
         let (b, c, d) = (self.batch, self.count, cfg.emb_size);
         let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
-        check_len(&format!("{what}post_hashes"), self.post_hashes.len(), &[b, c, hi])?;
-        check_len(&format!("{what}author_hashes"), self.author_hashes.len(), &[b, c, ha])?;
-        check_len(&format!("{what}product_surface"), self.product_surface.len(), &[b, c])?;
-        check_len(&format!("{what}post_embeddings"), self.post_embeddings.len(), &[b, c, hi, d])?;
-        check_len(&format!("{what}author_embeddings"), self.author_embeddings.len(), &[b, c, ha, d])?;
+        check_len(
+            &format!("{what}post_hashes"),
+            self.post_hashes.len(),
+            &[b, c, hi],
+        )?;
+        check_len(
+            &format!("{what}author_hashes"),
+            self.author_hashes.len(),
+            &[b, c, ha],
+        )?;
+        check_len(
+            &format!("{what}product_surface"),
+            self.product_surface.len(),
+            &[b, c],
+        )?;
+        check_len(
+            &format!("{what}post_embeddings"),
+            self.post_embeddings.len(),
+            &[b, c, hi, d],
+        )?;
+        check_len(
+            &format!("{what}author_embeddings"),
+            self.author_embeddings.len(),
+            &[b, c, ha, d],
+        )?;
         check_hashes(&format!("{what}post_hashes"), &self.post_hashes)?;
         check_hashes(&format!("{what}author_hashes"), &self.author_hashes)?;
-        check_surface(&format!("{what}product_surface"), &self.product_surface, cfg)?;
+        check_surface(
+            &format!("{what}product_surface"),
+            &self.product_surface,
+            cfg,
+        )?;
         check_finite(&format!("{what}post_embeddings"), &self.post_embeddings)?;
         check_finite(&format!("{what}author_embeddings"), &self.author_embeddings)
     }
@@ -269,7 +328,8 @@ impl RecsysInputs {
     /// dimension must match the config. The result is validated.
     pub fn from_safetensors(file: &SafetensorsFile, cfg: &ModelConfig) -> Result<Self> {
         let user = UserInputs::from_safetensors(file, cfg)?;
-        let candidates = CandidateInputs::from_safetensors(file, cfg, "candidate_", Some(user.batch))?;
+        let candidates =
+            CandidateInputs::from_safetensors(file, cfg, "candidate_", Some(user.batch))?;
         let inputs = Self { user, candidates };
         inputs.validate(cfg)?;
         Ok(inputs)
@@ -311,9 +371,13 @@ impl UserInputs {
             history_len: s,
             user_hashes: uh.data,
             history_post_hashes: hph.data,
-            history_author_hashes: file.read_int("history_author_hashes", Some(&[b, s, ha]))?.data,
+            history_author_hashes: file
+                .read_int("history_author_hashes", Some(&[b, s, ha]))?
+                .data,
             history_actions: file.read_f32("history_actions", Some(&[b, s, a]))?.data,
-            history_product_surface: file.read_int("history_product_surface", Some(&[b, s]))?.data,
+            history_product_surface: file
+                .read_int("history_product_surface", Some(&[b, s]))?
+                .data,
             user_embeddings: file.read_f32("user_embeddings", Some(&[b, hu, d]))?.data,
             history_post_embeddings: file
                 .read_f32("history_post_embeddings", Some(&[b, s, hi, d]))?
@@ -353,8 +417,12 @@ impl CandidateInputs {
             batch: b,
             count: c,
             post_hashes: file.read_int(&name, Some(&[b, c, hi]))?.data,
-            author_hashes: file.read_int(&format!("{prefix}author_hashes"), Some(&[b, c, ha]))?.data,
-            product_surface: file.read_int(&format!("{prefix}product_surface"), Some(&[b, c]))?.data,
+            author_hashes: file
+                .read_int(&format!("{prefix}author_hashes"), Some(&[b, c, ha]))?
+                .data,
+            product_surface: file
+                .read_int(&format!("{prefix}product_surface"), Some(&[b, c]))?
+                .data,
             post_embeddings: file
                 .read_f32(&format!("{prefix}post_embeddings"), Some(&[b, c, hi, d]))?
                 .data,

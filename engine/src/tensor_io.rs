@@ -289,13 +289,14 @@ impl StreamingWriter {
         }
         let mut json = serde_json::Value::Object(header).to_string().into_bytes();
         // The format asks for the data to start 8-byte aligned; pad with spaces.
-        while json.len() % 8 != 0 {
+        while !json.len().is_multiple_of(8) {
             json.push(b' ');
         }
         let file = File::create(path).map_err(|e| EngineError::io(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let io = |e| EngineError::io(path, e);
-        out.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
+        out.write_all(&(json.len() as u64).to_le_bytes())
+            .map_err(io)?;
         out.write_all(&json).map_err(io)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -364,8 +365,16 @@ mod tests {
         assert_eq!(f.read_f32("a", Some(&[2, 3])).expect("a").data[5], 6.5);
         assert_eq!(f.read_int("b", None).expect("b").data, vec![-1, 0, 7]);
         let err = f.read_f32("a", Some(&[3, 2])).expect_err("wrong shape");
-        assert!(err.to_string().contains("'a' has shape [2, 3], expected [3, 2]"));
-        assert!(f.read_f32("zz", None).expect_err("missing").to_string().contains("'zz'"));
+        assert!(
+            err.to_string()
+                .contains("'a' has shape [2, 3], expected [3, 2]")
+        );
+        assert!(
+            f.read_f32("zz", None)
+                .expect_err("missing")
+                .to_string()
+                .contains("'zz'")
+        );
     }
 
     #[test]
@@ -387,7 +396,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.safetensors");
         std::fs::write(&path, b"not a safetensors file at all").expect("write");
-        let err = SafetensorsFile::open(&path).err().expect("must fail").to_string();
+        let err = SafetensorsFile::open(&path)
+            .err()
+            .expect("must fail")
+            .to_string();
         assert!(err.contains("bad.safetensors"), "{err}");
     }
 }

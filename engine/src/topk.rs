@@ -62,11 +62,17 @@ mod tests {
         let mut x = 12345u64;
         let scores: Vec<f32> = (0..1000)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 40) % 50) as f32 // many ties
             })
             .collect();
-        let mut full: Vec<(u32, f32)> = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+        let mut full: Vec<(u32, f32)> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (i as u32, s))
+            .collect();
         full.sort_by(by_score_then_index);
         for k in [1, 7, 50, 999, 1000] {
             assert_eq!(top_k(&scores, k), full[..k].to_vec(), "k={k}");

@@ -61,10 +61,18 @@ const TOWER: &str = "~build_candidate_representation/candidate_tower";
 pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
     use ParamInit::*;
     let d = cfg.emb_size;
-    let (hu, hi, ha) = (cfg.num_user_hashes, cfg.num_item_hashes, cfg.num_author_hashes);
+    let (hu, hi, ha) = (
+        cfg.num_user_hashes,
+        cfg.num_item_hashes,
+        cfg.num_author_hashes,
+    );
     let p = model_prefix(cfg.kind);
     let mut out = vec![
-        spec(format!("{p}/action_projection"), vec![cfg.num_actions, d], FanIn),
+        spec(
+            format!("{p}/action_projection"),
+            vec![cfg.num_actions, d],
+            FanIn,
+        ),
         spec(
             format!("{p}/product_surface_embedding_table"),
             vec![cfg.product_surface_vocab_size, d],
@@ -75,9 +83,17 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
     ];
     match cfg.kind {
         ModelKind::Ranker => {
-            out.push(spec(format!("{p}/proj_mat_2"), vec![(hi + ha + 1) * d, d], FanIn));
+            out.push(spec(
+                format!("{p}/proj_mat_2"),
+                vec![(hi + ha + 1) * d, d],
+                FanIn,
+            ));
             out.push(spec(format!("{p}/rms_norm/scale"), vec![d], NormScale));
-            out.push(spec(format!("{p}/unembeddings"), vec![d, cfg.num_actions], FanIn));
+            out.push(spec(
+                format!("{p}/unembeddings"),
+                vec![d, cfg.num_actions],
+                FanIn,
+            ));
         }
         ModelKind::Retrieval => {
             out.push(spec(
@@ -92,17 +108,37 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
             ));
         }
     }
-    let (q, kv, f) = (cfg.num_q_heads * cfg.key_size, cfg.num_kv_heads * cfg.key_size, cfg.ffn_size);
+    let (q, kv, f) = (
+        cfg.num_q_heads * cfg.key_size,
+        cfg.num_kv_heads * cfg.key_size,
+        cfg.ffn_size,
+    );
     for i in 0..cfg.num_layers {
         let l = format!("transformer/decoder_layer_{i}");
         out.extend([
             spec(format!("{l}/linear/w"), vec![d, f], FanIn),
             spec(format!("{l}/linear_1/w"), vec![f, d], FanIn),
             spec(format!("{l}/linear_v/w"), vec![d, f], FanIn),
-            spec(format!("{l}/multi_head_attention/key/w"), vec![d, kv], FanIn),
-            spec(format!("{l}/multi_head_attention/linear/w"), vec![q, d], FanIn),
-            spec(format!("{l}/multi_head_attention/query/w"), vec![d, q], FanIn),
-            spec(format!("{l}/multi_head_attention/value/w"), vec![d, kv], FanIn),
+            spec(
+                format!("{l}/multi_head_attention/key/w"),
+                vec![d, kv],
+                FanIn,
+            ),
+            spec(
+                format!("{l}/multi_head_attention/linear/w"),
+                vec![q, d],
+                FanIn,
+            ),
+            spec(
+                format!("{l}/multi_head_attention/query/w"),
+                vec![d, q],
+                FanIn,
+            ),
+            spec(
+                format!("{l}/multi_head_attention/value/w"),
+                vec![d, kv],
+                FanIn,
+            ),
             spec(format!("{l}/rms_norm/scale"), vec![d], NormScale),
             spec(format!("{l}/rms_norm_1/scale"), vec![d], NormScale),
             spec(format!("{l}/rms_norm_2/scale"), vec![d], NormScale),
@@ -216,7 +252,8 @@ impl PhoenixWeights {
             }
         }
         for (name, (_, shape)) in &entries {
-            let known = specs.iter().any(|s| &s.name == name) || HASH_TABLE_NAMES.contains(&name.as_str());
+            let known =
+                specs.iter().any(|s| &s.name == name) || HASH_TABLE_NAMES.contains(&name.as_str());
             if !known {
                 return Err(err(format!(
                     "unexpected tensor '{name}' with shape {shape:?} (not a parameter of this {:?} config)",
@@ -227,7 +264,9 @@ impl PhoenixWeights {
         let get = |name: &str| -> Result<Tensor> {
             let t = file.read_f32(name, None)?;
             if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(err(format!("tensor '{name}' holds a non-finite value at element {i}")));
+                return Err(err(format!(
+                    "tensor '{name}' holds a non-finite value at element {i}"
+                )));
             }
             Ok(Tensor::from_vec(t.data, t.shape, &Device::Cpu)?)
         };

@@ -18,7 +18,10 @@ fn copy_set(name: &str) -> tempfile::TempDir {
 }
 
 /// Rewrites a safetensors file, letting `edit` change (name, dtype, shape, bytes) entries.
-fn rewrite(path: &Path, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) {
+fn rewrite(
+    path: &Path,
+    edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>),
+) {
     let bytes = std::fs::read(path).expect("read");
     let st = SafeTensors::deserialize(&bytes).expect("parse");
     let mut items: Vec<_> = st
@@ -29,7 +32,14 @@ fn rewrite(path: &Path, edit: impl Fn(&mut Vec<(String, safetensors::Dtype, Vec<
     edit(&mut items);
     let outs: Vec<foryou_engine::tensor_io::OutTensor> = items
         .into_iter()
-        .map(|(name, dtype, shape, bytes)| foryou_engine::tensor_io::OutTensor { name, dtype, shape, bytes })
+        .map(
+            |(name, dtype, shape, bytes)| foryou_engine::tensor_io::OutTensor {
+                name,
+                dtype,
+                shape,
+                bytes,
+            },
+        )
         .collect();
     foryou_engine::tensor_io::write_tensors(path, &outs).expect("write");
 }
@@ -55,7 +65,10 @@ fn missing_tensor_is_named_with_expected_shape() {
         items.retain(|t| t.0 != "transformer/decoder_layer_1/linear_v/w");
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("missing tensor 'transformer/decoder_layer_1/linear_v/w'"), "{err}");
+    assert!(
+        err.contains("missing tensor 'transformer/decoder_layer_1/linear_v/w'"),
+        "{err}"
+    );
     assert!(err.contains("[128, 176]"), "{err}");
 }
 
@@ -63,18 +76,29 @@ fn missing_tensor_is_named_with_expected_shape() {
 fn misshaped_tensor_is_named_with_both_shapes() {
     let dir = copy_set("ranker_demo_f32");
     rewrite(&dir.path().join("params.safetensors"), |items| {
-        let t = items.iter_mut().find(|t| t.0 == "phoenix_model/unembeddings").expect("present");
+        let t = items
+            .iter_mut()
+            .find(|t| t.0 == "phoenix_model/unembeddings")
+            .expect("present");
         t.2 = vec![19, 128];
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("'phoenix_model/unembeddings' has shape [19, 128], expected [128, 19]"), "{err}");
+    assert!(
+        err.contains("'phoenix_model/unembeddings' has shape [19, 128], expected [128, 19]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn extra_tensor_is_named() {
     let dir = copy_set("ranker_demo_f32");
     rewrite(&dir.path().join("params.safetensors"), |items| {
-        items.push(("phoenix_model/bias".into(), safetensors::Dtype::F32, vec![1], vec![0; 4]));
+        items.push((
+            "phoenix_model/bias".into(),
+            safetensors::Dtype::F32,
+            vec![1],
+            vec![0; 4],
+        ));
     });
     assert!(eval_err(dir.path()).contains("unexpected tensor 'phoenix_model/bias'"));
 }
@@ -83,44 +107,68 @@ fn extra_tensor_is_named() {
 fn nan_embedding_is_rejected() {
     let dir = copy_set("ranker_demo_f32");
     rewrite(&dir.path().join("inputs.safetensors"), |items| {
-        let t = items.iter_mut().find(|t| t.0 == "candidate_post_embeddings").expect("present");
+        let t = items
+            .iter_mut()
+            .find(|t| t.0 == "candidate_post_embeddings")
+            .expect("present");
         t.3[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("candidate_post_embeddings") && err.contains("non-finite"), "{err}");
+    assert!(
+        err.contains("candidate_post_embeddings") && err.contains("non-finite"),
+        "{err}"
+    );
 }
 
 #[test]
 fn negative_hash_is_rejected() {
     let dir = copy_set("ranker_gqa_f32");
     rewrite(&dir.path().join("inputs.safetensors"), |items| {
-        let t = items.iter_mut().find(|t| t.0 == "history_post_hashes").expect("present");
+        let t = items
+            .iter_mut()
+            .find(|t| t.0 == "history_post_hashes")
+            .expect("present");
         t.3[8..12].copy_from_slice(&(-5i32).to_le_bytes());
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("history_post_hashes") && err.contains("-5"), "{err}");
+    assert!(
+        err.contains("history_post_hashes") && err.contains("-5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn out_of_range_product_surface_is_rejected() {
     let dir = copy_set("ranker_demo_f32");
     rewrite(&dir.path().join("inputs.safetensors"), |items| {
-        let t = items.iter_mut().find(|t| t.0 == "candidate_product_surface").expect("present");
+        let t = items
+            .iter_mut()
+            .find(|t| t.0 == "candidate_product_surface")
+            .expect("present");
         t.3[0..4].copy_from_slice(&16i32.to_le_bytes());
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("candidate_product_surface") && err.contains("[0, 16)"), "{err}");
+    assert!(
+        err.contains("candidate_product_surface") && err.contains("[0, 16)"),
+        "{err}"
+    );
 }
 
 #[test]
 fn misshaped_input_is_named() {
     let dir = copy_set("ranker_demo_f32");
     rewrite(&dir.path().join("inputs.safetensors"), |items| {
-        let t = items.iter_mut().find(|t| t.0 == "history_actions").expect("present");
+        let t = items
+            .iter_mut()
+            .find(|t| t.0 == "history_actions")
+            .expect("present");
         t.2 = vec![2, 19, 32];
     });
     let err = eval_err(dir.path());
-    assert!(err.contains("'history_actions' has shape [2, 19, 32]"), "{err}");
+    assert!(
+        err.contains("'history_actions' has shape [2, 19, 32]"),
+        "{err}"
+    );
 }
 
 #[test]

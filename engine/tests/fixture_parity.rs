@@ -28,7 +28,10 @@ fn check_ranker(dir: &Path, inputs: &Path, outputs: &Path, path: RankerPath, chu
     let (rshape, want_ranked) = expected(outputs, "ranked_indices");
     let ranked = find(&outs, "ranked_indices");
     assert_eq!(ranked.shape, rshape);
-    eprintln!("{} {path:?} chunk {chunk:?}: max|dlogit| {dl:.3e} max|dprob| {dp:.3e}", inputs.display());
+    eprintln!(
+        "{} {path:?} chunk {chunk:?}: max|dlogit| {dl:.3e} max|dprob| {dp:.3e}",
+        inputs.display()
+    );
     match cfg.fprop_dtype {
         FpropDtype::F32 => {
             assert!(dl <= 1e-4, "{}: logits off by {dl}", inputs.display());
@@ -45,16 +48,26 @@ fn check_ranker(dir: &Path, inputs: &Path, outputs: &Path, path: RankerPath, chu
 fn ranker_sets() -> Vec<std::path::PathBuf> {
     fixture_sets()
         .into_iter()
-        .filter(|d| std::fs::read_to_string(d.join("config.json")).expect("config").contains("\"ranker\""))
+        .filter(|d| {
+            std::fs::read_to_string(d.join("config.json"))
+                .expect("config")
+                .contains("\"ranker\"")
+        })
         .collect()
 }
 
 #[test]
 fn ranker_sets_match_reference_on_both_paths() {
     let sets = ranker_sets();
-    assert!(sets.len() >= 4, "expected the four ranker sets, found {sets:?}");
+    assert!(
+        sets.len() >= 4,
+        "expected the four ranker sets, found {sets:?}"
+    );
     for dir in sets {
-        let (inputs, outputs) = (dir.join("inputs.safetensors"), dir.join("outputs.safetensors"));
+        let (inputs, outputs) = (
+            dir.join("inputs.safetensors"),
+            dir.join("outputs.safetensors"),
+        );
         check_ranker(&dir, &inputs, &outputs, RankerPath::Dense, None);
         check_ranker(&dir, &inputs, &outputs, RankerPath::Fast, None);
     }
@@ -63,7 +76,10 @@ fn ranker_sets_match_reference_on_both_paths() {
 #[test]
 fn fast_path_matches_reference_in_any_chunk_size() {
     for dir in ranker_sets() {
-        let (inputs, outputs) = (dir.join("inputs.safetensors"), dir.join("outputs.safetensors"));
+        let (inputs, outputs) = (
+            dir.join("inputs.safetensors"),
+            dir.join("outputs.safetensors"),
+        );
         for chunk in [1, 3, 7] {
             check_ranker(&dir, &inputs, &outputs, RankerPath::Fast, Some(chunk));
         }
@@ -120,7 +136,11 @@ fn retrieval_set_matches_reference() {
         eprintln!("{name}: {d:.3e}");
         assert!(d <= 1e-5, "{name} off by {d}");
     }
-    for name in ["top_k_indices", "candidate_padding_mask", "tower_candidate_padding_mask"] {
+    for name in [
+        "top_k_indices",
+        "candidate_padding_mask",
+        "tower_candidate_padding_mask",
+    ] {
         let (shape, want) = expected(&outputs, name);
         let got = find(&outs, name);
         assert_eq!(got.shape, shape, "{name} shape");

@@ -25,7 +25,9 @@ fn transform_logits(s: Tensor, cfg: &ModelConfig, prec: Precision) -> Result<Ten
 /// `[B, T, H, K]` -> `[B, Hkv, G*T, K]` (the `G` query heads of each kv head stacked).
 fn group_heads(x: &Tensor, hkv: usize) -> Result<Tensor> {
     let (b, t, h, k) = x.dims4()?;
-    x.transpose(1, 2)?.contiguous()?.reshape((b, hkv, (h / hkv) * t, k))
+    x.transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, hkv, (h / hkv) * t, k))
 }
 
 /// `[B, Hkv, G*T, K]` -> `[B, T, Hq*K]` (heads concatenated head-major).
@@ -50,7 +52,10 @@ pub struct KeyMask {
 impl KeyMask {
     /// From a row-major 0/1 array of the given shape (broadcastable against logits).
     pub fn new(allowed: Vec<f32>, shape: &[usize], fill: f32) -> Result<Self> {
-        let bias: Vec<f32> = allowed.iter().map(|&a| if a > 0.0 { 0.0 } else { fill }).collect();
+        let bias: Vec<f32> = allowed
+            .iter()
+            .map(|&a| if a > 0.0 { 0.0 } else { fill })
+            .collect();
         let dev = candle_core::Device::Cpu;
         Ok(Self {
             allowed: Tensor::from_vec(allowed, shape, &dev)?,

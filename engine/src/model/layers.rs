@@ -108,13 +108,26 @@ impl DecoderLayer {
     }
 
     /// Pre-attention norm, q/k/v projections and RoPE for tokens `h: [B, T, D]`.
-    pub fn qkv(&self, cfg: &ModelConfig, h: &Tensor, cos: &Tensor, sin: &Tensor, prec: Precision) -> Result<Qkv> {
+    pub fn qkv(
+        &self,
+        cfg: &ModelConfig,
+        h: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        prec: Precision,
+    ) -> Result<Qkv> {
         let (b, t, _) = h.dims3()?;
         let (hq, hkv, k) = (cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size);
         let x = rms_norm(h, &self.w.attn_norm, cfg.rms_norm_eps, prec)?;
-        let q = prec.round(linear(&x, &self.w.wq)?)?.reshape((b, t, hq, k))?;
-        let kk = prec.round(linear(&x, &self.w.wk)?)?.reshape((b, t, hkv, k))?;
-        let v = prec.round(linear(&x, &self.w.wv)?)?.reshape((b, t, hkv, k))?;
+        let q = prec
+            .round(linear(&x, &self.w.wq)?)?
+            .reshape((b, t, hq, k))?;
+        let kk = prec
+            .round(linear(&x, &self.w.wk)?)?
+            .reshape((b, t, hkv, k))?;
+        let v = prec
+            .round(linear(&x, &self.w.wv)?)?
+            .reshape((b, t, hkv, k))?;
         Ok(Qkv {
             q: apply_rope(&q, cos, sin, prec)?,
             k: apply_rope(&kk, cos, sin, prec)?,
@@ -124,7 +137,13 @@ impl DecoderLayer {
 
     /// Everything after attention: output projection, post-attention norm and
     /// residual, then the FFN sandwich. `attn: [B, T, Hq*K]`, `h: [B, T, D]`.
-    pub fn finish(&self, cfg: &ModelConfig, h: &Tensor, attn: &Tensor, prec: Precision) -> Result<Tensor> {
+    pub fn finish(
+        &self,
+        cfg: &ModelConfig,
+        h: &Tensor,
+        attn: &Tensor,
+        prec: Precision,
+    ) -> Result<Tensor> {
         let eps = cfg.rms_norm_eps;
         let attn_out = prec.round(linear(attn, &self.w.wo)?)?;
         let h = prec.round((h + rms_norm(&attn_out, &self.w.attn_out_norm, eps, prec)?)?)?;

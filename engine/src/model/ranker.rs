@@ -133,6 +133,11 @@ impl PhoenixRanker {
         &self.cfg
     }
 
+    /// The hash tables that came with the weights, if any.
+    pub fn hash_tables(&self) -> Option<&crate::hash_embed::HashTables> {
+        self.weights.hash_tables.as_ref()
+    }
+
     pub(crate) fn head(&self) -> Result<&RankerHead> {
         match &self.weights.head {
             HeadWeights::Ranker(h) => Ok(h),
@@ -163,7 +168,12 @@ impl PhoenixRanker {
     }
 
     /// RoPE positions of candidate slots `first..first + count` after a context of `ctx_len`.
-    pub(crate) fn candidate_positions(&self, ctx_len: usize, first: usize, count: usize) -> Vec<usize> {
+    pub(crate) fn candidate_positions(
+        &self,
+        ctx_len: usize,
+        first: usize,
+        count: usize,
+    ) -> Vec<usize> {
         match self.cfg.candidate_positions {
             CandidatePositions::Absolute => (ctx_len + first..ctx_len + first + count).collect(),
             CandidatePositions::Shared => vec![ctx_len; count],
@@ -179,7 +189,9 @@ impl PhoenixRanker {
             )));
         }
         let x = self.tokens().context(user)?;
-        Ok(self.transformer.encode_context(&x, &user.context_valid(&self.cfg))?)
+        Ok(self
+            .transformer
+            .encode_context(&x, &user.context_valid(&self.cfg))?)
     }
 
     /// Scores candidates against an encoded context; `first_slot` is the slot
@@ -193,9 +205,12 @@ impl PhoenixRanker {
         let head = self.head()?;
         let x = self.tokens().candidates(cands, &head.proj_candidate)?;
         let positions = self.candidate_positions(ctx.len, first_slot, cands.count);
-        let h = self
-            .transformer
-            .forward_candidates(&x, &positions, &cands.valid_mask(&self.cfg), ctx)?;
+        let h = self.transformer.forward_candidates(
+            &x,
+            &positions,
+            &cands.valid_mask(&self.cfg),
+            ctx,
+        )?;
         self.predict(&h)
     }
 

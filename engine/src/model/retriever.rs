@@ -34,7 +34,11 @@ pub struct PhoenixRetriever {
 
 /// `v / sqrt(max(|v|^2, eps))` over the last axis.
 fn l2_normalize(v: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
-    let norm = v.sqr()?.sum_keepdim(candle_core::D::Minus1)?.clamp(eps, f32::MAX)?.sqrt()?;
+    let norm = v
+        .sqr()?
+        .sum_keepdim(candle_core::D::Minus1)?
+        .clamp(eps, f32::MAX)?
+        .sqrt()?;
     v.broadcast_div(&norm)
 }
 
@@ -81,7 +85,10 @@ impl PhoenixRetriever {
         let positions: Vec<usize> = (0..len).collect();
         let h = self.transformer.forward_dense(&x, &positions, &mask)?;
         let m: Vec<f32> = valid.iter().map(|&v| f32::from(u8::from(v))).collect();
-        let counts: Vec<f32> = m.chunks_exact(len).map(|r| r.iter().sum::<f32>().max(1.0)).collect();
+        let counts: Vec<f32> = m
+            .chunks_exact(len)
+            .map(|r| r.iter().sum::<f32>().max(1.0))
+            .collect();
         let m = Tensor::from_vec(m, (b, len, 1), &Device::Cpu)?;
         let sum = h.broadcast_mul(&m)?.sum(1)?; // [B, D]
         let mean = sum.broadcast_div(&Tensor::from_vec(counts, (b, 1), &Device::Cpu)?)?;

@@ -32,7 +32,8 @@ impl<'a> TokenBuilder<'a> {
     fn product_surface(&self, ids: &[i64]) -> Result<Tensor> {
         let idx: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
         let idx = Tensor::from_vec(idx, ids.len(), &Device::Cpu)?;
-        self.prec.round(self.w.product_surface_table.index_select(&idx, 0)?)
+        self.prec
+            .round(self.w.product_surface_table.index_select(&idx, 0)?)
     }
 
     /// `(2a - 1) @ action_projection`, zeroed for items with no engagement: `[N, D]`.

@@ -49,7 +49,10 @@ pub fn find<'a>(outs: &'a [OutTensor], name: &str) -> &'a OutTensor {
 /// Largest absolute difference; panics on a length mismatch.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Reads an expected tensor from a fixture outputs file as f32 with its shape.
@@ -119,14 +122,35 @@ pub fn random_ranker(cfg: &PhoenixConfig, seed: u64) -> (tempfile::TempDir, Phoe
 /// Random inputs: padding with probability `pad` per slot, padded rows carry
 /// random non-zero embeddings (so a masking mistake shows), users padded with
 /// probability `user_pad`.
-pub fn random_inputs(cfg: &ModelConfig, rng: &mut Rng, b: usize, s: usize, c: usize, pad: f32, user_pad: f32) -> RecsysInputs {
+pub fn random_inputs(
+    cfg: &ModelConfig,
+    rng: &mut Rng,
+    b: usize,
+    s: usize,
+    c: usize,
+    pad: f32,
+    user_pad: f32,
+) -> RecsysInputs {
     let d = cfg.emb_size;
-    let (hu, hi, ha, a) = (cfg.num_user_hashes, cfg.num_item_hashes, cfg.num_author_hashes, cfg.num_actions);
+    let (hu, hi, ha, a) = (
+        cfg.num_user_hashes,
+        cfg.num_item_hashes,
+        cfg.num_author_hashes,
+        cfg.num_actions,
+    );
     let hashes = |n: usize, k: usize, rng: &mut Rng, p: f32| -> Vec<i64> {
         (0..n)
             .flat_map(|_| {
                 let valid = !rng.chance(p);
-                (0..k).map(|_| if valid { 1 + rng.below(99_999) as i64 } else { 0 }).collect::<Vec<_>>()
+                (0..k)
+                    .map(|_| {
+                        if valid {
+                            1 + rng.below(99_999) as i64
+                        } else {
+                            0
+                        }
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     };
@@ -142,7 +166,9 @@ pub fn random_inputs(cfg: &ModelConfig, rng: &mut Rng, b: usize, s: usize, c: us
         user_hashes,
         history_post_hashes,
         history_author_hashes,
-        history_actions: (0..b * s * a).map(|_| f32::from(u8::from(rng.chance(0.3)))).collect(),
+        history_actions: (0..b * s * a)
+            .map(|_| f32::from(u8::from(rng.chance(0.3))))
+            .collect(),
         history_product_surface: (0..b * s).map(|_| rng.below(16) as i64).collect(),
         user_embeddings: normals(b * hu * d, rng),
         history_post_embeddings: normals(b * s * hi * d, rng),

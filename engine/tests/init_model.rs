@@ -1,0 +1,127 @@
+//! `foryou phoenix init` weights: deterministic per seed, loadable, and giving
+//! non-trivial outputs through the hash-embedding lookup.
+
+mod common;
+
+use foryou_engine::fixture::load_model_dir;
+use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
+use foryou_engine::init::{Preset, preset_config, write_random_model};
+use foryou_engine::inputs::RecsysInputs;
+use foryou_engine::{FpropDtype, PhoenixRanker};
+
+#[test]
+fn same_seed_same_file_other_seed_other_file() {
+    let cfg = preset_config(Preset::Demo);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    for (dir, seed) in dirs.iter().zip([5u64, 5, 6]) {
+        write_random_model(dir.path(), &cfg, seed, 256, &mut |_, _| {}).expect("write");
+    }
+    let read = |i: usize| std::fs::read(dirs[i].path().join("params.safetensors")).expect("read");
+    assert_eq!(read(0), read(1));
+    assert_ne!(read(0), read(2));
+}
+
+#[test]
+fn demo_model_scores_are_not_trivial_and_padding_row_is_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut calls = 0;
+    write_random_model(
+        dir.path(),
+        &preset_config(Preset::Demo),
+        1,
+        1024,
+        &mut |done, total| {
+            calls += 1;
+            assert!(done <= total);
+        },
+    )
+    .expect("write");
+    assert!(calls >= 2, "progress must be reported");
+    let (cfg, weights) = load_model_dir(dir.path()).expect("load");
+    let tables = weights
+        .hash_tables
+        .clone()
+        .expect("init writes hash tables");
+    assert!(
+        tables.post.data[..cfg.emb_size].iter().all(|&v| v == 0.0),
+        "row 0 is padding"
+    );
+    let history: Vec<HistoryItem> = (1..20u64)
+        .map(|i| HistoryItem {
+            post_id: 1000 + i,
+            author_id: 50 + i % 7,
+            actions: if i % 3 == 0 { 0 } else { 1 << (i % 19) },
+            product_surface: (i % 16) as u32,
+        })
+        .collect();
+    let cands: Vec<CandidateItem> = (0..8u64)
+        .map(|i| CandidateItem {
+            post_id: 5000 + i,
+            author_id: 60 + i,
+            product_surface: 2,
+        })
+        .collect();
+    let user = tables
+        .user_inputs(&cfg, &[(42, &history)], cfg.history_seq_len)
+        .expect("user");
+    // 19 items padded to S = 32: slots 19.. are padding.
+    assert!(user.history_valid(&cfg, 0, 18) && !user.history_valid(&cfg, 0, 19));
+    let candidates = tables
+        .candidate_inputs(&cfg, &[&cands], cfg.candidate_seq_len)
+        .expect("cands");
+    let ranker = PhoenixRanker::new(cfg, weights, FpropDtype::F32).expect("ranker");
+    let out = ranker
+        .forward(&RecsysInputs { user, candidates })
+        .expect("forward");
+    let mean = out.logits.iter().sum::<f32>() / out.logits.len() as f32;
+    let std = (out.logits.iter().map(|x| (x - mean).powi(2)).sum::<f32>()
+        / out.logits.len() as f32)
+        .sqrt();
+    assert!(std > 0.2, "logit std {std}: outputs are trivial");
+    let (lo, hi) = out
+        .probs
+        .iter()
+        .fold((1f32, 0f32), |(l, h), &p| (l.min(p), h.max(p)));
+    assert!(
+        lo < 0.35 && hi > 0.65,
+        "probabilities span only [{lo}, {hi}]"
+    );
+}
+
+#[test]
+fn too_many_candidates_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_random_model(
+        dir.path(),
+        &preset_config(Preset::Demo),
+        1,
+        64,
+        &mut |_, _| {},
+    )
+    .expect("write");
+    let (cfg, weights) = load_model_dir(dir.path()).expect("load");
+    let tables = weights.hash_tables.expect("tables");
+    let cands = vec![
+        CandidateItem {
+            post_id: 1,
+            author_id: 1,
+            product_surface: 0,
+        };
+        3
+    ];
+    let err = tables
+        .candidate_inputs(&cfg, &[&cands], 2)
+        .expect_err("3 > 2 slots");
+    assert!(err.to_string().contains("more than the 2 slots"));
+    let bad = vec![CandidateItem {
+        post_id: 1,
+        author_id: 1,
+        product_surface: 99,
+    }];
+    let err = tables
+        .candidate_inputs(&cfg, &[&bad], 2)
+        .expect_err("surface 99");
+    assert!(err.to_string().contains("product-surface id 99"));
+}

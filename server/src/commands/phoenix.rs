@@ -1,0 +1,221 @@
+//! `foryou phoenix eval` and `foryou phoenix init`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use foryou_engine::FpropDtype;
+use foryou_engine::fixture::{EvalOptions, RankerPath, eval_dir_with_inputs};
+use foryou_engine::init::{Preset, preset_config, write_random_model};
+use foryou_engine::tensor_io::{OutTensor, SafetensorsFile, write_tensors};
+
+/// Ranker computation path.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PathArg {
+    /// The dense, explicitly masked reference computation (the test oracle).
+    Dense,
+    /// Context computed once, candidates attend to its cached K/V (no T x T mask).
+    Fast,
+}
+
+/// Forward dtype.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DtypeArg {
+    /// f32 everywhere.
+    F32,
+    /// bf16 activations and matmuls, f32 norms/softmax/RoPE angles (the reference's bf16 policy).
+    Bf16,
+}
+
+/// Model preset.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    /// The fixtures' demo shape: D 128, 2 layers, 2/2 heads, S 32, C 8.
+    Demo,
+    /// Mid benchmark shape: D 512, 4 layers, 8/2 heads, S 256, C 256.
+    Mid,
+    /// Production-like: D 2560, 8 layers, 20/4 heads of 128, S 1024, C 1400.
+    ProdLike,
+}
+
+/// Phoenix subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PhoenixCommand {
+    /// Run the model on a directory in the reference fixture format and write
+    /// its outputs (same tensor names and shapes as the fixture's outputs).
+    Eval {
+        /// Directory with config.json, params.safetensors and inputs.safetensors.
+        #[arg(long)]
+        fixture: PathBuf,
+        /// Output safetensors file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Ranker path (the retriever has one path).
+        #[arg(long, value_enum, default_value = "fast")]
+        path: PathArg,
+        /// Forward dtype; defaults to the config's fprop_dtype.
+        #[arg(long, value_enum)]
+        dtype: Option<DtypeArg>,
+        /// Inputs file to use instead of DIR/inputs.safetensors (e.g. a variant).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Fast path: score candidates this many slots at a time (same result).
+        #[arg(long)]
+        chunk: Option<usize>,
+        /// Retrieval: number of results; defaults to the config's top_k.
+        #[arg(long)]
+        top_k: Option<usize>,
+    },
+    /// Write config.json + params.safetensors (with hash tables) holding seeded
+    /// random weights whose outputs are not trivial.
+    Init {
+        /// Model shape.
+        #[arg(long, value_enum)]
+        preset: PresetArg,
+        /// RNG seed; the same seed gives the same file.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows of each hash table (user, post, author). Default: 65536 for
+        /// prod-like, 16384 otherwise (a demo model stays small and quick to write).
+        #[arg(long)]
+        table_rows: Option<usize>,
+    },
+}
+
+/// Runs a phoenix subcommand.
+pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
+    match command {
+        PhoenixCommand::Eval {
+            fixture,
+            out,
+            path,
+            dtype,
+            inputs,
+            chunk,
+            top_k,
+        } => {
+            let opts = EvalOptions {
+                path: match path {
+                    PathArg::Dense => RankerPath::Dense,
+                    PathArg::Fast => RankerPath::Fast,
+                },
+                dtype: dtype.map(|d| match d {
+                    DtypeArg::F32 => FpropDtype::F32,
+                    DtypeArg::Bf16 => FpropDtype::Bf16,
+                }),
+                chunk,
+                top_k,
+            };
+            let inputs = inputs.unwrap_or_else(|| fixture.join("inputs.safetensors"));
+            eval(&fixture, &inputs, &out, &opts)
+        }
+        PhoenixCommand::Init {
+            preset,
+            seed,
+            out,
+            table_rows,
+        } => init(preset, seed, &out, table_rows),
+    }
+}
+
+fn eval(dir: &Path, inputs: &Path, out: &Path, opts: &EvalOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let tensors = eval_dir_with_inputs(dir, inputs, opts)
+        .with_context(|| format!("evaluating {}", dir.display()))?;
+    let elapsed = started.elapsed();
+    write_tensors(out, &tensors).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} tensors to {} in {:.1} ms",
+        tensors.len(),
+        out.display(),
+        elapsed.as_secs_f64() * 1e3
+    );
+    // When the inputs sit next to reference outputs, say how close we are.
+    let reference = inputs.with_file_name("outputs.safetensors");
+    if reference.exists() {
+        compare(&tensors, &reference)?;
+    }
+    Ok(())
+}
+
+/// Prints max |ours - reference| per tensor.
+fn compare(ours: &[OutTensor], reference: &Path) -> anyhow::Result<()> {
+    let file = SafetensorsFile::open(reference)?;
+    println!("compared with {}:", reference.display());
+    for t in ours {
+        if !file.contains(&t.name) {
+            continue;
+        }
+        let want: Vec<f64> = match file.read_f32(&t.name, None) {
+            Ok(f) => f.data.into_iter().map(f64::from).collect(),
+            Err(_) => file
+                .read_int(&t.name, None)?
+                .data
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
+        };
+        let got: Vec<f64> = match t.dtype {
+            safetensors::Dtype::F32 => t
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            safetensors::Dtype::I32 => t
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            _ => t.bytes.iter().map(|&b| f64::from(b)).collect(),
+        };
+        if got.len() != want.len() {
+            println!("  {:<34} shape differs", t.name);
+            continue;
+        }
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        println!("  {:<34} max |diff| {d:.3e}", t.name);
+    }
+    Ok(())
+}
+
+fn init(preset: PresetArg, seed: u64, out: &Path, table_rows: Option<usize>) -> anyhow::Result<()> {
+    let preset = match preset {
+        PresetArg::Demo => Preset::Demo,
+        PresetArg::Mid => Preset::Mid,
+        PresetArg::ProdLike => Preset::ProdLike,
+    };
+    let rows = table_rows.unwrap_or(if preset == Preset::ProdLike {
+        65_536
+    } else {
+        16_384
+    });
+    let cfg = preset_config(preset);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} writing params [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let summary = write_random_model(out, &cfg, seed, rows, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("writing model to {}", out.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} tensors ({:.1} MB) to {}",
+        summary.tensors,
+        summary.bytes as f64 / 1e6,
+        out.display()
+    );
+    Ok(())
+}
