@@ -145,3 +145,22 @@ fn absolute_positions_keep_the_reference_slot_dependence() {
     let orig = ranker.forward(&base).expect("base");
     assert!(max_abs_diff(scores_of(&out, 0, 0), scores_of(&orig, 0, 0)) <= 1e-6);
 }
+
+#[test]
+fn empty_history_and_empty_candidate_lists_do_not_panic() {
+    let (_dir, ranker) = gqa_ranker(CandidatePositions::Absolute);
+    let cfg = ranker.config().clone();
+    let mut rng = Rng(3);
+    for (s, c) in [(0, 3), (4, 0), (0, 0)] {
+        let inputs = random_inputs(&cfg, &mut rng, 2, s, c, 0.0, 0.0);
+        let fast = ranker.forward(&inputs);
+        let dense = ranker.forward_dense(&inputs);
+        match (fast, dense) {
+            (Ok(f), Ok(d)) => {
+                assert_eq!(f.logits.len(), 2 * c * cfg.num_actions);
+                assert!(max_abs_diff(&f.logits, &d.logits) <= 1e-5, "s={s} c={c}");
+            }
+            (f, d) => panic!("s={s} c={c}: fast {:?} dense {:?}", f.err(), d.err()),
+        }
+    }
+}

@@ -6,6 +6,11 @@
 //! (Thunder, with the `IngestEvents` stream), `PhoenixRanker` and
 //! `PhoenixRetrieval` (the engine as a service). Messages: the post events
 //! (`InNetworkEvent`) shared by Kafka payloads and the ingest stream.
+//!
+//! All protos live in the one package `foryou.v1` (module [`v1`]). Every post
+//! and user id is `int64` on the wire: X snowflakes fit in 63 bits and the
+//! original Thunder and home mixer use `i64`, so callers holding `u64` ids
+//! convert with `as i64`. Field names are the wire contract; numbers are ours.
 
 /// Generated code of package `foryou.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
