@@ -69,19 +69,21 @@ fn pick<T: Copy>(data: &[T], row_len: usize, rows: &[usize]) -> Vec<T> {
         .collect()
 }
 
-fn pick_cols<T: Copy>(
+/// Per row of `batch`, the `width`-wide items at `slots` out of `count`.
+fn pick_slots<T: Copy>(
     data: &[T],
     batch: usize,
     count: usize,
     width: usize,
-    c0: usize,
-    c1: usize,
+    slots: &[usize],
 ) -> Vec<T> {
     (0..batch)
         .flat_map(|b| {
-            data[(b * count + c0) * width..(b * count + c1) * width]
-                .iter()
-                .copied()
+            slots.iter().flat_map(move |&c| {
+                data[(b * count + c) * width..(b * count + c + 1) * width]
+                    .iter()
+                    .copied()
+            })
         })
         .collect()
 }
@@ -214,16 +216,22 @@ impl CandidateInputs {
 
     /// Candidate slots `c0..c1` of every row.
     pub fn slots(&self, cfg: &ModelConfig, c0: usize, c1: usize) -> Self {
+        self.gather_slots(cfg, &(c0..c1).collect::<Vec<_>>())
+    }
+
+    /// The candidates at `slots` (any order, repeats allowed) of every row;
+    /// every index must be below `count`.
+    pub fn gather_slots(&self, cfg: &ModelConfig, slots: &[usize]) -> Self {
         let (b, c, d) = (self.batch, self.count, cfg.emb_size);
         let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
         Self {
             batch: b,
-            count: c1 - c0,
-            post_hashes: pick_cols(&self.post_hashes, b, c, hi, c0, c1),
-            author_hashes: pick_cols(&self.author_hashes, b, c, ha, c0, c1),
-            product_surface: pick_cols(&self.product_surface, b, c, 1, c0, c1),
-            post_embeddings: pick_cols(&self.post_embeddings, b, c, hi * d, c0, c1),
-            author_embeddings: pick_cols(&self.author_embeddings, b, c, ha * d, c0, c1),
+            count: slots.len(),
+            post_hashes: pick_slots(&self.post_hashes, b, c, hi, slots),
+            author_hashes: pick_slots(&self.author_hashes, b, c, ha, slots),
+            product_surface: pick_slots(&self.product_surface, b, c, 1, slots),
+            post_embeddings: pick_slots(&self.post_embeddings, b, c, hi * d, slots),
+            author_embeddings: pick_slots(&self.author_embeddings, b, c, ha * d, slots),
         }
     }
 

@@ -213,6 +213,23 @@ impl OutTensor {
         }
     }
 
+    /// The elements widened to f64 (F32, I32 and U8, the dtypes we write).
+    pub fn values_f64(&self) -> Vec<f64> {
+        match self.dtype {
+            Dtype::F32 => self
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            Dtype::I32 => self
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            _ => self.bytes.iter().map(|&b| f64::from(b)).collect(),
+        }
+    }
+
     /// A U8 tensor (the fixtures' boolean masks).
     pub fn u8(name: &str, shape: Vec<usize>, data: &[u8]) -> Self {
         Self {

@@ -68,25 +68,7 @@ fn shared_positions_make_scores_independent_of_slot_chunk_and_company() {
     // Reversed slots and scored in chunks of 4, with a different batch company.
     let rev: Vec<usize> = (0..6).rev().collect();
     let mut reversed = base.clone();
-    let parts: Vec<_> = rev
-        .iter()
-        .map(|&i| base.candidates.slots(&cfg, i, i + 1))
-        .collect();
-    reversed.candidates.post_hashes = parts.iter().flat_map(|p| p.post_hashes.clone()).collect();
-    reversed.candidates.author_hashes =
-        parts.iter().flat_map(|p| p.author_hashes.clone()).collect();
-    reversed.candidates.product_surface = parts
-        .iter()
-        .flat_map(|p| p.product_surface.clone())
-        .collect();
-    reversed.candidates.post_embeddings = parts
-        .iter()
-        .flat_map(|p| p.post_embeddings.clone())
-        .collect();
-    reversed.candidates.author_embeddings = parts
-        .iter()
-        .flat_map(|p| p.author_embeddings.clone())
-        .collect();
+    reversed.candidates = base.candidates.gather_slots(&cfg, &rev);
     let out_rev = ranker.forward_chunked(&reversed, 4).expect("reversed");
     let dense_rev = ranker.forward_dense(&reversed).expect("dense reversed");
     for (slot, &cand) in rev.iter().enumerate() {
@@ -108,31 +90,7 @@ fn absolute_positions_keep_the_reference_slot_dependence() {
     let base = random_inputs(&cfg, &mut rng, 1, 10, 6, 0.0, 0.0);
     // Copy candidate 0 into every slot: in absolute mode the slot moves its score.
     let mut replicated = base.clone();
-    let c0 = base.candidates.slots(&cfg, 0, 1);
-    let rep = |v: &Vec<i64>| {
-        v.iter()
-            .cycle()
-            .take(v.len() * 6)
-            .copied()
-            .collect::<Vec<_>>()
-    };
-    replicated.candidates.post_hashes = rep(&c0.post_hashes);
-    replicated.candidates.author_hashes = rep(&c0.author_hashes);
-    replicated.candidates.product_surface = rep(&c0.product_surface);
-    replicated.candidates.post_embeddings = c0
-        .post_embeddings
-        .iter()
-        .cycle()
-        .take(c0.post_embeddings.len() * 6)
-        .copied()
-        .collect();
-    replicated.candidates.author_embeddings = c0
-        .author_embeddings
-        .iter()
-        .cycle()
-        .take(c0.author_embeddings.len() * 6)
-        .copied()
-        .collect();
+    replicated.candidates = base.candidates.gather_slots(&cfg, &[0; 6]);
     let out = ranker.forward(&replicated).expect("replicated");
     let spread = (1..6)
         .map(|slot| max_abs_diff(scores_of(&out, 0, slot), scores_of(&out, 0, 0)))

@@ -214,6 +214,38 @@ impl PhoenixRanker {
         self.predict(&h)
     }
 
+    /// Context once, then candidates `chunk` slots at a time (rows with valid users).
+    fn fast_rows(
+        &self,
+        user: &UserInputs,
+        cands: &CandidateInputs,
+        chunk: usize,
+    ) -> Result<RankerOutput> {
+        let ctx = self.encode_context(user)?;
+        let mut chunks = Vec::new();
+        let mut c0 = 0;
+        while c0 < cands.count {
+            let c1 = (c0 + chunk).min(cands.count);
+            let out = if c0 == 0 && c1 == cands.count {
+                self.score_candidates(&ctx, cands, 0)? // one chunk: no copy
+            } else {
+                self.score_candidates(&ctx, &cands.slots(&self.cfg, c0, c1), c0)?
+            };
+            chunks.push(out);
+            c0 = c1;
+        }
+        if chunks.is_empty() {
+            return Ok(RankerOutput {
+                batch: user.batch,
+                count: 0,
+                num_actions: self.cfg.num_actions,
+                logits: Vec::new(),
+                probs: Vec::new(),
+            });
+        }
+        Ok(RankerOutput::concat_slots(&chunks))
+    }
+
     /// Fast path over the whole batch, all candidates in one chunk.
     pub fn forward(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
         self.forward_chunked(inputs, inputs.candidates.count.max(1))
@@ -229,38 +261,21 @@ impl PhoenixRanker {
         let b = inputs.user.batch;
         let (fast, dense): (Vec<usize>, Vec<usize>) =
             (0..b).partition(|&r| inputs.user.user_valid(cfg, r));
+        if dense.is_empty() {
+            // The common case: every row takes the fast path, no row copies.
+            return self.fast_rows(&inputs.user, &inputs.candidates, chunk);
+        }
         let mut parts = Vec::new();
         if !fast.is_empty() {
             let user = inputs.user.select_rows(cfg, &fast);
             let cands = inputs.candidates.select_rows(cfg, &fast);
-            let ctx = self.encode_context(&user)?;
-            let mut chunks = Vec::new();
-            let mut c0 = 0;
-            while c0 < cands.count {
-                let c1 = (c0 + chunk).min(cands.count);
-                chunks.push(self.score_candidates(&ctx, &cands.slots(cfg, c0, c1), c0)?);
-                c0 = c1;
-            }
-            let out = if chunks.is_empty() {
-                RankerOutput {
-                    batch: fast.len(),
-                    count: 0,
-                    num_actions: cfg.num_actions,
-                    logits: Vec::new(),
-                    probs: Vec::new(),
-                }
-            } else {
-                RankerOutput::concat_slots(&chunks)
-            };
-            parts.push((fast, out));
+            parts.push((fast, self.fast_rows(&user, &cands, chunk)?));
         }
-        if !dense.is_empty() {
-            let sub = RecsysInputs {
-                user: inputs.user.select_rows(cfg, &dense),
-                candidates: inputs.candidates.select_rows(cfg, &dense),
-            };
-            parts.push((dense, self.dense_unchecked(&sub)?));
-        }
+        let sub = RecsysInputs {
+            user: inputs.user.select_rows(cfg, &dense),
+            candidates: inputs.candidates.select_rows(cfg, &dense),
+        };
+        parts.push((dense, self.dense_unchecked(&sub)?));
         Ok(RankerOutput::scatter_rows(b, &parts))
     }
 }

@@ -61,11 +61,6 @@ impl Transformer {
         })
     }
 
-    /// The rounding policy.
-    pub fn precision(&self) -> Precision {
-        self.prec
-    }
-
     /// Dense pass over `x: [B, T, D]` with RoPE positions `positions` and an
     /// explicit `[B, 1, T, T]` mask. Returns the hidden states `[B, T, D]`.
     pub fn forward_dense(&self, x: &Tensor, positions: &[usize], mask: &KeyMask) -> Result<Tensor> {

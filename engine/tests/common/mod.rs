@@ -23,20 +23,7 @@ pub fn fixture_sets() -> Vec<PathBuf> {
 
 /// Decodes one of our output tensors as f32.
 pub fn out_f32(t: &OutTensor) -> Vec<f32> {
-    match t.dtype {
-        safetensors::Dtype::F32 => t
-            .bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        safetensors::Dtype::I32 => t
-            .bytes
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-            .collect(),
-        safetensors::Dtype::U8 => t.bytes.iter().map(|&b| f32::from(b)).collect(),
-        other => panic!("unexpected dtype {other:?}"),
-    }
+    t.values_f64().into_iter().map(|v| v as f32).collect()
 }
 
 /// Finds an output tensor by name.

@@ -158,19 +158,7 @@ fn compare(ours: &[OutTensor], reference: &Path) -> anyhow::Result<()> {
                 .map(|v| v as f64)
                 .collect(),
         };
-        let got: Vec<f64> = match t.dtype {
-            safetensors::Dtype::F32 => t
-                .bytes
-                .chunks_exact(4)
-                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                .collect(),
-            safetensors::Dtype::I32 => t
-                .bytes
-                .chunks_exact(4)
-                .map(|c| f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                .collect(),
-            _ => t.bytes.iter().map(|&b| f64::from(b)).collect(),
-        };
+        let got = t.values_f64();
         if got.len() != want.len() {
             println!("  {:<34} shape differs", t.name);
             continue;
