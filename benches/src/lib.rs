@@ -1,6 +1,8 @@
 //! Shared setup of the foryou benchmarks: seeded models at the bench shapes and
 //! full (unpadded) request batches built through the hash-embedding lookup.
 
+pub mod thunder;
+
 use foryou_engine::fixture::load_model_dir;
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::init::{Preset, preset_config, write_random_model};

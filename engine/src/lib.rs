@@ -1,5 +1,6 @@
 //! foryou engine: the Phoenix ranker and retriever of X's "For You" feed.
 //!
+//! * [`batcher`]: dynamic request batching in front of a model.
 //! * [`config`]: `config.json` (reference key names) and its validation.
 //! * [`weights`]: parameters under the reference (haiku) names, from safetensors.
 //! * [`hash_embed`]: hash-embedding tables and our documented hash.
@@ -12,6 +13,7 @@
 //!
 //! The engine knows nothing of gRPC; the server crate wraps it.
 
+pub mod batcher;
 pub mod config;
 pub mod error;
 pub mod fixture;

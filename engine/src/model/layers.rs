@@ -150,7 +150,7 @@ impl DecoderLayer {
         let x = rms_norm(&h, &self.w.ffn_norm, eps, prec)?;
         let gate = prec.round(linear(&x, &self.w.w_gelu)?)?;
         let gate = prec.round(match cfg.gelu {
-            GeluKind::Tanh => gate.gelu()?,
+            GeluKind::Tanh => super::fused::gelu_tanh(&gate)?,
             GeluKind::Erf => gate.gelu_erf()?,
         })?;
         let lin = prec.round(linear(&x, &self.w.w_lin)?)?;

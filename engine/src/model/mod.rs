@@ -15,6 +15,7 @@
 //! and every product accumulates in f32 ([`Precision`]).
 
 pub mod attention;
+pub mod fused;
 pub mod layers;
 pub mod ranker;
 pub mod reference;

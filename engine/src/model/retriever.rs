@@ -66,6 +66,12 @@ impl PhoenixRetriever {
         &self.cfg
     }
 
+    /// The hash tables shipped with the weights, if any (to turn ids into
+    /// inputs).
+    pub fn hash_tables(&self) -> Option<&crate::hash_embed::HashTables> {
+        self.weights.hash_tables.as_ref()
+    }
+
     fn tower(&self) -> Result<&CandidateTowerWeights> {
         match &self.weights.head {
             HeadWeights::Retrieval(t) => Ok(t),

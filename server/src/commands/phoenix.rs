@@ -41,6 +41,9 @@ pub enum PresetArg {
 /// Phoenix subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PhoenixCommand {
+    /// Serve PhoenixRanker and PhoenixRetrieval over gRPC (what `foryou
+    /// serve --phoenix-addr` calls).
+    Serve(foryou_server::config::PhoenixServeConfig),
     /// Run the model on a directory in the reference fixture format and write
     /// its outputs (same tensor names and shapes as the fixture's outputs).
     Eval {
@@ -88,6 +91,17 @@ pub enum PhoenixCommand {
 /// Runs a phoenix subcommand.
 pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
     match command {
+        PhoenixCommand::Serve(cfg) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(foryou_server::roles::phoenix::run_phoenix(
+                cfg,
+                foryou_server::roles::shutdown::shutdown_signal(),
+            ))?;
+            Ok(())
+        }
         PhoenixCommand::Eval {
             fixture,
             out,

@@ -1,0 +1,40 @@
+//! [`ClientError`]: a failed call to an external service.
+
+/// A failed call to an external service, with the service's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service}: {message}")]
+pub struct ClientError {
+    /// Which service (e.g. "thunder", "tes").
+    pub service: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ClientError {
+    /// An error of `service`.
+    pub fn new(service: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            service,
+            message: message.into(),
+        }
+    }
+}
+
+/// A lazily connecting channel to `addr` with connect and call timeouts: a
+/// remote service that is down fails each call, not the start-up.
+pub fn lazy_channel(
+    service: &'static str,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, ClientError> {
+    Ok(tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(|e| ClientError::new(service, format!("bad address {addr:?}: {e}")))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// A failed call's status as a [`ClientError`].
+pub fn from_status(service: &'static str, s: tonic::Status) -> ClientError {
+    ClientError::new(service, format!("{:?}: {}", s.code(), s.message()))
+}

@@ -1,0 +1,23 @@
+//! The user profile service (upstream: Gizmoduck).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::ClientError;
+
+/// What the feed shows of an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    /// Handle.
+    pub screen_name: String,
+    /// Followers.
+    pub followers_count: i64,
+}
+
+/// Batch profile lookups; unknown ids are absent from the map.
+#[async_trait]
+pub trait GizmoduckClient: Send + Sync + std::fmt::Debug {
+    /// Profiles by user id.
+    async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserProfile>, ClientError>;
+}

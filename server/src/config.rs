@@ -1,0 +1,269 @@
+//! Process configuration: clap structs with environment fallbacks
+//! (`FORYOU_…`). Each doc comment is the `--help` text: unit, default and
+//! when to change it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::thunder::ThunderParams;
+
+/// `foryou thunder`: the Thunder role alone.
+#[derive(Debug, Clone, Args)]
+pub struct ThunderConfig {
+    /// gRPC listen address (GetInNetworkPosts, IngestEvents, health, reflection).
+    #[arg(long, env = "FORYOU_THUNDER_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address; "off" disables it.
+    #[arg(
+        long,
+        env = "FORYOU_THUNDER_METRICS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub metrics_listen: MetricsListen,
+    /// How long posts are kept, seconds (default 2 days, the feed's horizon).
+    #[arg(long, env = "FORYOU_THUNDER_RETENTION_S", default_value_t = 172_800)]
+    pub retention_s: i64,
+    /// Per-request scan budget, milliseconds; past it the request returns what
+    /// it has (0 = none). Raise it for very large following lists.
+    #[arg(long, env = "FORYOU_THUNDER_REQUEST_TIMEOUT_MS", default_value_t = 100)]
+    pub request_timeout_ms: u64,
+    /// Requests served at once; the next gets RESOURCE_EXHAUSTED at once.
+    #[arg(
+        long,
+        env = "FORYOU_THUNDER_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_requests: usize,
+    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
+    pub max_message_bytes: usize,
+    /// Events applied per blocking call of an IngestEvents stream.
+    #[arg(long, env = "FORYOU_THUNDER_INGEST_BATCH", default_value_t = 1000)]
+    pub ingest_batch: usize,
+    /// Load this event file (length-delimited InNetworkEvent) before serving,
+    /// instead of the synthetic demo stream.
+    #[arg(long, env = "FORYOU_THUNDER_EVENTS")]
+    pub events: Option<PathBuf>,
+    /// Load the posts of this world file (`foryou world generate`) before
+    /// serving; the store's clock then runs from the world's `now_ms`, as
+    /// in `foryou serve --world`.
+    #[arg(long, env = "FORYOU_WORLD", conflicts_with = "events")]
+    pub world: Option<PathBuf>,
+    /// Authors of the synthetic demo stream loaded when neither --events nor
+    /// --kafka-brokers is given (0 = start empty).
+    #[arg(long, env = "FORYOU_THUNDER_DEMO_AUTHORS", default_value_t = 1000)]
+    pub demo_authors: u32,
+    /// Posts per author of the demo stream.
+    #[arg(
+        long,
+        env = "FORYOU_THUNDER_DEMO_POSTS_PER_AUTHOR",
+        default_value_t = 50
+    )]
+    pub demo_posts_per_author: u32,
+    /// Seed of the demo stream.
+    #[arg(long, env = "FORYOU_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Kafka options (feature `kafka`).
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+}
+
+/// Kafka ingestion options.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers (host:port,...); turns Kafka ingestion on.
+    #[arg(long, env = "FORYOU_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topic of InNetworkEvent protobufs.
+    #[arg(long, env = "FORYOU_KAFKA_TOPIC", default_value = "in-network-events")]
+    pub kafka_topic: String,
+    /// Consumer group id: offsets are committed under it after each applied batch.
+    #[arg(long, env = "FORYOU_KAFKA_GROUP", default_value = "foryou-thunder")]
+    pub kafka_group: String,
+    /// Consumer threads; partitions are split evenly across them.
+    #[arg(long, env = "FORYOU_KAFKA_THREADS", default_value_t = 4)]
+    pub kafka_threads: usize,
+    /// Messages per applied batch.
+    #[arg(long, env = "FORYOU_KAFKA_BATCH_SIZE", default_value_t = 1000)]
+    pub kafka_batch_size: usize,
+    /// Batches applied at once after catch-up, leaving CPU for serving.
+    #[arg(long, env = "FORYOU_KAFKA_APPLY_PERMITS", default_value_t = 3)]
+    pub kafka_apply_permits: usize,
+    /// Consumer-lag gauge interval, seconds.
+    #[arg(long, env = "FORYOU_KAFKA_LAG_INTERVAL_S", default_value_t = 60)]
+    pub kafka_lag_interval_s: u64,
+}
+
+/// A listen address or "off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|e| format!("expected host:port or \"off\", got {s:?}: {e}"))
+    }
+}
+
+impl ThunderConfig {
+    /// The store and service parameters these flags select.
+    pub fn params(&self) -> ThunderParams {
+        ThunderParams {
+            retention_s: self.retention_s,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_concurrent_requests: self.max_concurrent_requests.max(1),
+            ..ThunderParams::default()
+        }
+    }
+}
+
+/// `foryou serve`: every role in one process over a demo or loaded world.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// gRPC listen address: GetScoredPosts, GetInNetworkPosts, the Phoenix
+    /// services, health and reflection.
+    #[arg(long, env = "FORYOU_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` listen address; "off" disables it.
+    #[arg(long, env = "FORYOU_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: MetricsListen,
+    /// Load this world file (JSON Lines, see `foryou world generate`)
+    /// instead of generating the demo world.
+    #[arg(long, env = "FORYOU_WORLD")]
+    pub world: Option<PathBuf>,
+    /// Seed of the demo world and demo model.
+    #[arg(long, env = "FORYOU_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Users of the demo world.
+    #[arg(long, env = "FORYOU_WORLD_USERS", default_value_t = 2000)]
+    pub users: usize,
+    /// Mean posts per user of the demo world (over 48 h).
+    #[arg(long, env = "FORYOU_WORLD_POSTS_PER_USER", default_value_t = 8.0)]
+    pub posts_per_user: f64,
+    /// Mean accounts followed per user of the demo world.
+    #[arg(long, env = "FORYOU_WORLD_FOLLOWS", default_value_t = 40.0)]
+    pub follows: f64,
+    /// Use a remote Thunder (e.g. http://10.0.0.5:50051) instead of the
+    /// embedded store.
+    #[arg(long, env = "FORYOU_THUNDER_ADDR")]
+    pub thunder_addr: Option<String>,
+    /// Use a remote Phoenix (`foryou phoenix serve`) instead of the embedded
+    /// engine; no model is loaded here then.
+    #[arg(long, env = "FORYOU_PHOENIX_ADDR")]
+    pub phoenix_addr: Option<String>,
+    /// Timeout of each call to a remote Thunder or Phoenix, milliseconds.
+    #[arg(long, env = "FORYOU_CLIENT_TIMEOUT_MS", default_value_t = 1000)]
+    pub client_timeout_ms: u64,
+    /// Home-mixer tunables: a TOML file overriding any of the defaults.
+    #[arg(long, env = "FORYOU_PARAMS")]
+    pub params: Option<PathBuf>,
+    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
+    pub max_message_bytes: usize,
+    /// Embedded Thunder: how long posts are kept, seconds.
+    #[arg(long, env = "FORYOU_THUNDER_RETENTION_S", default_value_t = 172_800)]
+    pub retention_s: i64,
+    /// The embedded Phoenix engine (unused with --phoenix-addr).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `foryou phoenix serve`: the ranker and retriever alone, for a home mixer
+/// started with `--phoenix-addr`.
+#[derive(Debug, Clone, Args)]
+pub struct PhoenixServeConfig {
+    /// gRPC listen address (PhoenixRanker, PhoenixRetrieval, health, reflection).
+    #[arg(long, env = "FORYOU_PHOENIX_LISTEN", default_value = "127.0.0.1:50053")]
+    pub listen: SocketAddr,
+    /// Retrieval corpus: the recent posts of this world file (default: the
+    /// seeded demo world, as `foryou serve` makes it).
+    #[arg(long, env = "FORYOU_WORLD")]
+    pub world: Option<PathBuf>,
+    /// Seed of the demo world and model.
+    #[arg(long, env = "FORYOU_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Users of the demo world.
+    #[arg(long, env = "FORYOU_WORLD_USERS", default_value_t = 2000)]
+    pub users: usize,
+    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
+    pub max_message_bytes: usize,
+    /// The engine.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// The Phoenix engine's flags, shared by `foryou serve` and `foryou
+/// phoenix serve`: the model, threading and dynamic batching.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Model directory holding `ranker/` and `retrieval/` (reference layout
+    /// with hash tables). Default: a seeded demo pair, written on first start
+    /// under --model-cache.
+    #[arg(long, env = "FORYOU_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Where the demo model is kept between starts (default: the system temp
+    /// directory).
+    #[arg(long, env = "FORYOU_MODEL_CACHE")]
+    pub model_cache: Option<PathBuf>,
+    /// Threads per engine op (0: all physical cores). 1 is fastest when
+    /// requests run concurrently; raise it for one-at-a-time latency on a
+    /// big host.
+    #[arg(long, env = "FORYOU_ENGINE_THREADS", default_value_t = 1)]
+    pub engine_threads: usize,
+    /// Dynamic batching of ranker calls: most requests per forward pass
+    /// (0: off, each call runs alone on rayon's pool).
+    #[arg(long, env = "FORYOU_RANK_BATCH_MAX", default_value_t = 16)]
+    pub rank_batch_max: usize,
+    /// Dynamic batching: longest a ranker call waits for company, ms. 0
+    /// waits for nobody: a batch forms from what queued while every worker
+    /// was busy, so a lone call on an idle server starts at once.
+    #[arg(long, env = "FORYOU_RANK_BATCH_DELAY_MS", default_value_t = 0)]
+    pub rank_batch_delay_ms: u64,
+    /// Candidate counts whose ranker buckets are warmed at start (one
+    /// forward pass each, before serving), comma separated.
+    #[arg(
+        long,
+        env = "FORYOU_RANK_WARM_BUCKETS",
+        value_delimiter = ',',
+        default_value = "8,64,1024,2048"
+    )]
+    pub rank_warm_buckets: Vec<usize>,
+    /// Dynamic batching of retrieval calls: most requests per batch (0: off).
+    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX", default_value_t = 16)]
+    pub retrieve_batch_max: usize,
+    /// Dynamic batching: longest a retrieval call waits for company, ms.
+    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_DELAY_MS", default_value_t = 0)]
+    pub retrieve_batch_delay_ms: u64,
+}
+
+impl EngineArgs {
+    /// The ranker batching policy (`None`: off).
+    pub fn rank_batching(&self) -> Option<foryou_engine::batcher::BatchPolicy> {
+        batch_policy(self.rank_batch_max, self.rank_batch_delay_ms)
+    }
+
+    /// The retrieval batching policy (`None`: off).
+    pub fn retrieve_batching(&self) -> Option<foryou_engine::batcher::BatchPolicy> {
+        batch_policy(self.retrieve_batch_max, self.retrieve_batch_delay_ms)
+    }
+}
+
+/// A batching policy with one worker per core (`None` when `max` is 0).
+fn batch_policy(max: usize, delay_ms: u64) -> Option<foryou_engine::batcher::BatchPolicy> {
+    (max > 0).then(|| foryou_engine::batcher::BatchPolicy {
+        max_batch_size: max,
+        max_queue_delay: Duration::from_millis(delay_ms),
+        queue_capacity: 1024,
+        workers: std::thread::available_parallelism().map_or(1, usize::from),
+    })
+}

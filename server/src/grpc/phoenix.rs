@@ -1,0 +1,242 @@
+//! `PhoenixRanker` and `PhoenixRetrieval` over gRPC: the engine's blocking
+//! calls on the blocking pool, errors as statuses.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use foryou_proto::v1 as pb;
+use foryou_proto::v1::phoenix_ranker_server::{PhoenixRanker, PhoenixRankerServer};
+use foryou_proto::v1::phoenix_retrieval_server::{PhoenixRetrieval, PhoenixRetrievalServer};
+use tonic::codec::CompressionEncoding::{Gzip, Zstd};
+use tonic::{Request, Response, Status};
+
+use foryou_engine::batcher::{BatchError, BatchModel, Batcher, RankerBatch, RetrieverBatch};
+
+use super::status::ServiceError;
+use crate::config::EngineArgs;
+use crate::phoenix::{EngineFailure, PhoenixEngine};
+
+/// Both Phoenix services over one engine.
+///
+/// Engine calls run on rayon's pool (one worker per core), so the engine's
+/// own parallel loops (gemm splits, norms) run in-pool: a lone request
+/// spreads over idle workers, concurrent requests each keep one without
+/// cross-thread hand-offs. At most `concurrency` calls are in the pool at
+/// once (one per worker by default); the rest wait in line without holding
+/// a thread. A caller that gives up while waiting (its deadline or the
+/// pipeline's component budget passed) never starts its call, so an
+/// overloaded server does not burn CPU on answers nobody will read.
+#[derive(Debug, Clone)]
+pub struct PhoenixService {
+    engine: Arc<PhoenixEngine>,
+    permits: Arc<tokio::sync::Semaphore>,
+    ranker_batcher: Option<Arc<Batcher<RankerBatch>>>,
+    retrieval_batcher: Option<Arc<Batcher<RetrieverBatch>>>,
+}
+
+/// One request through a batcher, its errors as service errors. Dropping
+/// the returned future (the caller went away) drops the ticket, and the
+/// batcher then skips the request before compute.
+async fn batched<M: BatchModel>(
+    batcher: &Batcher<M>,
+    request: M::Request,
+    deadline: Option<Instant>,
+) -> Result<M::Response, ServiceError> {
+    batcher
+        .submit(request, deadline)
+        .map_err(batch_error)?
+        .await
+        .map_err(|_| ServiceError::Internal("batcher stopped".into()))?
+        .map_err(batch_error)
+}
+
+fn batch_error(e: BatchError) -> ServiceError {
+    match e {
+        BatchError::Overloaded(_) => ServiceError::Overloaded,
+        BatchError::DeadlineExceeded(waited) => ServiceError::DeadlineExceeded(format!(
+            "deadline passed after {:.1} ms in the batch queue; not computed",
+            waited.as_secs_f64() * 1e3
+        )),
+        other => ServiceError::Internal(other.to_string()),
+    }
+}
+
+impl From<EngineFailure> for ServiceError {
+    fn from(e: EngineFailure) -> Self {
+        match e {
+            EngineFailure::InvalidArgument(m) => ServiceError::InvalidArgument(m),
+            EngineFailure::Model(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+impl PhoenixService {
+    /// Services over `engine`, one call at a time per rayon worker.
+    pub fn new(engine: Arc<PhoenixEngine>) -> Self {
+        Self::with_concurrency(engine, rayon::current_num_threads())
+    }
+
+    /// Services over `engine` running at most `n` calls at once.
+    pub fn with_concurrency(engine: Arc<PhoenixEngine>, n: usize) -> Self {
+        Self {
+            engine,
+            permits: Arc::new(tokio::sync::Semaphore::new(n.max(1))),
+            ranker_batcher: None,
+            retrieval_batcher: None,
+        }
+    }
+
+    /// Services over `engine` with the batching `args` ask for: Predict
+    /// and/or Retrieve through a dynamic batcher (one batching thread;
+    /// requests of the same bucket share a forward pass).
+    pub fn from_args(engine: Arc<PhoenixEngine>, args: &EngineArgs) -> std::io::Result<Self> {
+        let mut s = Self::new(engine);
+        if let Some(policy) = args.rank_batching() {
+            let model = RankerBatch::new(s.engine.ranker().clone());
+            let t = Instant::now();
+            match model.warm_up(&args.rank_warm_buckets) {
+                Ok(buckets) => tracing::info!(
+                    ?buckets,
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    "ranker buckets warmed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "ranker warm-up failed; serving cold"),
+            }
+            s.ranker_batcher = Some(Arc::new(Batcher::start(model, policy)?));
+        }
+        if let Some(policy) = args.retrieve_batching() {
+            let model = s.engine.retrieval().clone();
+            s.retrieval_batcher = Some(Arc::new(Batcher::start(model, policy)?));
+        }
+        Ok(s)
+    }
+
+    /// Runs `f` on the engine on rayon's pool, once a permit is free; a
+    /// panic becomes an internal error.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&PhoenixEngine) -> Result<T, EngineFailure> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let engine = self.engine.clone();
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ServiceError::Internal(format!("phoenix permits: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            let _permit = permit;
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&engine)));
+            let _ = tx.send(out);
+        });
+        match rx.await {
+            Ok(Ok(result)) => result.map_err(ServiceError::from),
+            Ok(Err(_)) => Err(ServiceError::Internal("phoenix worker panicked".into())),
+            Err(_) => Err(ServiceError::Internal("phoenix worker stopped".into())),
+        }
+    }
+
+    /// Predict without the transport; a call not started by `deadline` is
+    /// answered DEADLINE_EXCEEDED without compute.
+    pub async fn predict_inner(
+        &self,
+        req: pb::PredictRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::PredictResponse, ServiceError> {
+        let Some(batcher) = &self.ranker_batcher else {
+            return self.blocking(move |e| e.predict(&req)).await;
+        };
+        let Some(rank) = self.engine.rank_request(&req)? else {
+            return Ok(PhoenixEngine::predict_response(&req, None));
+        };
+        let out = batched(batcher, rank, deadline).await?;
+        Ok(PhoenixEngine::predict_response(&req, Some(&out)))
+    }
+
+    /// Retrieve without the transport; `deadline` as for
+    /// [`Self::predict_inner`].
+    pub async fn retrieve_inner(
+        &self,
+        req: pb::RetrieveRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::RetrieveResponse, ServiceError> {
+        let Some(batcher) = &self.retrieval_batcher else {
+            return self.blocking(move |e| e.retrieve(&req)).await;
+        };
+        let Some(r) = self.engine.retrieve_request(&req)? else {
+            return Ok(pb::RetrieveResponse::default());
+        };
+        let rows = batched(batcher, r, deadline).await?;
+        Ok(self.engine.retrieve_response(&rows))
+    }
+
+    /// The two tonic services with compression and message limits.
+    pub fn into_servers(
+        self,
+        max_message_bytes: usize,
+    ) -> (PhoenixRankerServer<Self>, PhoenixRetrievalServer<Self>) {
+        let ranker = PhoenixRankerServer::new(self.clone())
+            .accept_compressed(Gzip)
+            .accept_compressed(Zstd)
+            .send_compressed(Zstd)
+            .send_compressed(Gzip)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        let retrieval = PhoenixRetrievalServer::new(self)
+            .accept_compressed(Gzip)
+            .accept_compressed(Zstd)
+            .send_compressed(Zstd)
+            .send_compressed(Gzip)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        (ranker, retrieval)
+    }
+}
+
+#[tonic::async_trait]
+impl PhoenixRanker for PhoenixService {
+    async fn predict(
+        &self,
+        request: Request<pb::PredictRequest>,
+    ) -> Result<Response<pb::PredictResponse>, Status> {
+        let deadline = super::deadline::of_request(&request);
+        Ok(Response::new(
+            self.predict_inner(request.into_inner(), deadline).await?,
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl PhoenixRetrieval for PhoenixService {
+    async fn retrieve(
+        &self,
+        request: Request<pb::RetrieveRequest>,
+    ) -> Result<Response<pb::RetrieveResponse>, Status> {
+        let deadline = super::deadline::of_request(&request);
+        Ok(Response::new(
+            self.retrieve_inner(request.into_inner(), deadline).await?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batcher_errors_become_the_statuses_callers_expect() {
+        let code = |e| tonic::Status::from(batch_error(e)).code();
+        assert_eq!(
+            code(BatchError::Overloaded(3)),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            code(BatchError::DeadlineExceeded(
+                std::time::Duration::from_millis(5)
+            )),
+            tonic::Code::DeadlineExceeded
+        );
+        assert_eq!(code(BatchError::Model("x".into())), tonic::Code::Internal);
+    }
+}

@@ -1,0 +1,271 @@
+//! [`PhoenixEngine`]: the ranker and the retriever behind the
+//! `PhoenixRanker` / `PhoenixRetrieval` messages, on the CPU engine. Calls
+//! block (they are compute); async callers go through `spawn_blocking`.
+
+use std::sync::Arc;
+
+use foryou_engine::batcher::{BatchModel, RankRequest, RetrieveRequest, RetrieverBatch};
+use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
+use foryou_engine::inputs::RecsysInputs;
+use foryou_engine::{ModelConfig, PhoenixRanker, PhoenixRetriever, RankerOutput};
+use foryou_proto::v1 as pb;
+
+use super::corpus::Corpus;
+
+/// Candidates scored per chunk of the fast path: bounds the activations
+/// (4096 x D floats per tensor) while a normal request (Thunder's 1200 plus
+/// Phoenix's 1000) runs as one chunk, without the per-chunk input copies.
+const RANK_CHUNK: usize = 4096;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineFailure {
+    /// The request breaks a rule (bad surface id, too many actions...).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The model cannot run.
+    #[error("{0}")]
+    Model(String),
+}
+
+impl From<foryou_engine::EngineError> for EngineFailure {
+    fn from(e: foryou_engine::EngineError) -> Self {
+        match e {
+            foryou_engine::EngineError::Input(m) => Self::InvalidArgument(m),
+            other => Self::Model(other.to_string()),
+        }
+    }
+}
+
+impl From<candle_core::Error> for EngineFailure {
+    fn from(e: candle_core::Error) -> Self {
+        Self::Model(e.to_string())
+    }
+}
+
+/// The models and the corpus.
+#[derive(Debug)]
+pub struct PhoenixEngine {
+    ranker: Arc<PhoenixRanker>,
+    retriever: Arc<PhoenixRetriever>,
+    corpus: Arc<Corpus>,
+    retrieval: RetrieverBatch,
+}
+
+impl PhoenixEngine {
+    /// An engine over these models and corpus.
+    pub fn new(ranker: PhoenixRanker, retriever: PhoenixRetriever, corpus: Corpus) -> Self {
+        let retriever = Arc::new(retriever);
+        let retrieval = RetrieverBatch::new(retriever.clone(), corpus.reps.clone());
+        Self {
+            ranker: Arc::new(ranker),
+            retriever,
+            corpus: Arc::new(corpus),
+            retrieval,
+        }
+    }
+
+    /// The retriever (to build a corpus).
+    pub fn retriever(&self) -> &PhoenixRetriever {
+        &self.retriever
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &Arc<Corpus> {
+        &self.corpus
+    }
+
+    /// The ranker (shared with a batcher).
+    pub fn ranker(&self) -> &Arc<PhoenixRanker> {
+        &self.ranker
+    }
+
+    /// Validates a Predict request and turns it into the engine's request;
+    /// `None` when there is nothing to score.
+    pub fn rank_request(
+        &self,
+        req: &pb::PredictRequest,
+    ) -> Result<Option<RankRequest>, EngineFailure> {
+        let cfg = self.ranker.config();
+        if req.candidates.is_empty() {
+            return Ok(None);
+        }
+        check_user(req.user_id)?;
+        let history = history_items(cfg, &req.history)?;
+        let candidates = req
+            .candidates
+            .iter()
+            .map(|c| {
+                check_surface(cfg, c.product_surface, "candidates.product_surface")?;
+                Ok(CandidateItem {
+                    post_id: c.post_id as u64,
+                    author_id: c.author_id as u64,
+                    product_surface: c.product_surface,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineFailure>>()?;
+        Ok(Some(RankRequest {
+            user_id: req.user_id as u64,
+            history,
+            candidates,
+        }))
+    }
+
+    /// The Predict response for `req` from the ranker's output for it
+    /// (`None`: nothing was scored).
+    pub fn predict_response(
+        req: &pb::PredictRequest,
+        out: Option<&RankerOutput>,
+    ) -> pb::PredictResponse {
+        let request_id = req.request_id.unwrap_or_else(rand::random);
+        let scores = match out {
+            None => Vec::new(),
+            Some(out) => {
+                let a = out.num_actions;
+                req.candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| pb::CandidateScores {
+                        post_id: c.post_id,
+                        probabilities: out.probs[i * a..(i + 1) * a].to_vec(),
+                    })
+                    .collect()
+            }
+        };
+        pb::PredictResponse {
+            scores,
+            prediction_request_id: request_id,
+        }
+    }
+
+    /// Scores every candidate for the user: 19 probabilities each, in
+    /// request order (one forward pass, no batching).
+    pub fn predict(&self, req: &pb::PredictRequest) -> Result<pb::PredictResponse, EngineFailure> {
+        let Some(r) = self.rank_request(req)? else {
+            return Ok(Self::predict_response(req, None));
+        };
+        let cfg = self.ranker.config();
+        let tables = self
+            .ranker
+            .hash_tables()
+            .ok_or_else(|| EngineFailure::Model("ranker has no hash tables".into()))?;
+        let inputs = RecsysInputs {
+            user: tables.user_inputs(cfg, &[(r.user_id, &r.history)], cfg.history_seq_len)?,
+            candidates: tables.candidate_inputs(cfg, &[&r.candidates], r.candidates.len())?,
+        };
+        let out = self.ranker.forward_chunked(&inputs, RANK_CHUNK)?;
+        Ok(Self::predict_response(req, Some(&out)))
+    }
+
+    /// The retrieval model over the corpus (shared with a batcher).
+    pub fn retrieval(&self) -> &RetrieverBatch {
+        &self.retrieval
+    }
+
+    /// Validates a Retrieve request and turns it into the engine's request
+    /// (exclusions as corpus rows); `None` when nothing can be returned.
+    pub fn retrieve_request(
+        &self,
+        req: &pb::RetrieveRequest,
+    ) -> Result<Option<RetrieveRequest>, EngineFailure> {
+        if self.corpus.is_empty() || req.top_k == 0 {
+            return Ok(None);
+        }
+        check_user(req.user_id)?;
+        let history = history_items(self.retriever.config(), &req.history)?;
+        Ok(Some(RetrieveRequest {
+            user_id: req.user_id as u64,
+            history,
+            k: req.top_k as usize,
+            excluded_rows: self
+                .corpus
+                .rows_of(&req.excluded_post_ids, &req.excluded_author_ids),
+        }))
+    }
+
+    /// The Retrieve response for the model's (row, score) list.
+    pub fn retrieve_response(&self, rows: &[(u32, f32)]) -> pb::RetrieveResponse {
+        pb::RetrieveResponse {
+            posts: rows
+                .iter()
+                .filter_map(|&(row, score)| {
+                    let p = self.corpus.posts.get(row as usize)?;
+                    Some(pb::RetrievedPost {
+                        post_id: p.post_id,
+                        author_id: p.author_id,
+                        score,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The `top_k` corpus posts nearest the user's representation, skipping
+    /// excluded posts and authors; descending score, ties to the older row
+    /// (one unbatched call).
+    pub fn retrieve(
+        &self,
+        req: &pb::RetrieveRequest,
+    ) -> Result<pb::RetrieveResponse, EngineFailure> {
+        let Some(r) = self.retrieve_request(req)? else {
+            return Ok(pb::RetrieveResponse::default());
+        };
+        let rows = self
+            .retrieval
+            .run(vec![r])
+            .map_err(EngineFailure::Model)?
+            .pop()
+            .unwrap_or_default();
+        Ok(self.retrieve_response(&rows))
+    }
+}
+
+fn check_user(user_id: i64) -> Result<(), EngineFailure> {
+    if user_id == 0 {
+        return Err(EngineFailure::InvalidArgument(
+            "user_id must be specified".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_surface(cfg: &ModelConfig, s: u32, field: &str) -> Result<(), EngineFailure> {
+    if s as usize >= cfg.product_surface_vocab_size {
+        return Err(EngineFailure::InvalidArgument(format!(
+            "{field} {s} is outside the vocabulary [0, {})",
+            cfg.product_surface_vocab_size
+        )));
+    }
+    Ok(())
+}
+
+/// Wire history → engine history (action flags to a bitmask).
+fn history_items(
+    cfg: &ModelConfig,
+    h: &[pb::HistoryItem],
+) -> Result<Vec<HistoryItem>, EngineFailure> {
+    h.iter()
+        .map(|item| {
+            check_surface(cfg, item.product_surface, "history.product_surface")?;
+            if item.actions.len() > cfg.num_actions {
+                return Err(EngineFailure::InvalidArgument(format!(
+                    "history item of post {} has {} action flags; the model has {}",
+                    item.post_id,
+                    item.actions.len(),
+                    cfg.num_actions
+                )));
+            }
+            let actions = item
+                .actions
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (i, &on)| m | (u64::from(on) << i));
+            Ok(HistoryItem {
+                post_id: item.post_id as u64,
+                author_id: item.author_id as u64,
+                actions,
+                product_surface: item.product_surface,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,204 @@
+//! §2.7 PhoenixScorer → `phoenix_scores`, `prediction_request_id`,
+//! `last_scored_at_ms`. Runs only with a user action sequence. One request
+//! id and one timestamp per call, shared by all candidates. Retweets are
+//! scored as their source post (id and author). Each candidate looks up its
+//! (source or own) id in the response: a miss leaves every score None but
+//! still sets the id and the timestamp. No sequence, or a failed call:
+//! the candidates come back unchanged (a silent no-op, spec §4.3 note 3).
+//!
+//! Our ranker returns probabilities (sigmoid of the logits) in head order,
+//! so `p[i]` is read directly where upstream takes exp of log-probabilities;
+//! the 19th output is the continuous dwell time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use foryou_proto::v1 as pb;
+
+use crate::clients::PhoenixRankerClient;
+use crate::clock::Clock;
+use crate::pipeline::framework::{ComponentError, Scorer};
+use crate::pipeline::home_mixer::{Action, PhoenixScores, PostCandidate, ScoredPostsQuery};
+
+/// Scores candidates with the Phoenix ranker.
+#[derive(Debug, Clone)]
+pub struct PhoenixScorer {
+    client: Arc<dyn PhoenixRankerClient>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PhoenixScorer {
+    /// Over this client.
+    pub fn new(client: Arc<dyn PhoenixRankerClient>, clock: Arc<dyn Clock>) -> Self {
+        Self { client, clock }
+    }
+}
+
+/// Probabilities in head order → scores (index 18: dwell time).
+pub fn scores_from(probabilities: &[f32]) -> PhoenixScores {
+    let mut s = PhoenixScores::default();
+    for a in Action::ALL {
+        if let Some(p) = probabilities.get(a as usize) {
+            s.set(a, f64::from(*p));
+        }
+    }
+    s.dwell_time = probabilities.get(Action::ALL.len()).map(|v| f64::from(*v));
+    s
+}
+
+#[async_trait]
+impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
+    async fn score(
+        &self,
+        q: &ScoredPostsQuery,
+        candidates: &[PostCandidate],
+    ) -> Result<Vec<PostCandidate>, ComponentError> {
+        let Some(seq) = q.user_action_sequence.as_ref() else {
+            return Ok(candidates.to_vec());
+        };
+        let request_id: u64 = rand::random();
+        let req = pb::PredictRequest {
+            user_id: q.user_id,
+            history: seq.to_history(),
+            candidates: candidates
+                .iter()
+                .map(|c| pb::RankCandidate {
+                    post_id: c.original_tweet_id(),
+                    author_id: c.retweeted_user_id.unwrap_or(c.author_id),
+                    product_surface: 0,
+                })
+                .collect(),
+            request_id: Some(request_id),
+        };
+        let resp = match self.client.predict(req).await {
+            Ok(r) => r,
+            Err(_) => return Ok(candidates.to_vec()),
+        };
+        let now_ms = self.clock.unix_ms();
+        let by_id: HashMap<i64, &[f32]> = resp
+            .scores
+            .iter()
+            .map(|s| (s.post_id, s.probabilities.as_slice()))
+            .collect();
+        Ok(candidates
+            .iter()
+            .map(|c| PostCandidate {
+                phoenix_scores: by_id
+                    .get(&c.original_tweet_id())
+                    .map(|p| scores_from(p))
+                    .unwrap_or_default(),
+                prediction_request_id: Some(resp.prediction_request_id),
+                last_scored_at_ms: Some(now_ms),
+                ..c.clone()
+            })
+            .collect())
+    }
+
+    fn update(&self, c: &mut PostCandidate, scored: PostCandidate) {
+        c.phoenix_scores = scored.phoenix_scores;
+        c.prediction_request_id = scored.prediction_request_id;
+        c.last_scored_at_ms = scored.last_scored_at_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::clients::ClientError;
+    use crate::clock::ManualClock;
+    use crate::pipeline::components::filters::test_support::{post, query, retweet};
+    use crate::pipeline::home_mixer::UserActionSequence;
+
+    /// Answers every candidate but post 99 with p[i] = post_id/1000 + i/100.
+    #[derive(Debug, Default)]
+    struct FakeRanker {
+        seen: Mutex<Vec<(i64, i64)>>,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl PhoenixRankerClient for FakeRanker {
+        async fn predict(
+            &self,
+            req: pb::PredictRequest,
+        ) -> Result<pb::PredictResponse, ClientError> {
+            if self.fail {
+                return Err(ClientError::new("phoenix", "down"));
+            }
+            *self.seen.lock().expect("lock") = req
+                .candidates
+                .iter()
+                .map(|c| (c.post_id, c.author_id))
+                .collect();
+            Ok(pb::PredictResponse {
+                scores: req
+                    .candidates
+                    .iter()
+                    .filter(|c| c.post_id != 99)
+                    .map(|c| pb::CandidateScores {
+                        post_id: c.post_id,
+                        probabilities: (0..19)
+                            .map(|i| c.post_id as f32 / 1000.0 + i as f32 / 100.0)
+                            .collect(),
+                    })
+                    .collect(),
+                prediction_request_id: 77,
+            })
+        }
+    }
+
+    fn q_with_seq() -> ScoredPostsQuery {
+        ScoredPostsQuery {
+            user_action_sequence: Some(Arc::new(UserActionSequence::default())),
+            ..query()
+        }
+    }
+
+    fn score(s: &PhoenixScorer, q: &ScoredPostsQuery, c: &[PostCandidate]) -> Vec<PostCandidate> {
+        futures_util::FutureExt::now_or_never(s.score(q, c))
+            .expect("no waiting")
+            .expect("never fails")
+    }
+
+    #[test]
+    fn retweets_are_scored_as_their_source_and_misses_keep_id_and_time() {
+        let ranker = Arc::new(FakeRanker::default());
+        let s = PhoenixScorer::new(ranker.clone(), Arc::new(ManualClock::new(5)));
+        let cands = vec![post(10, 1), retweet(11, 2, 20, 3), post(99, 4)];
+        let out = score(&s, &q_with_seq(), &cands);
+        assert_eq!(
+            *ranker.seen.lock().expect("lock"),
+            vec![(10, 1), (20, 3), (99, 4)],
+            "the retweet is sent as its source post and author"
+        );
+        assert!((out[0].phoenix_scores.get(Action::Favorite).expect("set") - 0.010).abs() < 1e-6);
+        assert!((out[1].phoenix_scores.get(Action::Reply).expect("set") - 0.030).abs() < 1e-6);
+        assert!((out[1].phoenix_scores.dwell_time.expect("set") - 0.200).abs() < 1e-6);
+        assert_eq!(out[2].phoenix_scores, PhoenixScores::default(), "a miss");
+        for c in &out {
+            assert_eq!(c.prediction_request_id, Some(77));
+            assert_eq!(c.last_scored_at_ms, Some(5_000));
+        }
+    }
+
+    #[test]
+    fn no_sequence_or_a_failed_call_is_a_silent_no_op() {
+        let cands = vec![post(10, 1)];
+        let ok = PhoenixScorer::new(
+            Arc::new(FakeRanker::default()),
+            Arc::new(ManualClock::new(5)),
+        );
+        assert_eq!(score(&ok, &query(), &cands), cands);
+        let failing = PhoenixScorer::new(
+            Arc::new(FakeRanker {
+                fail: true,
+                ..FakeRanker::default()
+            }),
+            Arc::new(ManualClock::new(5)),
+        );
+        assert_eq!(score(&failing, &q_with_seq(), &cands), cands);
+    }
+}

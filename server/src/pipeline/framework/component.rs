@@ -1,0 +1,230 @@
+//! The component kinds of spec §1.1 and their contracts.
+//!
+//! Every kind has `enable(query)` (default true; checked once per request
+//! just before its stage; a disabled component is never called) and `name()`
+//! (default: the last path segment of the type name, used in logs and
+//! metrics). Async methods go through `async_trait` so components can be
+//! held as trait objects in declaration order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// What the framework needs from a query.
+pub trait PipelineQuery: Clone + Send + Sync + 'static {
+    /// The id every log line of this request carries.
+    fn request_id(&self) -> &str;
+    /// How many candidates the final truncation keeps (spec §1.2 step 9).
+    fn result_size(&self) -> usize;
+}
+
+/// Why a component's call did not count.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ComponentError {
+    /// The component reported a failure.
+    #[error("{0}")]
+    Failed(String),
+    /// The call overran the per-component time budget (our addition: the
+    /// original has no timeouts).
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    /// A hydrator or scorer returned a different number of candidates than
+    /// it was given.
+    #[error("length_mismatch expected={expected} got={got}")]
+    LengthMismatch {
+        /// Candidates given.
+        expected: usize,
+        /// Candidates returned.
+        got: usize,
+    },
+}
+
+impl ComponentError {
+    /// A failure with this message.
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Self::Failed(msg.into())
+    }
+}
+
+/// The last path segment of a type name, without generic arguments:
+/// `foryou_server::x::AgeFilter<T>` → `AgeFilter`.
+pub fn short_type_name(full: &'static str) -> &'static str {
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// Spec §1.1 QueryHydrator: computes some fields of the query from the
+/// original (un-hydrated) query; `update` copies just those fields.
+#[async_trait]
+pub trait QueryHydrator<Q>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query.
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// A query carrying the hydrated fields.
+    async fn hydrate(&self, query: &Q) -> Result<Q, ComponentError>;
+    /// Copies the fields this hydrator owns from `hydrated` into `query`.
+    fn update(&self, query: &mut Q, hydrated: Q);
+}
+
+/// Spec §1.1 Source: produces candidates for the hydrated query.
+#[async_trait]
+pub trait Source<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query.
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// The candidates.
+    async fn get_candidates(&self, query: &Q) -> Result<Vec<C>, ComponentError>;
+}
+
+/// Spec §1.1 Hydrator (pre- and post-selection): one output per input, in
+/// the same order; never drops a candidate.
+#[async_trait]
+pub trait Hydrator<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query.
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// Candidates carrying the hydrated fields, one per input.
+    async fn hydrate(&self, query: &Q, candidates: &[C]) -> Result<Vec<C>, ComponentError>;
+    /// Copies the fields this hydrator owns from `hydrated` into `candidate`.
+    fn update(&self, candidate: &mut C, hydrated: C);
+}
+
+/// What a filter kept and removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterOutput<C> {
+    /// Candidates that go on, in order.
+    pub kept: Vec<C>,
+    /// Candidates removed, in removal order.
+    pub removed: Vec<C>,
+}
+
+/// Spec §1.1 Filter: takes the list, returns what it kept and removed. On
+/// error the framework restores the filter's input (fail-open).
+#[async_trait]
+pub trait Filter<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query.
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// Splits `candidates` into kept and removed.
+    async fn filter(
+        &self,
+        query: &Q,
+        candidates: Vec<C>,
+    ) -> Result<FilterOutput<C>, ComponentError>;
+}
+
+/// Spec §1.1 Scorer: the hydrator contract; scorers run in order and each
+/// sees the fields earlier scorers set.
+#[async_trait]
+pub trait Scorer<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query.
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// Candidates carrying the scored fields, one per input.
+    async fn score(&self, query: &Q, candidates: &[C]) -> Result<Vec<C>, ComponentError>;
+    /// Copies the fields this scorer owns from `scored` into `candidate`.
+    fn update(&self, candidate: &mut C, scored: C);
+}
+
+/// Spec §1.1 Selector: a stable descending sort by `score`, then truncation
+/// to `size`.
+///
+/// Deviation: the original compares with `partial_cmp` and calls NaN equal
+/// to everything, which is not an order (where a NaN lands depends on the
+/// sort's internals, and Rust's sort may panic on it). We sort NaN last,
+/// like a missing score, with a total order; -0.0 and 0.0 tie.
+pub trait Selector<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run for this query (otherwise the list passes through).
+    fn enable(&self, _query: &Q) -> bool {
+        true
+    }
+    /// The sort key.
+    fn score(&self, candidate: &C) -> f64;
+    /// How many to keep; `None` keeps all.
+    fn size(&self) -> Option<usize> {
+        None
+    }
+    /// Sorts and truncates.
+    fn select(&self, _query: &Q, mut candidates: Vec<C>) -> Vec<C> {
+        let key = |c: &C| {
+            let s = self.score(c);
+            if s.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                s + 0.0
+            }
+        };
+        candidates.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        if let Some(n) = self.size() {
+            candidates.truncate(n);
+        }
+        candidates
+    }
+}
+
+/// What side effects see: the final query and the selected candidates.
+#[derive(Debug)]
+pub struct SideEffectInput<Q, C> {
+    /// The hydrated query.
+    pub query: Arc<Q>,
+    /// The final list, after truncation.
+    pub selected_candidates: Vec<C>,
+}
+
+/// Spec §1.1 SideEffect: runs after the response is formed, in a spawned
+/// task; its result is ignored.
+#[async_trait]
+pub trait SideEffect<Q, C>: Send + Sync {
+    /// Name in logs and metrics.
+    fn name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+    /// Whether to run, given the final query.
+    fn enable(&self, _query: Arc<Q>) -> bool {
+        true
+    }
+    /// Does the work.
+    async fn run(&self, input: Arc<SideEffectInput<Q, C>>) -> Result<(), ComponentError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_type_name_is_the_last_segment_without_generics() {
+        assert_eq!(short_type_name("a::b::AgeFilter"), "AgeFilter");
+        assert_eq!(short_type_name("a::b::Dedup<x::y::Z>"), "Dedup");
+        assert_eq!(short_type_name("Plain"), "Plain");
+    }
+}

@@ -1,0 +1,146 @@
+//! The one wrapper every component call goes through: a tracing span with
+//! the request id, stage and component; the per-component time budget; a
+//! latency histogram, an error counter and an output-size histogram per
+//! (stage, component); and a [`ComponentRun`] for the request's trace.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use super::component::ComponentError;
+use super::result::{ComponentRun, Outcome};
+
+/// Component latency, seconds, labelled by stage and component.
+pub const COMPONENT_DURATION: &str = "foryou_pipeline_component_duration_seconds";
+/// Component failures (errors, time-outs, length mismatches).
+pub const COMPONENT_ERRORS: &str = "foryou_pipeline_component_errors_total";
+/// Candidates a component returned (kept, for filters).
+pub const COMPONENT_OUTPUT: &str = "foryou_pipeline_component_output_candidates";
+
+/// The stage a component runs in (spec §1.4 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Query hydrators.
+    QueryHydrator,
+    /// Sources.
+    Source,
+    /// Pre-selection hydrators.
+    Hydrator,
+    /// Pre-selection filters.
+    Filter,
+    /// Scorers.
+    Scorer,
+    /// The selector.
+    Selector,
+    /// Post-selection hydrators.
+    PostSelectionHydrator,
+    /// Post-selection filters.
+    PostSelectionFilter,
+    /// Side effects.
+    SideEffect,
+}
+
+impl Stage {
+    /// The stage's name in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::QueryHydrator => "QueryHydrator",
+            Stage::Source => "Source",
+            Stage::Hydrator => "Hydrator",
+            Stage::Filter => "Filter",
+            Stage::Scorer => "Scorer",
+            Stage::Selector => "Selector",
+            Stage::PostSelectionHydrator => "PostSelectionHydrator",
+            Stage::PostSelectionFilter => "PostSelectionFilter",
+            Stage::SideEffect => "SideEffect",
+        }
+    }
+}
+
+/// Runs one component call under the budget (`None`: no budget) and
+/// records it. `size` gives the output size of a success for the metrics.
+pub(crate) async fn observe<T>(
+    stage: Stage,
+    component: &'static str,
+    request_id: &str,
+    budget: Option<Duration>,
+    size: impl FnOnce(&T) -> usize,
+    call: impl Future<Output = Result<T, ComponentError>>,
+) -> (Result<T, ComponentError>, ComponentRun) {
+    let span = tracing::info_span!("component", request_id, stage = stage.as_str(), component);
+    let started = Instant::now();
+    let result = async {
+        match budget {
+            Some(b) => tokio::time::timeout(b, call)
+                .await
+                .unwrap_or(Err(ComponentError::TimedOut(b))),
+            None => call.await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let elapsed = started.elapsed();
+    let labels = [("stage", stage.as_str()), ("component", component)];
+    metrics::histogram!(COMPONENT_DURATION, &labels).record(elapsed.as_secs_f64());
+    let (outcome, output_len) = match &result {
+        Ok(v) => {
+            let n = size(v);
+            metrics::histogram!(COMPONENT_OUTPUT, &labels).record(n as f64);
+            (Outcome::Ok, Some(n))
+        }
+        Err(e) => {
+            metrics::counter!(COMPONENT_ERRORS, &labels).increment(1);
+            (outcome_of(e), None)
+        }
+    };
+    (
+        result,
+        ComponentRun {
+            stage,
+            component,
+            duration: elapsed,
+            outcome,
+            output_len,
+            removed: 0,
+        },
+    )
+}
+
+/// Logs a failed call the way spec §1.4 asks: an error for a failure, a
+/// warning for a length mismatch.
+pub(crate) fn log_failure(
+    stage: Stage,
+    component: &'static str,
+    request_id: &str,
+    e: &ComponentError,
+) {
+    match e {
+        ComponentError::LengthMismatch { expected, got } => tracing::warn!(
+            request_id,
+            stage = stage.as_str(),
+            component,
+            expected,
+            got,
+            "length_mismatch; skipped"
+        ),
+        _ => tracing::error!(
+            request_id,
+            stage = stage.as_str(),
+            component,
+            error = %e,
+            "component failed"
+        ),
+    }
+}
+
+fn outcome_of(e: &ComponentError) -> Outcome {
+    match e {
+        ComponentError::Failed(m) => Outcome::Failed(m.clone()),
+        ComponentError::TimedOut(_) => Outcome::TimedOut,
+        ComponentError::LengthMismatch { expected, got } => Outcome::LengthMismatch {
+            expected: *expected,
+            got: *got,
+        },
+    }
+}

@@ -1,0 +1,252 @@
+//! `foryou serve`: every role in one process. A world (generated from a
+//! seed, or loaded from a file) backs the embedded external services and
+//! fills the embedded Thunder store; the Phoenix engine runs on a model
+//! directory (a seeded demo pair by default) with a retrieval corpus of the
+//! world's recent posts; the home-mixer pipeline calls them in-process, or
+//! a remote Thunder / Phoenix when asked. Health turns SERVING once all of
+//! it is built; SIGTERM / Ctrl-C stops accepting and lets in-flight
+//! requests finish.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use foryou_proto::v1::in_network_posts_service_server::InNetworkPostsServiceServer;
+use foryou_proto::v1::phoenix_ranker_server::PhoenixRankerServer;
+use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
+use foryou_proto::v1::scored_posts_service_server::ScoredPostsServiceServer;
+use tonic_health::ServingStatus;
+
+use super::thunder::RoleError;
+use crate::clients::{
+    EmbeddedPhoenix, EmbeddedThunder, InMemoryRequestInfo, InNetworkPostsClient,
+    PhoenixRankerClient, PhoenixRetrievalClient, RemotePhoenix, RemoteThunder,
+};
+use crate::clock::{Clock, OffsetClock};
+use crate::config::{EngineArgs, ServeConfig};
+use crate::grpc::in_network_posts::ThunderService;
+use crate::grpc::phoenix::PhoenixService;
+use crate::grpc::scored_posts::HomeMixerService;
+use crate::phoenix::{
+    Corpus, CorpusPost, PhoenixEngine, demo_model_dir, ensure_demo_models, load_models,
+};
+use crate::pipeline::home_mixer::{HomeMixerDeps, Params, build_pipeline};
+use crate::thunder::{PostStore, ThunderParams};
+use crate::world::{World, WorldServices, WorldSpec, generate, read_world};
+
+/// Builds everything, then serves until `shutdown` resolves.
+pub async fn run_serve(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RoleError> {
+    let started = Instant::now();
+    let params = match &cfg.params {
+        Some(path) => Params::from_toml_file(path).map_err(|e| RoleError::Setup(e.to_string()))?,
+        None => Params::default(),
+    };
+    if let Some(addr) = cfg.metrics_listen.0 {
+        crate::telemetry::install_prometheus(addr)?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
+
+    // The world and its clock.
+    let world = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || load_or_generate(&cfg))
+            .await
+            .map_err(|e| RoleError::Worker(e.to_string()))??
+    };
+    let world = Arc::new(world);
+    tracing::info!("world: {}", world.summary());
+    let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(world.now_ms));
+    let services = WorldServices::new(world.clone());
+
+    // Thunder: embedded store filled from the world, or a remote one.
+    let timeout = Duration::from_millis(cfg.client_timeout_ms.max(1));
+    let thunder_params = ThunderParams {
+        retention_s: cfg.retention_s,
+        ..ThunderParams::default()
+    };
+    let store = Arc::new(PostStore::new(thunder_params, clock.clone()));
+    let thunder_service =
+        ThunderService::new(store.clone()).with_following_lookup(Arc::new(services.clone()));
+    let thunder: Arc<dyn InNetworkPostsClient> = match &cfg.thunder_addr {
+        Some(addr) => Arc::new(
+            RemoteThunder::new(addr, timeout, cfg.max_message_bytes)
+                .map_err(|e| RoleError::Setup(e.to_string()))?,
+        ),
+        None => {
+            let (s, w, min_video) = (store.clone(), world.clone(), params.min_video_duration_ms);
+            let inserted = tokio::task::spawn_blocking(move || {
+                let summary = s.insert_posts(w.light_posts(min_video));
+                s.finalize_init();
+                summary.inserted
+            })
+            .await
+            .map_err(|e| RoleError::Worker(e.to_string()))?;
+            tracing::info!(inserted, "thunder store filled from the world");
+            Arc::new(EmbeddedThunder(thunder_service.clone()))
+        }
+    };
+
+    // Phoenix: the engine on a model directory, or a remote one.
+    let mut phoenix_service = None;
+    let (ranker, retrieval): (
+        Arc<dyn PhoenixRankerClient>,
+        Arc<dyn PhoenixRetrievalClient>,
+    ) = match &cfg.phoenix_addr {
+        Some(addr) => {
+            let remote = Arc::new(
+                RemotePhoenix::new(addr, timeout, cfg.max_message_bytes)
+                    .map_err(|e| RoleError::Setup(e.to_string()))?,
+            );
+            (remote.clone(), remote)
+        }
+        None => {
+            let (cfg2, w, now) = (cfg.clone(), world.clone(), clock.unix_ms());
+            let retention_ms = cfg.retention_s.saturating_mul(1000);
+            let engine = tokio::task::spawn_blocking(move || {
+                build_engine(&cfg2.engine, cfg2.seed, &w, now - retention_ms)
+            })
+            .await
+            .map_err(|e| RoleError::Worker(e.to_string()))??;
+            let service = PhoenixService::from_args(Arc::new(engine), &cfg.engine)
+                .map_err(|e| RoleError::Worker(e.to_string()))?;
+            phoenix_service = Some(service.clone());
+            let embedded = Arc::new(EmbeddedPhoenix(service));
+            (embedded.clone(), embedded)
+        }
+    };
+
+    let deps = HomeMixerDeps {
+        user_actions: Arc::new(services.clone()),
+        user_features: Arc::new(services.clone()),
+        thunder,
+        phoenix_retrieval: retrieval,
+        phoenix_ranker: ranker,
+        tweet_entities: Arc::new(services.clone()),
+        gizmoduck: Arc::new(services.clone()),
+        visibility: Arc::new(services.clone()),
+        request_info: Arc::new(InMemoryRequestInfo::default()),
+        clock: clock.clone(),
+        app_env: std::env::var("APP_ENV").ok(),
+    };
+    let pipeline = Arc::new(build_pipeline(&params, &deps));
+    let home_mixer = HomeMixerService::new(pipeline, params.result_size)
+        .with_impressions(Arc::new(services.clone()));
+
+    let (listener, local) = super::listen::bind(cfg.listen).await?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ScoredPostsServiceServer<HomeMixerService>>()
+        .await;
+    if cfg.thunder_addr.is_none() {
+        health
+            .set_serving::<InNetworkPostsServiceServer<ThunderService>>()
+            .await;
+    }
+    if phoenix_service.is_some() {
+        health
+            .set_serving::<PhoenixRankerServer<PhoenixService>>()
+            .await;
+        health
+            .set_serving::<PhoenixRetrievalServer<PhoenixService>>()
+            .await;
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+    let reflection = super::listen::reflection()?;
+
+    let max = cfg.max_message_bytes;
+    let mut router = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(home_mixer.into_server(max));
+    if cfg.thunder_addr.is_none() {
+        router = router.add_service(
+            thunder_service
+                .into_server()
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+    if let Some(p) = phoenix_service {
+        let (r, q) = p.into_servers(max);
+        router = router.add_service(r).add_service(q);
+    }
+    tracing::info!(
+        addr = %local,
+        engine_threads = candle_core::utils::get_num_threads(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "foryou serving on {local}"
+    );
+    router
+        .serve_with_incoming_shutdown(super::listen::incoming(listener), shutdown)
+        .await?;
+    tracing::info!("grpc server stopped; in-flight requests finished");
+    Ok(())
+}
+
+fn load_or_generate(cfg: &ServeConfig) -> Result<World, RoleError> {
+    let now = crate::clock::SystemClock::new().unix_ms();
+    let spec = WorldSpec {
+        users: cfg.users,
+        posts_per_user: cfg.posts_per_user,
+        mean_follows: cfg.follows,
+        ..WorldSpec::demo(cfg.seed, now)
+    };
+    world_from(cfg.world.as_deref(), &spec)
+}
+
+/// The world in `file`, or the one `spec` generates.
+pub fn world_from(file: Option<&Path>, spec: &WorldSpec) -> Result<World, RoleError> {
+    match file {
+        Some(path) => read_world(path).map_err(|e| RoleError::Setup(e.to_string())),
+        None => {
+            spec.validate()
+                .map_err(|e| RoleError::Setup(format!("--{e}")))?;
+            Ok(generate(spec))
+        }
+    }
+}
+
+/// Loads `--model` (or makes the seeded demo pair under `--model-cache`)
+/// and encodes the corpus: every post of the world created after
+/// `since_ms` that is not a retweet.
+pub fn build_engine(
+    args: &EngineArgs,
+    seed: u64,
+    world: &World,
+    since_ms: i64,
+) -> Result<PhoenixEngine, RoleError> {
+    let dir = match &args.model {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = demo_model_dir(args.model_cache.as_deref(), seed);
+            if ensure_demo_models(&dir, seed).map_err(|e| RoleError::Setup(e.to_string()))? {
+                tracing::info!(dir = %dir.display(), "wrote the demo model");
+            }
+            dir
+        }
+    };
+    let models = load_models(&dir).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let posts: Vec<CorpusPost> = world
+        .posts
+        .values()
+        .filter(|p| p.retweet_of.is_none() && p.created_ms > since_ms)
+        .map(|p| CorpusPost {
+            post_id: p.id,
+            author_id: p.author,
+        })
+        .collect();
+    let t = Instant::now();
+    let corpus =
+        Corpus::build(&models.retriever, posts).map_err(|e| RoleError::Setup(e.to_string()))?;
+    tracing::info!(
+        posts = corpus.len(),
+        ms = t.elapsed().as_millis() as u64,
+        "retrieval corpus encoded"
+    );
+    Ok(PhoenixEngine::new(models.ranker, models.retriever, corpus))
+}
