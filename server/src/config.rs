@@ -221,16 +221,19 @@ pub struct EngineArgs {
     #[arg(long, env = "FORYOU_ENGINE_THREADS", default_value_t = 1)]
     pub engine_threads: usize,
     /// Dynamic batching of ranker calls: most requests per forward pass
-    /// (0: off, each call runs alone on rayon's pool).
-    #[arg(long, env = "FORYOU_RANK_BATCH_MAX", default_value_t = 16)]
+    /// (0: off, each call runs alone on rayon's pool). Off by default on
+    /// the CPU engine: there a forward pass is compute-bound, so batching
+    /// gains nothing and its hand-offs cost throughput (measured:
+    /// `benches/load_batching.sh`, `benches/results/load_batching_*.md`).
+    #[arg(long, env = "FORYOU_RANK_BATCH_MAX", default_value_t = 0)]
     pub rank_batch_max: usize,
     /// Dynamic batching: longest a ranker call waits for company, ms. 0
     /// waits for nobody: a batch forms from what queued while every worker
     /// was busy, so a lone call on an idle server starts at once.
     #[arg(long, env = "FORYOU_RANK_BATCH_DELAY_MS", default_value_t = 0)]
     pub rank_batch_delay_ms: u64,
-    /// Candidate counts whose ranker buckets are warmed at start (one
-    /// forward pass each, before serving), comma separated.
+    /// With ranker batching on: candidate counts whose buckets are warmed
+    /// at start (one forward pass each, before serving), comma separated.
     #[arg(
         long,
         env = "FORYOU_RANK_WARM_BUCKETS",
@@ -238,8 +241,9 @@ pub struct EngineArgs {
         default_value = "8,64,1024,2048"
     )]
     pub rank_warm_buckets: Vec<usize>,
-    /// Dynamic batching of retrieval calls: most requests per batch (0: off).
-    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX", default_value_t = 16)]
+    /// Dynamic batching of retrieval calls: most requests per batch (0:
+    /// off, the default on the CPU engine, for the same reason).
+    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX", default_value_t = 0)]
     pub retrieve_batch_max: usize,
     /// Dynamic batching: longest a retrieval call waits for company, ms.
     #[arg(long, env = "FORYOU_RETRIEVE_BATCH_DELAY_MS", default_value_t = 0)]

@@ -12,14 +12,11 @@ use crate::config::ModelConfig;
 /// Multiplier and soft-cap applied to raw `q.k` logits (rounded first: in bf16
 /// the reference forms `q.k` in bf16 and widens it).
 fn transform_logits(s: Tensor, cfg: &ModelConfig, prec: Precision) -> Result<Tensor> {
-    let s = (prec.round(s)? * f64::from(cfg.attn_output_multiplier))?;
-    match cfg.attn_logit_softcap {
-        Some(cap) => {
-            let cap = f64::from(cap);
-            (s / cap)?.tanh()? * cap
-        }
-        None => Ok(s),
-    }
+    super::softcap::softcap(
+        &prec.round(s)?,
+        cfg.attn_output_multiplier,
+        cfg.attn_logit_softcap,
+    )
 }
 
 /// `[B, T, H, K]` -> `[B, Hkv, G*T, K]` (the `G` query heads of each kv head stacked).

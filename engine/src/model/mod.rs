@@ -20,6 +20,7 @@ pub mod layers;
 pub mod ranker;
 pub mod reference;
 pub mod retriever;
+pub mod softcap;
 pub mod tokens;
 pub mod transformer;
 
