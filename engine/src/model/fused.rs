@@ -32,18 +32,26 @@ impl CustomOp1 for GeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu_tanh: f32 storage only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu_tanh: contiguous input only")
-        };
-        let out: Vec<f32> = data[start..end]
-            .iter()
-            .map(|&x| gelu_tanh_scalar(x))
-            .collect();
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        map_f32(self.name(), storage, layout, gelu_tanh_scalar)
     }
+}
+
+/// The body of an elementwise f32 custom op: `f` over a contiguous f32
+/// input, same shape out (other inputs are an error naming the op).
+pub(crate) fn map_f32(
+    op: &str,
+    storage: &CpuStorage,
+    layout: &Layout,
+    f: impl Fn(f32) -> f32,
+) -> Result<(CpuStorage, Shape)> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: f32 storage only")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input only")
+    };
+    let out: Vec<f32> = data[start..end].iter().map(|&x| f(x)).collect();
+    Ok((CpuStorage::F32(out), layout.shape().clone()))
 }
 
 /// Tanh-approximated GELU of `x`: the fused op for f32 on CPU, candle's

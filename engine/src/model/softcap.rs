@@ -56,18 +56,10 @@ impl CustomOp1 for SoftCap {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("softcap: f32 storage only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("softcap: contiguous input only")
-        };
         let (mult, cap) = (self.mult, self.cap);
-        let out: Vec<f32> = data[start..end]
-            .iter()
-            .map(|&x| softcap_scalar(x, mult, cap))
-            .collect();
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        super::fused::map_f32(self.name(), storage, layout, |x| {
+            softcap_scalar(x, mult, cap)
+        })
     }
 }
 
