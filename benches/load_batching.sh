@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Dynamic batching against no batching under open-loop load: starts
-# `foryou serve` twice on the demo world and model (batching up to 16, then
+# `foryou serve` three times on the demo world and model (the batcher with
+# batches of 1; batches up to 16; the batcher bypassed with
 # --rank-batch-max 0 --retrieve-batch-max 0), drives PhoenixRanker.Predict
-# with `foryou bench load` at the same offered rates, and prints both
+# with `foryou bench load` at the same offered rates, and prints the three
 # tables; then the fixed-batch throughput of the same request shape from
 # `foryou bench batch`, in process. Usage:
 #   benches/load_batching.sh [FORYOU_BINARY] [OUT_DIR] [QPS_LIST]
@@ -28,9 +29,11 @@ run_one() { # name, extra serve flags...
     trap - EXIT
 }
 
+echo "== through the batcher, batches of 1 (--rank-batch-max 1)"
+run_one batch1 --rank-batch-max 1 --retrieve-batch-max 1
 echo "== dynamic batching (--rank-batch-max 16, delay 0)"
 run_one batched --rank-batch-max 16 --retrieve-batch-max 16
-echo "== no batching"
+echo "== the batcher bypassed (the CPU default)"
 run_one unbatched --rank-batch-max 0 --retrieve-batch-max 0
 echo "== fixed batches in process, 1000 candidates, 32 history"
 CANDLE_NUM_THREADS=1 "$BIN" bench batch --batch 1,2,4,8,16 --candidates 1000 --history 32 \

@@ -221,10 +221,10 @@ pub struct EngineArgs {
     #[arg(long, env = "FORYOU_ENGINE_THREADS", default_value_t = 1)]
     pub engine_threads: usize,
     /// Dynamic batching of ranker calls: most requests per forward pass
-    /// (0: off, each call runs alone on rayon's pool). Off by default on
-    /// the CPU engine: there a forward pass is compute-bound, so batching
-    /// gains nothing and its hand-offs cost throughput (measured:
-    /// `benches/load_batching.sh`, `benches/results/load_batching_*.md`).
+    /// (0: bypass the batcher, each call runs alone on rayon's pool). The
+    /// CPU default is 0: a CPU forward pass is compute-bound, batches of 16
+    /// lost a third of the throughput and even batches of 1 cost a little
+    /// (`benches/load_batching.sh`, `benches/results/load_batching_*.md`).
     #[arg(long, env = "FORYOU_RANK_BATCH_MAX", default_value_t = 0)]
     pub rank_batch_max: usize,
     /// Dynamic batching: longest a ranker call waits for company, ms. 0
@@ -242,7 +242,7 @@ pub struct EngineArgs {
     )]
     pub rank_warm_buckets: Vec<usize>,
     /// Dynamic batching of retrieval calls: most requests per batch (0:
-    /// off, the default on the CPU engine, for the same reason).
+    /// bypass the batcher, the CPU default, as for the ranker).
     #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX", default_value_t = 0)]
     pub retrieve_batch_max: usize,
     /// Dynamic batching: longest a retrieval call waits for company, ms.

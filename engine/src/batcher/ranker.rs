@@ -71,6 +71,11 @@ impl RankerBatch {
     }
 }
 
+/// Candidate slots scored per chunk of the fast path: bounds the
+/// activations of a request with a huge candidate list, while serving-size
+/// requests (up to a few thousand candidates) run as one chunk.
+const MAX_CHUNK: usize = 4096;
+
 /// Slot granularity of buckets above 64 candidates.
 const BUCKET_STEP: usize = 64;
 
@@ -91,7 +96,16 @@ impl BatchModel for RankerBatch {
         candidate_bucket(r.candidates.len()) as u64
     }
 
+    /// The whole batch, input building included, runs on rayon's pool: a
+    /// batch worker thread only waits, so the batcher's threads never
+    /// compete with the pool's for the cores.
     fn run(&self, batch: Vec<RankRequest>) -> Result<Vec<RankerOutput>, String> {
+        rayon::scope(|_| self.run_in_pool(&batch))
+    }
+}
+
+impl RankerBatch {
+    fn run_in_pool(&self, batch: &[RankRequest]) -> Result<Vec<RankerOutput>, String> {
         let cfg = self.ranker.config();
         let tables = self
             .ranker
@@ -109,7 +123,10 @@ impl BatchModel for RankerBatch {
         let cands: Vec<&[CandidateItem]> = batch.iter().map(|r| r.candidates.as_slice()).collect();
         let slots = width * batch.len();
         let real: usize = cands.iter().map(|c| c.len()).sum();
-        metrics::histogram!(PADDING_RATIO).record((slots - real.min(slots)) as f64 / slots as f64);
+        if slots > 0 {
+            metrics::histogram!(PADDING_RATIO)
+                .record((slots - real.min(slots)) as f64 / slots as f64);
+        }
         let inputs = RecsysInputs {
             user: tables
                 .user_inputs(cfg, &users, cfg.history_seq_len)
@@ -118,8 +135,11 @@ impl BatchModel for RankerBatch {
                 .candidate_inputs(cfg, &cands, width)
                 .map_err(|e| e.to_string())?,
         };
-        let out = rayon::scope(|_| self.ranker.forward(&inputs)).map_err(|e| e.to_string())?;
-        Ok(split_rows(&out, &batch))
+        let out = self
+            .ranker
+            .forward_chunked(&inputs, MAX_CHUNK)
+            .map_err(|e| e.to_string())?;
+        Ok(split_rows(&out, batch))
     }
 }
 

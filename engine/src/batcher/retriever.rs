@@ -48,7 +48,15 @@ impl BatchModel for RetrieverBatch {
     /// (corpus row, score), best first, ties to the lower row.
     type Response = Vec<(u32, f32)>;
 
+    /// Runs on rayon's pool, input building and top-k included (as for
+    /// the ranker's batches).
     fn run(&self, batch: Vec<RetrieveRequest>) -> Result<Vec<Vec<(u32, f32)>>, String> {
+        rayon::scope(|_| self.run_in_pool(&batch))
+    }
+}
+
+impl RetrieverBatch {
+    fn run_in_pool(&self, batch: &[RetrieveRequest]) -> Result<Vec<Vec<(u32, f32)>>, String> {
         let cfg = self.retriever.config();
         let tables = self
             .retriever
@@ -61,13 +69,13 @@ impl BatchModel for RetrieverBatch {
         let inputs = tables
             .user_inputs(cfg, &users, cfg.history_seq_len)
             .map_err(|e| e.to_string())?;
-        let scores: Vec<f32> = rayon::scope(|_| -> candle_core::Result<Vec<f32>> {
+        let scores: Vec<f32> = (|| -> candle_core::Result<Vec<f32>> {
             let rep = self
                 .retriever
                 .user_representation(&inputs)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             rep.matmul(&self.corpus.t()?)?.flatten_all()?.to_vec1()
-        })
+        })()
         .map_err(|e| e.to_string())?;
         let n = self.corpus.dim(0).map_err(|e| e.to_string())?;
         Ok(batch
