@@ -80,3 +80,51 @@ fn bench_batch_rejects_bad_flags_by_name() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[test]
+fn bench_batch_on_one_model_times_that_stage_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("ranker-only");
+    let out = dir.path().join("results");
+    let init = common::foryou()
+        .args(["phoenix", "init", "--preset", "demo", "--seed", "3"])
+        .args(["--table-rows", "256", "--out"])
+        .arg(&model)
+        .output()
+        .expect("run init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let st = common::foryou()
+        .args([
+            "bench",
+            "batch",
+            "--batch",
+            "2",
+            "--requests",
+            "5",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run bench");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let json = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .expect("a json file");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(json.path()).expect("read")).expect("json");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["stage"], "ranker");
+    assert_eq!(rows[0]["batch"], 2);
+}
