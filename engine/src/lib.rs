@@ -27,5 +27,5 @@ pub mod weights;
 
 pub use config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind, PhoenixConfig};
 pub use error::{EngineError, Result};
-pub use model::ranker::{PhoenixRanker, RankerOutput};
+pub use model::ranker::{PhoenixRanker, RankerOutput, SERVING_CHUNK};
 pub use model::retriever::{PhoenixRetriever, Retrieved};

@@ -3,6 +3,16 @@
 
 mod common;
 
+/// The rows of the one JSON file `bench batch` wrote under `out`.
+fn json_rows(out: &std::path::Path) -> Vec<serde_json::Value> {
+    let json = std::fs::read_dir(out)
+        .expect("out dir")
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .expect("a json file");
+    serde_json::from_str(&std::fs::read_to_string(json.path()).expect("read")).expect("json")
+}
+
 #[test]
 fn bench_batch_writes_a_row_per_stage_and_batch_size() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -30,13 +40,7 @@ fn bench_batch_writes_a_row_per_stage_and_batch_size() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let json = std::fs::read_dir(&out)
-        .expect("out dir")
-        .filter_map(Result::ok)
-        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .expect("a json file");
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(json.path()).expect("read")).expect("json");
+    let rows = json_rows(&out);
     let keys: Vec<(String, u64)> = rows
         .iter()
         .map(|r| {
@@ -117,13 +121,7 @@ fn bench_batch_on_one_model_times_that_stage_alone() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let json = std::fs::read_dir(&out)
-        .expect("out dir")
-        .filter_map(Result::ok)
-        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .expect("a json file");
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(json.path()).expect("read")).expect("json");
+    let rows = json_rows(&out);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["stage"], "ranker");
     assert_eq!(rows[0]["batch"], 2);

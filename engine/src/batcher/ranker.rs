@@ -71,11 +71,6 @@ impl RankerBatch {
     }
 }
 
-/// Candidate slots scored per chunk of the fast path: bounds the
-/// activations of a request with a huge candidate list, while serving-size
-/// requests (up to a few thousand candidates) run as one chunk.
-const MAX_CHUNK: usize = 4096;
-
 /// Slot granularity of buckets above 64 candidates.
 const BUCKET_STEP: usize = 64;
 
@@ -137,7 +132,7 @@ impl RankerBatch {
         };
         let out = self
             .ranker
-            .forward_chunked(&inputs, MAX_CHUNK)
+            .forward_chunked(&inputs, crate::model::ranker::SERVING_CHUNK)
             .map_err(|e| e.to_string())?;
         Ok(split_rows(&out, batch))
     }

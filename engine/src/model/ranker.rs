@@ -100,6 +100,12 @@ impl RankerOutput {
     }
 }
 
+/// Candidate slots a serving call scores per chunk of the fast path: bounds
+/// the activations of a request with a huge candidate list (4096 x D floats
+/// per tensor), while serving-size requests (Thunder's 1200 plus Phoenix's
+/// 1000) run as one chunk.
+pub const SERVING_CHUNK: usize = 4096;
+
 /// The ranker: weights prepared for one forward dtype.
 #[derive(Debug, Clone)]
 pub struct PhoenixRanker {

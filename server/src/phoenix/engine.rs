@@ -12,11 +12,6 @@ use foryou_proto::v1 as pb;
 
 use super::corpus::Corpus;
 
-/// Candidates scored per chunk of the fast path: bounds the activations
-/// (4096 x D floats per tensor) while a normal request (Thunder's 1200 plus
-/// Phoenix's 1000) runs as one chunk, without the per-chunk input copies.
-const RANK_CHUNK: usize = 4096;
-
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineFailure {
@@ -153,7 +148,9 @@ impl PhoenixEngine {
             user: tables.user_inputs(cfg, &[(r.user_id, &r.history)], cfg.history_seq_len)?,
             candidates: tables.candidate_inputs(cfg, &[&r.candidates], r.candidates.len())?,
         };
-        let out = self.ranker.forward_chunked(&inputs, RANK_CHUNK)?;
+        let out = self
+            .ranker
+            .forward_chunked(&inputs, foryou_engine::SERVING_CHUNK)?;
         Ok(Self::predict_response(req, Some(&out)))
     }
 
