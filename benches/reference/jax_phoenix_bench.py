@@ -17,7 +17,11 @@ Modes (they can be combined):
 * ``--model DIR``: time the jitted reference at each ``--batch`` size on fresh
   random inputs, print a markdown table (side by side with ``--ours``, our
   engine's ``foryou bench batch`` JSON), and write ``jax_<name>.{json,md}``
-  under ``--out``.
+  under ``--out`` (and/or the JSON to ``--json PATH``).
+
+Platform: ``--platform auto`` (default) leaves JAX's choice alone (the GPU when
+jaxlib has a CUDA plugin and sees one, else the CPU; ``JAX_PLATFORMS`` is
+respected); ``--platform cpu`` / ``gpu`` force one.
 
 See README.md next to this file for the exact commands.
 """
@@ -25,6 +29,7 @@ See README.md next to this file for the exact commands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -115,9 +120,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="opt-in: pin this process to these CPUs (e.g. 0 or 0,1) before jax loads, "
                         "like `taskset -c`; XLA:CPU sizes its thread pools from the CPUs it may use. "
                         "Default: leave JAX's threading alone")
+    p.add_argument("--platform", choices=["auto", "cpu", "gpu"], default="auto",
+                   help="auto: whatever jax.default_backend() is (JAX_PLATFORMS is respected); "
+                        "cpu / gpu: force that backend (gpu fails if JAX cannot use one)")
+    p.add_argument("--input-sets", type=int, default=None, metavar="N",
+                   help="0: generate fresh random inputs before every call (host numpy, then device_put); "
+                        "N > 0: generate N sets once per batch size and rotate through them (much less "
+                        "host time at big shapes). Default: 0 on the CPU, 3 on a GPU")
+    p.add_argument("--matmul-precision", choices=["default", "high", "highest"], default=None,
+                   help="jax_default_matmul_precision for the timed model (default: the backend's own; "
+                        "on GPUs float32 dots may use TF32)")
+    p.add_argument("--check-precision", choices=["default", "high", "highest"], default="highest",
+                   help="matmul precision for --check-fixture (highest keeps f32 checks at f32 on GPUs; "
+                        "the CPU backend computes f32 either way)")
     p.add_argument("--ours", type=Path, help="our engine's JSON from `foryou bench batch` (rows with stage == ranker)")
     p.add_argument("--out", type=Path, help="write jax_<name>.json and jax_<name>.md here")
     p.add_argument("--name", default=None, help="<name> in the output files (default: basename of --model)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help="also write the JSON document (rows + metadata) to this exact path")
     args = p.parse_args(argv)
     if args.model is None and not args.check_fixture:
         p.error("nothing to do: give --model and/or --check-fixture")
@@ -129,12 +149,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--batch: sizes must be >= 1")
     if args.requests < 1:
         p.error("--requests must be >= 1")
+    if args.input_sets is not None and args.input_sets < 0:
+        p.error("--input-sets must be >= 0")
     return args
 
 
 def setup_environment(args) -> None:
-    # CPU timings: keep JAX off any accelerator unless the user says otherwise.
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # --platform auto leaves JAX_PLATFORMS (and so jax.default_backend()) alone:
+    # on a CPU-only jaxlib that is the CPU, as before; with a CUDA plugin and a
+    # GPU, the GPU. cpu / gpu force the backend (the CPU stays available for
+    # host-side arrays in gpu mode).
+    if args.platform == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    elif args.platform == "gpu":
+        os.environ["JAX_PLATFORMS"] = "cuda,cpu"
     if args.cpus is not None:
         try:
             cpus = {int(c) for c in args.cpus.split(",") if c.strip()}
@@ -169,13 +197,26 @@ class Reference:
 
     def provenance(self) -> dict:
         info = {"phoenix_dir": str(self.dir)}
-        try:
-            info["git_commit"] = subprocess.run(
-                ["git", "-C", str(self.dir), "rev-parse", "HEAD"],
-                capture_output=True, text=True, check=True, timeout=10,
-            ).stdout.strip()
-        except Exception:  # not a git checkout, or no git
-            info["git_commit"] = None
+        info["git_commit"] = None
+        marker = self.dir / "SOURCE_COMMIT"  # copies outside a checkout (e.g. carried to a GPU machine)
+        if marker.is_file():
+            info["git_commit"] = marker.read_text().strip() or None
+            info["git_commit_from"] = "SOURCE_COMMIT file"
+        else:
+            try:
+                top = subprocess.run(
+                    ["git", "-C", str(self.dir), "rev-parse", "--show-toplevel"],
+                    capture_output=True, text=True, check=True, timeout=10,
+                ).stdout.strip()
+                # Only trust the commit if phoenix/ sits directly in that checkout
+                # (a copy inside another repository would report that repository).
+                if Path(top).resolve() == self.dir.parent:
+                    info["git_commit"] = subprocess.run(
+                        ["git", "-C", str(self.dir), "rev-parse", "HEAD"],
+                        capture_output=True, text=True, check=True, timeout=10,
+                    ).stdout.strip()
+            except Exception:  # not a git checkout, or no git
+                pass
         for f in ("grok.py", "recsys_model.py"):
             info[f"sha256_{f}"] = hashlib.sha256((self.dir / f).read_bytes()).hexdigest()
         return info
@@ -361,7 +402,8 @@ def check_fixture(ref: Reference, fixture: Path, args) -> bool:
     mcfg = ref.model_config(cfg, dtype, S, C)
     tf = ref.transformed(mcfg, "probs")
     params = ref.load_params(tf, fixture / "params.safetensors", (batch, emb))
-    logits, probs = ref.jax.jit(tf.apply)(params, batch, emb)
+    with ref.jax.default_matmul_precision(args.check_precision):
+        logits, probs = ref.jax.jit(tf.apply)(params, batch, emb)
     logits = np.asarray(logits, dtype=np.float32)
     probs = np.asarray(probs, dtype=np.float32)
 
@@ -373,7 +415,8 @@ def check_fixture(ref: Reference, fixture: Path, args) -> bool:
     ranked = np.argsort(-probs[:, :, 0], axis=-1, kind="stable")
     same_rank = bool(np.array_equal(ranked, want["ranked_indices"])) if "ranked_indices" in want else None
     ok = d_logits <= tol and np.isfinite(d_logits)
-    print(f"fixture {fixture.name}: B={B} S={S} C={C} fprop={dtype_name} (jax.jit) "
+    print(f"fixture {fixture.name}: B={B} S={S} C={C} fprop={dtype_name} (jax.jit, "
+          f"{ref.jax.default_backend()}, matmul precision {args.check_precision}) "
           f"max|dlogits|={d_logits:.3e} max|dprobs|={d_probs:.3e} ranked_indices_equal={same_rank} "
           f"tol={tol:g} -> {'PASS' if ok else 'FAIL'}", flush=True)
     return ok
@@ -397,52 +440,43 @@ def time_model(ref: Reference, cfg: dict, args) -> tuple[list[dict], dict]:
     mcfg = ref.model_config(cfg, dtype, S, C)
     tf = ref.transformed(mcfg, args.output)
     rng = np.random.default_rng(args.seed)
+    t_load = time.perf_counter()
     params = ref.load_params(tf, args.model / "params.safetensors", random_inputs(rng, cfg, 1, S, C))
+    jax.block_until_ready(params)
+    load_s = time.perf_counter() - t_load
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params))
+    log(f"params: {n_params / 1e6:.1f} M loaded and on {jax.default_backend()} in {load_s:.1f} s")
     fn = tf.apply if args.no_jit else jax.jit(tf.apply)
+    n_sets = args.input_sets if args.input_sets is not None else (0 if jax.default_backend() == "cpu" else 3)
 
     def fresh(B):
         batch, emb = random_inputs(rng, cfg, B, S, C)
-        # Host -> device outside the timed region (on CPU: one copy).
-        return jax.device_put(batch), jax.device_put(emb)
+        # Host -> device outside the timed region (on CPU: one copy). device_put
+        # is asynchronous: wait for it so no transfer runs inside the timer.
+        return jax.block_until_ready((jax.device_put(batch), jax.device_put(emb)))
+
+    pool: list = []
+
+    def next_inputs(B, i):
+        """Fresh inputs (n_sets == 0) or the (i mod n_sets)-th of n_sets pre-generated sets."""
+        if n_sets == 0:
+            return fresh(B)
+        if not pool:
+            pool.extend(fresh(B) for _ in range(n_sets))
+        return pool[i % n_sets]
 
     def call(inputs):
         out = fn(params, *inputs)
         jax.block_until_ready(out)
 
     rows = []
-    for B in args.batch_sizes:
-        calls = max(5, args.requests // B)
-        t0 = time.perf_counter()
-        call(fresh(B))  # compiles (jit) for this shape
-        compile_ms = (time.perf_counter() - t0) * 1e3
-        for _ in range(args.warmup):
-            call(fresh(B))
-        ms = []
-        for _ in range(calls):
-            inputs = fresh(B)
-            t = time.perf_counter()
-            out = fn(params, *inputs)
-            jax.block_until_ready(out)
-            ms.append((time.perf_counter() - t) * 1e3)
-        ms.sort()
-        p50 = pct(ms, 0.5)
-        row = {
-            "stage": "ranker",
-            "impl": "jax-reference" + ("-eager" if args.no_jit else "-jit"),
-            "batch": B,
-            "p50_ms": p50,
-            "p90_ms": pct(ms, 0.9),
-            "p99_ms": pct(ms, 0.99),
-            "mean_ms": float(np.mean(ms)),
-            "min_ms": ms[0],
-            "requests_per_s": B / (p50 / 1e3),
-            "candidates_per_s": B * C / (p50 / 1e3),
-            "calls": calls,
-            "first_call_ms": compile_ms,
-        }
-        rows.append(row)
-        log(f"batch {B:>3}: p50 {p50:9.3f} ms  p90 {row['p90_ms']:9.3f}  p99 {row['p99_ms']:9.3f}  "
-            f"({calls} calls, first call {compile_ms:.0f} ms)")
+    precision = contextlib.nullcontext() if args.matmul_precision is None else \
+        jax.default_matmul_precision(args.matmul_precision)
+    with precision:
+        for B in args.batch_sizes:
+            pool.clear()
+            rows.append(_time_batch(B, S, C, args, fn, params, call, next_inputs, jax))
+    pool.clear()
     shapes = {
         "emb_size": int(cfg["emb_size"]), "key_size": int(cfg["key_size"]),
         "num_q_heads": int(cfg["num_q_heads"]), "num_kv_heads": int(cfg["num_kv_heads"]),
@@ -451,7 +485,45 @@ def time_model(ref: Reference, cfg: dict, args) -> tuple[list[dict], dict]:
         "num_actions": int(cfg["num_actions"]),
         "hashes": [int(cfg["num_user_hashes"]), int(cfg["num_item_hashes"]), int(cfg["num_author_hashes"])],
     }
-    return rows, {"shapes": shapes, "fprop_dtype": dtype_name}
+    return rows, {"shapes": shapes, "fprop_dtype": dtype_name, "input_sets": n_sets,
+                  "params_count": n_params, "params_load_s": load_s,
+                  "matmul_precision": args.matmul_precision or "backend default"}
+
+
+def _time_batch(B, S, C, args, fn, params, call, next_inputs, jax) -> dict:
+    """One batch size: a compiling call, warm-up calls, then the timed calls."""
+    calls = max(5, args.requests // B)
+    t0 = time.perf_counter()
+    call(next_inputs(B, 0))  # compiles (jit) for this shape
+    compile_ms = (time.perf_counter() - t0) * 1e3
+    for w in range(args.warmup):
+        call(next_inputs(B, 1 + w))
+    ms = []
+    for c in range(calls):
+        inputs = next_inputs(B, 1 + args.warmup + c)
+        t = time.perf_counter()
+        out = fn(params, *inputs)
+        jax.block_until_ready(out)
+        ms.append((time.perf_counter() - t) * 1e3)
+    ms.sort()
+    p50 = pct(ms, 0.5)
+    row = {
+        "stage": "ranker",
+        "impl": "jax-reference" + ("-eager" if args.no_jit else "-jit"),
+        "batch": B,
+        "p50_ms": p50,
+        "p90_ms": pct(ms, 0.9),
+        "p99_ms": pct(ms, 0.99),
+        "mean_ms": float(np.mean(ms)),
+        "min_ms": ms[0],
+        "requests_per_s": B / (p50 / 1e3),
+        "candidates_per_s": B * C / (p50 / 1e3),
+        "calls": calls,
+        "first_call_ms": compile_ms,
+    }
+    log(f"batch {B:>3}: p50 {p50:9.3f} ms  p90 {row['p90_ms']:9.3f}  p99 {row['p99_ms']:9.3f}  "
+        f"({calls} calls, first call {compile_ms:.0f} ms)")
+    return row
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +560,11 @@ def environment_metadata(ref: Reference) -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = os.cpu_count()
+    try:
+        cpu_devices = len(jax.devices("cpu"))
+    except RuntimeError:  # JAX_PLATFORMS without cpu
+        cpu_devices = 0
+    dev0 = jax.devices()[0]
     return {
         "jax_version": jax.__version__,
         "jaxlib_version": getattr(jaxlib, "__version__", None),
@@ -496,7 +573,10 @@ def environment_metadata(ref: Reference) -> dict:
         "python": platform.python_version(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
-        "cpu_device_count": len(jax.devices("cpu")),
+        "device_kind": getattr(dev0, "device_kind", None),
+        "device_platform": getattr(dev0, "platform", None),
+        "jax_default_matmul_precision": getattr(jax.config, "jax_default_matmul_precision", None),
+        "cpu_device_count": cpu_devices,
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_in_affinity": affinity,
@@ -547,8 +627,14 @@ def markdown(rows: list[dict], ours: dict[int, dict] | None, meta: dict) -> str:
             sp = f"{r['p50_ms'] / op50:.2f}x" if op50 else "—"
             lines.append(f"| {r['batch']} | {fmt(r['p50_ms'])} | {fmt(op50)} | {sp} |")
     e = meta["environment"]
+    hw = ""
+    if e.get("backend") != "cpu":
+        hw = (f"Device: {e.get('device_kind')} ({e.get('backend')}; inputs: "
+              f"{'fresh per call' if not meta.get('input_sets') else str(meta['input_sets']) + ' sets rotated'}; "
+              f"matmul precision {meta.get('matmul_precision')}) · host ")
     lines += [
         "",
+        hw +
         f"CPU: {e['cpu_model']} ({e['cpus_in_affinity']} CPUs usable, {e['cpu_device_count']} JAX CPU device(s), "
         f"XLA_FLAGS={e['xla_flags'] or '(unset)'}, {e['process_threads_after_run']} process threads after the run) · "
         f"jax {e['jax_version']} / jaxlib {e['jaxlib_version']} / dm-haiku {e['haiku_version']} · {meta['date']}",
@@ -569,6 +655,9 @@ def main(argv=None) -> int:
     setup_environment(args)
     ref = Reference(args.phoenix)
     log(f"jax {ref.jax.__version__}, backend {ref.jax.default_backend()}, devices {ref.jax.devices()}")
+    if args.platform == "gpu" and ref.jax.default_backend() != "gpu":
+        log(f"--platform gpu: JAX's default backend is {ref.jax.default_backend()!r}")
+        return 2
 
     ok = True
     for fx in args.check_fixture:
@@ -595,7 +684,14 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "percentiles": "nearest rank at round((n-1)*q) over the timed calls",
         "timed_region": "jitted apply(params, batch, embeddings) + block_until_ready; "
-                        "inputs generated and device_put before the timer starts",
+                        "inputs generated, device_put and block_until_ready'd before the timer starts",
+        "platform_option": args.platform,
+        "input_sets": info["input_sets"],
+        "inputs": ("fresh random inputs for every call" if not info["input_sets"] else
+                   f"{info['input_sets']} random input sets per batch size, generated once, rotated"),
+        "matmul_precision": info["matmul_precision"],
+        "params_count": info["params_count"],
+        "params_load_s": info["params_load_s"],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable] + sys.argv),
         "reference": ref.provenance(),
@@ -603,20 +699,25 @@ def main(argv=None) -> int:
         "ours_file": str(args.ours) if args.ours else None,
     }
     md = markdown(rows, ours, meta)
-    print(md)
+    doc = {"metadata": meta, "rows": rows}
+    if ours is not None:
+        doc["comparison"] = [
+            {"batch": r["batch"], "jax_p50_ms": r["p50_ms"],
+             "ours_p50_ms": ours[r["batch"]]["p50_ms"] if r["batch"] in ours else None,
+             "speedup": (r["p50_ms"] / ours[r["batch"]]["p50_ms"]) if r["batch"] in ours else None}
+            for r in rows
+        ]
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        doc = {"metadata": meta, "rows": rows}
-        if ours is not None:
-            doc["comparison"] = [
-                {"batch": r["batch"], "jax_p50_ms": r["p50_ms"],
-                 "ours_p50_ms": ours[r["batch"]]["p50_ms"] if r["batch"] in ours else None,
-                 "speedup": (r["p50_ms"] / ours[r["batch"]]["p50_ms"]) if r["batch"] in ours else None}
-                for r in rows
-            ]
         (args.out / f"jax_{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
         (args.out / f"jax_{name}.md").write_text(md)
         log(f"wrote {args.out / f'jax_{name}.json'} and {args.out / f'jax_{name}.md'}")
+    if args.json:
+        if args.json.parent and not args.json.parent.exists():
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    print(md, flush=True)
     return 0
 
 

@@ -41,6 +41,9 @@ pub enum EngineError {
         /// The parser's message.
         message: String,
     },
+    /// The GPU path failed (driver, compiler, or device error).
+    #[error("gpu: {0}")]
+    Gpu(String),
     /// A tensor operation failed (a bug or an exhausted resource, not bad input).
     #[error("tensor op: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -35,6 +35,9 @@ pub struct EvalOptions {
     pub chunk: Option<usize>,
     /// Retrieval top-k; `None` takes the config's `top_k`.
     pub top_k: Option<usize>,
+    /// Where the ranker's fast path and the retriever run; a GPU that cannot
+    /// be used is an error here.
+    pub device: crate::ComputeDevice,
 }
 
 impl Default for EvalOptions {
@@ -44,6 +47,7 @@ impl Default for EvalOptions {
             dtype: None,
             chunk: None,
             top_k: None,
+            device: crate::ComputeDevice::Cpu,
         }
     }
 }
@@ -192,9 +196,19 @@ pub fn eval_dir_with_inputs(
     let (cfg, weights) = load_model_dir(dir)?;
     let dtype = opts.dtype.unwrap_or(cfg.fprop_dtype);
     match cfg.kind {
-        ModelKind::Ranker => eval_ranker(&PhoenixRanker::new(cfg, weights, dtype)?, inputs, opts),
+        ModelKind::Ranker => {
+            let mut ranker = PhoenixRanker::new(cfg, weights, dtype)?;
+            ranker
+                .set_device(opts.device)
+                .map_err(|why| EngineError::Gpu(format!("{}: {why}", opts.device)))?;
+            eval_ranker(&ranker, inputs, opts)
+        }
         ModelKind::Retrieval => {
-            eval_retriever(&PhoenixRetriever::new(cfg, weights, dtype)?, inputs, opts)
+            let mut retriever = PhoenixRetriever::new(cfg, weights, dtype)?;
+            retriever
+                .set_device(opts.device)
+                .map_err(|why| EngineError::Gpu(format!("{}: {why}", opts.device)))?;
+            eval_retriever(&retriever, inputs, opts)
         }
     }
 }

@@ -7,6 +7,8 @@
 //! * [`inputs`]: the model batch (hashes, actions, surfaces, embeddings).
 //! * [`model`]: the CPU model on candle: dense reference path, fast
 //!   candidate-isolation path, two-tower retriever.
+//! * [`device`]: `cpu` or `cuda:N`; `gpu` (feature `cuda`): the GPU
+//!   ranker on foryou-kernels.
 //! * [`topk`]: exact top-k with ties to the lower index.
 //! * [`init`]: seeded random weights (`foryou phoenix init`).
 //! * [`fixture`]: reading and writing the reference fixture format.
@@ -15,8 +17,11 @@
 
 pub mod batcher;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod fixture;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod hash_embed;
 pub mod init;
 pub mod inputs;
@@ -26,6 +31,7 @@ pub mod topk;
 pub mod weights;
 
 pub use config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind, PhoenixConfig};
+pub use device::ComputeDevice;
 pub use error::{EngineError, Result};
 pub use model::ranker::{PhoenixRanker, RankerOutput, SERVING_CHUNK};
 pub use model::retriever::{PhoenixRetriever, Retrieved};

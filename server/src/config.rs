@@ -215,6 +215,11 @@ pub struct EngineArgs {
     /// directory).
     #[arg(long, env = "FORYOU_MODEL_CACHE")]
     pub model_cache: Option<PathBuf>,
+    /// Where the ranker runs: `cpu` or `cuda[:N]`. A GPU that cannot be
+    /// used (build without the `cuda` feature, no driver, no device) is
+    /// reported once and the ranker runs on the CPU.
+    #[arg(long, env = "FORYOU_DEVICE", default_value = "cpu")]
+    pub device: foryou_engine::ComputeDevice,
     /// Threads per engine op (0: all physical cores). 1 is fastest when
     /// requests run concurrently; raise it for one-at-a-time latency on a
     /// big host.

@@ -113,6 +113,9 @@ pub struct PhoenixRanker {
     pub(crate) weights: PhoenixWeights,
     pub(crate) transformer: Transformer,
     pub(crate) prec: Precision,
+    /// The fast path's device copy, when running on a GPU.
+    #[cfg(feature = "cuda")]
+    pub(crate) gpu: Option<std::sync::Arc<crate::gpu::GpuRanker>>,
 }
 
 impl PhoenixRanker {
@@ -131,7 +134,52 @@ impl PhoenixRanker {
             weights,
             transformer,
             prec,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
+    }
+
+    /// Moves the fast path to `device`. On `Err(reason)` (no `cuda` feature,
+    /// no driver, no such device, an unsupported shape) the ranker stays on
+    /// the CPU, fully working; the caller reports the reason.
+    pub fn set_device(&mut self, device: crate::ComputeDevice) -> std::result::Result<(), String> {
+        match device {
+            crate::ComputeDevice::Cpu => {
+                #[cfg(feature = "cuda")]
+                {
+                    self.gpu = None;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            crate::ComputeDevice::Cuda(n) => {
+                let gpu = crate::gpu::open(n).map_err(|e| e.to_string())?;
+                let head = self.head().map_err(|e| e.to_string())?;
+                let ranker = crate::gpu::GpuRanker::new(gpu, &self.cfg, &self.weights, Some(head))
+                    .map_err(|e| e.to_string())?;
+                self.gpu = Some(std::sync::Arc::new(ranker));
+                Ok(())
+            }
+            #[cfg(not(feature = "cuda"))]
+            crate::ComputeDevice::Cuda(_) => {
+                Err("this binary was built without the `cuda` feature".into())
+            }
+        }
+    }
+
+    /// Where the GPU fast path spent the last call's time (None on the CPU).
+    #[cfg(feature = "cuda")]
+    pub fn gpu_phases(&self) -> Option<crate::gpu::ranker::GpuPhases> {
+        self.gpu.as_ref().map(|g| g.last_phases())
+    }
+
+    /// Where the fast path runs.
+    pub fn device(&self) -> crate::ComputeDevice {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return crate::ComputeDevice::Cuda(g.gpu().context().ordinal());
+        }
+        crate::ComputeDevice::Cpu
     }
 
     /// The validated config.
@@ -227,6 +275,10 @@ impl PhoenixRanker {
         cands: &CandidateInputs,
         chunk: usize,
     ) -> Result<RankerOutput> {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return g.fast_rows(user, cands);
+        }
         let ctx = self.encode_context(user)?;
         let mut chunks = Vec::new();
         let mut c0 = 0;

@@ -30,7 +30,26 @@ pub struct PhoenixRetriever {
     weights: PhoenixWeights,
     transformer: Transformer,
     prec: Precision,
+    /// The user tower on a GPU, with the last corpus uploaded for top-k.
+    #[cfg(feature = "cuda")]
+    gpu: Option<GpuRetrieval>,
 }
+
+/// The retriever's device side: the user tower, and the corpus last
+/// searched (uploaded once per corpus tensor, as bf16).
+#[cfg(feature = "cuda")]
+#[derive(Debug, Clone)]
+struct GpuRetrieval {
+    tower: std::sync::Arc<crate::gpu::GpuRanker>,
+    corpus: std::sync::Arc<std::sync::Mutex<Option<UploadedCorpus>>>,
+}
+
+/// A corpus tensor's id and its device copy.
+#[cfg(feature = "cuda")]
+type UploadedCorpus = (
+    candle_core::TensorId,
+    std::sync::Arc<foryou_kernels::cuda::topk::GpuCorpus>,
+);
 
 /// `v / sqrt(max(|v|^2, eps))` over the last axis.
 fn l2_normalize(v: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
@@ -58,6 +77,8 @@ impl PhoenixRetriever {
             weights,
             transformer,
             prec,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
     }
 
@@ -81,15 +102,72 @@ impl PhoenixRetriever {
         }
     }
 
+    /// Moves the user tower and top-k to `device`. On `Err(reason)` the
+    /// retriever stays on the CPU, fully working.
+    pub fn set_device(&mut self, device: crate::ComputeDevice) -> std::result::Result<(), String> {
+        match device {
+            crate::ComputeDevice::Cpu => {
+                #[cfg(feature = "cuda")]
+                {
+                    self.gpu = None;
+                }
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            crate::ComputeDevice::Cuda(n) => {
+                let gpu = crate::gpu::open(n).map_err(|e| e.to_string())?;
+                let tower = crate::gpu::GpuRanker::new(gpu, &self.cfg, &self.weights, None)
+                    .map_err(|e| e.to_string())?;
+                self.gpu = Some(GpuRetrieval {
+                    tower: std::sync::Arc::new(tower),
+                    corpus: Default::default(),
+                });
+                Ok(())
+            }
+            #[cfg(not(feature = "cuda"))]
+            crate::ComputeDevice::Cuda(_) => {
+                Err("this binary was built without the `cuda` feature".into())
+            }
+        }
+    }
+
+    /// Where the user tower runs.
+    pub fn device(&self) -> crate::ComputeDevice {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return crate::ComputeDevice::Cuda(g.tower.gpu().context().ordinal());
+        }
+        crate::ComputeDevice::Cpu
+    }
+
+    /// Hidden states of the user tower, `[B, 1 + S, D]`: on the GPU when
+    /// there is one and every user token is valid (a padding user needs the
+    /// reference's uniform-attention quirk, which the dense CPU path keeps).
+    fn user_hidden(&self, user: &UserInputs, valid: &[bool]) -> Result<Tensor> {
+        let (b, len) = (user.batch, 1 + user.history_len);
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu
+            && (0..b).all(|r| user.user_valid(&self.cfg, r))
+        {
+            let h = g.tower.user_hidden(user)?;
+            return Ok(Tensor::from_vec(
+                h,
+                (b, len, self.cfg.emb_size),
+                &Device::Cpu,
+            )?);
+        }
+        let x = TokenBuilder::new(&self.cfg, &self.weights, self.prec).context(user)?;
+        let mask = causal_mask(valid, b, len, self.cfg.attn_mask_fill)?;
+        let positions: Vec<usize> = (0..len).collect();
+        Ok(self.transformer.forward_dense(&x, &positions, &mask)?)
+    }
+
     /// User representations `[B, D]`, unit norm.
     pub fn user_representation(&self, user: &UserInputs) -> Result<Tensor> {
         user.validate(&self.cfg)?;
-        let x = TokenBuilder::new(&self.cfg, &self.weights, self.prec).context(user)?;
-        let (b, len, _) = x.dims3()?;
+        let (b, len) = (user.batch, 1 + user.history_len);
         let valid = user.context_valid(&self.cfg);
-        let mask = causal_mask(&valid, b, len, self.cfg.attn_mask_fill)?;
-        let positions: Vec<usize> = (0..len).collect();
-        let h = self.transformer.forward_dense(&x, &positions, &mask)?;
+        let h = self.user_hidden(user, &valid)?;
         let m: Vec<f32> = valid.iter().map(|&v| f32::from(u8::from(v))).collect();
         let counts: Vec<f32> = m
             .chunks_exact(len)
@@ -127,11 +205,50 @@ impl PhoenixRetriever {
             )));
         }
         let rep = self.user_representation(user)?;
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu
+            && k <= foryou_kernels::cuda::topk::MAX_K
+            && matches!(d, 64 | 128 | 256)
+        {
+            let q: Vec<f32> = rep.flatten_all()?.to_vec1()?;
+            let gpu_corpus = g.corpus_for(corpus)?;
+            let top_k = g.tower.gpu().top_k(&gpu_corpus, &q, k)?;
+            return Ok(Retrieved {
+                user_representation: q,
+                top_k,
+            });
+        }
         let scores = rep.matmul(&corpus.t()?)?; // [B, N]
         let scores: Vec<f32> = scores.flatten_all()?.to_vec1()?;
         Ok(Retrieved {
             user_representation: rep.flatten_all()?.to_vec1()?,
             top_k: top_k_rows(&scores, n, k),
         })
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl GpuRetrieval {
+    /// The device copy of `corpus` (bf16), uploading it on first use.
+    fn corpus_for(
+        &self,
+        corpus: &Tensor,
+    ) -> Result<std::sync::Arc<foryou_kernels::cuda::topk::GpuCorpus>> {
+        let mut slot = self
+            .corpus
+            .lock()
+            .map_err(|_| EngineError::Gpu("an earlier corpus upload panicked".into()))?;
+        if let Some((id, c)) = slot.as_ref()
+            && *id == corpus.id()
+        {
+            return Ok(c.clone());
+        }
+        let (_, d) = corpus.dims2()?;
+        let values: Vec<f32> = corpus.flatten_all()?.to_vec1()?;
+        let gpu = self.tower.gpu();
+        let up = gpu.upload_corpus(&foryou_kernels::cuda::bf16_bits(&values), d, None)?;
+        let up = std::sync::Arc::new(up);
+        *slot = Some((corpus.id(), up.clone()));
+        Ok(up)
     }
 }

@@ -29,9 +29,10 @@ pub struct BatchBenchArgs {
     /// Where the demo model is kept (default: the system temp directory).
     #[arg(long)]
     model_cache: Option<PathBuf>,
-    /// Where to run: `cpu` (the GPU engine is issue 5's `cuda:N`).
+    /// Where the ranker and the retriever run: `cpu` or `cuda[:N]`. A GPU
+    /// that cannot be used is an error here.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: foryou_engine::ComputeDevice,
     /// Batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
     batch: Vec<usize>,
@@ -191,12 +192,6 @@ fn retrieve_rows(
 
 /// Runs `foryou bench batch`.
 pub fn run(args: BatchBenchArgs) -> anyhow::Result<()> {
-    if args.device != "cpu" {
-        anyhow::bail!(
-            "--device {}: this build runs the engine on the CPU only (the GPU engine is not built yet)",
-            args.device
-        );
-    }
     if args.batch.is_empty() || args.batch.contains(&0) {
         anyhow::bail!("--batch must list positive sizes, e.g. 1,2,4,8");
     }
@@ -212,7 +207,15 @@ pub fn run(args: BatchBenchArgs) -> anyhow::Result<()> {
     let rows = if dir.join("config.json").exists() {
         one_model_rows(&dir, &args, &mut rng)?
     } else {
-        let models = load_models(&dir)?;
+        let mut models = load_models(&dir)?;
+        models
+            .ranker
+            .set_device(args.device)
+            .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
+        models
+            .retriever
+            .set_device(args.device)
+            .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
         let mut rows = rank_rows(&models.ranker, &args, &mut rng)?;
         rows.extend(retrieve_rows(&models.retriever, &args, &mut rng)?);
         rows
@@ -220,7 +223,7 @@ pub fn run(args: BatchBenchArgs) -> anyhow::Result<()> {
     let md = markdown(&rows, &args, &dir);
     print!("{md}");
     if let Some(out) = &args.out {
-        write_outputs(out, &rows, &md)?;
+        write_outputs(out, &rows, &md, args.device)?;
     }
     Ok(())
 }
@@ -236,13 +239,19 @@ fn one_model_rows(
     let dtype = cfg.fprop_dtype;
     match cfg.kind {
         ModelKind::Ranker => {
-            let ranker = PhoenixRanker::new(cfg, weights, dtype)
+            let mut ranker = PhoenixRanker::new(cfg, weights, dtype)
                 .with_context(|| format!("building the ranker in {}", dir.display()))?;
+            ranker
+                .set_device(args.device)
+                .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
             rank_rows(&ranker, args, rng)
         }
         ModelKind::Retrieval => {
-            let retriever = PhoenixRetriever::new(cfg, weights, dtype)
+            let mut retriever = PhoenixRetriever::new(cfg, weights, dtype)
                 .with_context(|| format!("building the retriever in {}", dir.display()))?;
+            retriever
+                .set_device(args.device)
+                .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
             retrieve_rows(&retriever, args, rng)
         }
     }
@@ -272,7 +281,12 @@ fn markdown(rows: &[Row], args: &BatchBenchArgs, dir: &Path) -> String {
     s
 }
 
-fn write_outputs(out: &Path, rows: &[Row], md: &str) -> anyhow::Result<()> {
+fn write_outputs(
+    out: &Path,
+    rows: &[Row],
+    md: &str,
+    device: foryou_engine::ComputeDevice,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let json: Vec<serde_json::Value> = rows
         .iter()
@@ -290,7 +304,8 @@ fn write_outputs(out: &Path, rows: &[Row], md: &str) -> anyhow::Result<()> {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map_or_else(|| "undated".to_owned(), |d| d.trim().to_owned());
-    let base = out.join(format!("batch_cpu_{date}"));
+    let device = device.to_string().replace(':', "");
+    let base = out.join(format!("batch_{device}_{date}"));
     std::fs::write(
         base.with_extension("json"),
         serde_json::to_string_pretty(&json)?,

@@ -68,6 +68,10 @@ pub enum PhoenixCommand {
         /// Retrieval: number of results; defaults to the config's top_k.
         #[arg(long)]
         top_k: Option<usize>,
+        /// Where the ranker runs: `cpu` or `cuda[:N]` (a GPU that cannot be
+        /// used is an error).
+        #[arg(long, default_value = "cpu")]
+        device: foryou_engine::ComputeDevice,
     },
     /// Write config.json + params.safetensors (with hash tables) holding seeded
     /// random weights whose outputs are not trivial.
@@ -110,6 +114,7 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
             inputs,
             chunk,
             top_k,
+            device,
         } => {
             let opts = EvalOptions {
                 path: match path {
@@ -122,6 +127,7 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
                 }),
                 chunk,
                 top_k,
+                device,
             };
             let inputs = inputs.unwrap_or_else(|| fixture.join("inputs.safetensors"));
             eval(&fixture, &inputs, &out, &opts)

@@ -230,7 +230,16 @@ pub fn build_engine(
             dir
         }
     };
-    let models = load_models(&dir).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let mut models = load_models(&dir).map_err(|e| RoleError::Setup(e.to_string()))?;
+    match models.ranker.set_device(args.device) {
+        Ok(()) => tracing::info!(device = %args.device, "ranker device"),
+        Err(why) => {
+            tracing::warn!(device = %args.device, %why, "GPU unavailable, the ranker runs on the CPU")
+        }
+    }
+    if let Err(why) = models.retriever.set_device(args.device) {
+        tracing::warn!(device = %args.device, %why, "GPU unavailable, the retriever runs on the CPU");
+    }
     let posts: Vec<CorpusPost> = world
         .posts
         .values()

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The GPU test suite and benchmarks, in one call on a lent H100/H200
+# (benches/gpu/README.md). Run from the repository root on the device, with
+# what `benches/gpu/build.sh` built here carried in .gpu/, and for the JAX
+# comparison the dm-haiku wheels in .whl/ and the reference's phoenix/
+# folder in .ref/phoenix:
+#
+#   OUT=/some/dir bash benches/gpu/run.sh [quick]
+#
+# `quick` runs only the correctness tests, `ours` adds our benchmarks but
+# not the PyTorch / JAX baselines. Each step has its own time limit,
+# so one hang cannot eat the lease. $OUT gets summary.txt, gpu_bench.json
+# and logs.tgz (every log and JSON), refreshed after each step.
+set -uo pipefail
+OUT=${OUT:-/tmp/foryou-gpu}
+W=${W:-/tmp/foryou-gpu-work}
+MODE=${1:-full}
+mkdir -p "$OUT" "$W"
+BIN=${BIN:-$W/bin}
+if [ -f .gpu/bins.tar.xz ]; then mkdir -p "$BIN" && tar xJf .gpu/bins.tar.xz -C "$BIN"; fi
+start=$SECONDS
+step() { echo "== [$((SECONDS - start))s] $*" | tee -a "$W/steps.txt"; }
+note() { echo "$*" | tee -a "$W/summary.txt"; }
+pack() {
+    cp "$W/summary.txt" "$OUT/summary.txt" 2>/dev/null
+    [ -f "$W/gpu_bench.json" ] && cp "$W/gpu_bench.json" "$OUT/"
+    tar czf "$OUT/logs.tgz" -C "$W" --exclude=./bin . 2>/dev/null
+}
+: >"$W/summary.txt"
+
+# The CUDA libraries the binaries load at run time: NVRTC and cuBLAS (from
+# the image's CUDA or its Python wheels).
+# libcuda comes from the system loader (never CUDA's compat/ or stubs/
+# copies: those break the driver for every process, torch's too).
+libdirs=$(find /usr/local/cuda*/ /opt \( -name 'libnvrtc.so*' -o -name 'libcublas.so*' \) \
+    -printf '%h\n' 2>/dev/null | grep -vE '/(compat|stubs)' | sort -u | tr '\n' ':')
+export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:-}"
+# The engine's tests find the fixtures at the path they were built in.
+if [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
+export FORYOU_REQUIRE_GPU=1 RUST_BACKTRACE=1 PYTHONUNBUFFERED=1
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$W/device.txt"
+note "device: $(tail -1 "$W/device.txt")"
+note "libs: $LD_LIBRARY_PATH"
+
+step "kernel contract tests (kernels vs CPU references, fresh random inputs)"
+if timeout 150 "$BIN/gpu_contract" --test-threads=1 --nocapture >"$W/contract.log" 2>&1; then
+    note "kernel contract tests: PASS"
+else
+    note "kernel contract tests: FAIL (contract.log)"
+fi
+grep -E "rel err|top_k n|seed|panicked|test result" "$W/contract.log" | tee -a "$W/summary.txt"
+pack
+
+step "engine on the GPU vs the reference fixtures and the CPU path"
+if timeout 150 "$BIN/gpu_parity" --test-threads=1 --nocapture >"$W/parity.log" 2>&1; then
+    note "ranker on the GPU vs fixtures and CPU: PASS"
+else
+    note "ranker on the GPU vs fixtures and CPU: FAIL (parity.log)"
+fi
+grep -E "max\|d|panicked|test result" "$W/parity.log" | tee -a "$W/summary.txt"
+pack
+[ "$MODE" = quick ] && { step done; pack; exit 0; }
+
+step "models: demo and prod-like (seeded random weights)"
+mkdir -p /tmp/models
+"$BIN/foryou" phoenix init --preset demo --seed 1 --out /tmp/models/demo >"$W/init.log" 2>&1
+timeout 120 "$BIN/foryou" phoenix init --preset prod-like --seed 1 --table-rows 1024 --out /tmp/models/prod >>"$W/init.log" 2>&1 \
+    || note "prod-like init failed (init.log)"
+
+step "gpu-bench: ceilings, attention, top-k, ranker end to end"
+timeout 200 "$BIN/gpu-bench" --json "$W/gpu_bench.json" --ranker /tmp/models/demo --ranker /tmp/models/prod \
+    --ranker-batch 1,4,16 --reps 10 >"$W/gpu_bench.log" 2>&1 || note "gpu-bench failed (gpu_bench.log)"
+grep -vE "^\s*$" "$W/gpu_bench.log" | tee -a "$W/summary.txt"
+pack
+
+[ "$MODE" = ours ] && { step done; pack; exit 0; }
+
+step "PyTorch baselines: FlexAttention / SDPA, torch.topk"
+timeout 120 python3 benches/gpu/attention_torch.py --json "$W/attention_torch.json" >"$W/attention_torch.log" 2>&1 \
+    || note "attention_torch.py failed or timed out"
+tail -14 "$W/attention_torch.log" | tee -a "$W/summary.txt"
+pack
+timeout 120 python3 benches/gpu/topk_torch.py --no-ceilings --k 100,1000,16384 --json "$W/topk_torch.json" >"$W/topk_torch.log" 2>&1 \
+    || note "topk_torch.py failed or timed out"
+tail -14 "$W/topk_torch.log" | tee -a "$W/summary.txt"
+pack
+
+step "JAX reference (jit, bf16) at the prod-like shape"
+if [ -d .whl ] && [ -d .ref/phoenix ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site
+    timeout 200 python3 benches/reference/jax_phoenix_bench.py --phoenix .ref/phoenix --platform gpu \
+        --model /tmp/models/prod --dtype bf16 --batch 1,4 --requests 16 --json "$W/jax_prod.json" >"$W/jax_prod.log" 2>&1 \
+        || note "JAX prod-like failed or timed out"
+    tail -12 "$W/jax_prod.log" | tee -a "$W/summary.txt"
+else
+    note "JAX reference: skipped (.whl or .ref/phoenix not carried)"
+fi
+step done
+pack

@@ -1,0 +1,31 @@
+//! The GPU model path (feature `cuda`): the ranker's forward pass on cuBLAS
+//! bf16 GEMMs plus foryou-kernels' attention and fused ops, and the
+//! retriever's user tower plus the top-k kernel.
+
+pub mod ranker;
+pub mod weights;
+
+pub use foryou_kernels::cuda::{Gpu, GpuError};
+pub use ranker::GpuRanker;
+
+use crate::error::EngineError;
+
+impl From<foryou_kernels::cuda::cudarc::driver::DriverError> for EngineError {
+    fn from(e: foryou_kernels::cuda::cudarc::driver::DriverError) -> Self {
+        EngineError::Gpu(e.to_string())
+    }
+}
+
+impl From<GpuError> for EngineError {
+    fn from(e: GpuError) -> Self {
+        match e {
+            GpuError::Shape(m) => EngineError::Input(m),
+            other => EngineError::Gpu(other.to_string()),
+        }
+    }
+}
+
+/// Opens `cuda:N`, or says why not (missing driver, no device, ...).
+pub fn open(ordinal: usize) -> Result<std::sync::Arc<Gpu>, GpuError> {
+    Gpu::open(ordinal).map(std::sync::Arc::new)
+}

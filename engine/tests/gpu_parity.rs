@@ -1,0 +1,137 @@
+//! The GPU ranker (feature `cuda`) against the reference fixtures and
+//! against the CPU fast path. Skipped where no GPU is usable, unless
+//! FORYOU_REQUIRE_GPU=1 (set by `benches/gpu/run.sh` on the device).
+//! The GPU computes in bf16 whatever the config says, so every set is held
+//! to the bf16 tolerance: max |d logit| <= 5e-2.
+#![cfg(feature = "cuda")]
+
+mod common;
+
+use common::*;
+use foryou_engine::fixture::{EvalOptions, eval_dir_with_inputs};
+use std::path::{Path, PathBuf};
+
+use foryou_engine::tensor_io::OutTensor;
+use foryou_engine::{ComputeDevice, FpropDtype};
+
+fn gpu_usable() -> bool {
+    match foryou_kernels::cuda::libraries_present().and_then(|()| {
+        foryou_kernels::cuda::Gpu::open(0)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("FORYOU_REQUIRE_GPU").is_none(),
+                "FORYOU_REQUIRE_GPU is set but {why}"
+            );
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// Our outputs for a fixture set on `cuda:0`, and the reference's file.
+fn eval_on_gpu(dir: &Path) -> (Vec<OutTensor>, PathBuf) {
+    let opts = EvalOptions {
+        device: ComputeDevice::Cuda(0),
+        ..EvalOptions::default()
+    };
+    let inputs = dir.join("inputs.safetensors");
+    let outs = eval_dir_with_inputs(dir, &inputs, &opts).expect("gpu eval");
+    (outs, dir.join("outputs.safetensors"))
+}
+
+#[test]
+fn every_ranker_fixture_matches_on_the_gpu() {
+    if !gpu_usable() {
+        return;
+    }
+    let mut checked = 0;
+    for dir in fixture_sets() {
+        let config = std::fs::read_to_string(dir.join("config.json")).expect("config");
+        if !config.contains("\"ranker\"") {
+            continue;
+        }
+        let (outs, outputs) = eval_on_gpu(&dir);
+        let (_, want) = expected(&outputs, "logits");
+        let dl = max_abs_diff(&out_f32(find(&outs, "logits")), &want);
+        let (_, want_p) = expected(&outputs, "probs");
+        let dp = max_abs_diff(&out_f32(find(&outs, "probs")), &want_p);
+        eprintln!(
+            "{} on gpu: max|dlogit| {dl:.3e} max|dprob| {dp:.3e}",
+            dir.display()
+        );
+        assert!(dl <= 5e-2, "{}: logits off by {dl}", dir.display());
+        assert!(dp <= 2.5e-2, "{}: probs off by {dp}", dir.display());
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} ranker sets found");
+}
+
+#[test]
+fn gpu_fast_path_matches_the_cpu_bf16_path_with_padding_and_gqa() {
+    if !gpu_usable() {
+        return;
+    }
+    let mut cfg = small_config(128, 32, 8, 2, 3);
+    cfg.fprop_dtype = FpropDtype::Bf16;
+    let (_dir, cpu) = random_ranker(&cfg, 11);
+    let mut gpu = cpu.clone();
+    gpu.set_device(ComputeDevice::Cuda(0)).expect("gpu ranker");
+    assert_eq!(gpu.device(), ComputeDevice::Cuda(0));
+    let mut rng = Rng(5);
+    // Row padding, a padded user (dense CPU route), 300 candidates.
+    let inputs = random_inputs(cpu.config(), &mut rng, 3, 40, 300, 0.2, 0.3);
+    let want = cpu.forward(&inputs).expect("cpu");
+    let got = gpu.forward(&inputs).expect("gpu");
+    assert_eq!((got.batch, got.count), (want.batch, want.count));
+    let dl = max_abs_diff(&got.logits, &want.logits);
+    eprintln!("gpu vs cpu bf16: max|dlogit| {dl:.3e}");
+    // Each path is within 5e-2 of the reference (the fixture test); two
+    // bf16 paths with different summation orders may differ by the sum.
+    assert!(dl <= 1e-1, "logits off by {dl}");
+    assert!(got.logits.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn without_a_gpu_set_device_says_why_and_the_cpu_path_still_works() {
+    if foryou_kernels::cuda::Gpu::open(0).is_ok() {
+        return; // a usable GPU: the tests above cover it
+    }
+    let cfg = small_config(64, 32, 2, 2, 2);
+    let (_dir, mut ranker) = random_ranker(&cfg, 3);
+    let mut rng = Rng(9);
+    let inputs = random_inputs(ranker.config(), &mut rng, 2, 8, 5, 0.2, 0.0);
+    let before = ranker.forward(&inputs).expect("cpu forward");
+    let why = ranker
+        .set_device(ComputeDevice::Cuda(0))
+        .expect_err("no usable GPU here");
+    assert!(why.contains("unavailable"), "unexpected reason: {why}");
+    assert_eq!(ranker.device(), ComputeDevice::Cpu);
+    assert_eq!(ranker.forward(&inputs).expect("still on the cpu"), before);
+}
+
+#[test]
+fn the_retrieval_fixture_matches_on_the_gpu() {
+    if !gpu_usable() {
+        return;
+    }
+    let dir = fixtures().join("retrieval_demo_f32");
+    let (outs, outputs) = eval_on_gpu(&dir);
+    let (_, want_rep) = expected(&outputs, "user_representation");
+    let drep = max_abs_diff(&out_f32(find(&outs, "user_representation")), &want_rep);
+    let (shape, want_idx) = expected(&outputs, "top_k_indices");
+    let got_idx = out_f32(find(&outs, "top_k_indices"));
+    // bf16 scores may reorder near-ties: compare as sets per row.
+    let k = shape[1];
+    let mut shared = 0;
+    for (g, w) in got_idx.chunks(k).zip(want_idx.chunks(k)) {
+        shared += g.iter().filter(|i| w.contains(i)).count();
+    }
+    let recall = shared as f64 / want_idx.len() as f64;
+    eprintln!("retrieval on gpu: max|drep| {drep:.3e}, top-k recall {recall:.3}");
+    assert!(drep <= 2e-2, "user representation off by {drep}");
+    assert!(recall >= 0.9, "top-k recall {recall}");
+}

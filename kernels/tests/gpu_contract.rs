@@ -1,0 +1,354 @@
+//! Kernels against their CPU references on fresh random inputs, on a real
+//! GPU. Skipped (with a message) where no GPU is usable, unless
+//! FORYOU_REQUIRE_GPU=1, which `benches/gpu/run.sh` sets on the device.
+//! Every output is poisoned with NaN bits before the launch, so an element
+//! the kernel fails to write fails the check.
+#![cfg(feature = "cuda")]
+
+use foryou_kernels::cuda::attention::SelfKvGpu;
+use foryou_kernels::cuda::gemm::GemmOut;
+use foryou_kernels::cuda::{Gpu, GpuError, bf16_bits, bf16_values};
+use foryou_kernels::reference::attention::{AttentionShape, SelfKv, attention};
+use foryou_kernels::reference::ops::{self, QkvShape};
+use foryou_kernels::reference::topk::{check_top_k, score, top_k};
+use foryou_kernels::reference::{relative_error, to_bf16, to_f32};
+use half::bf16;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const NAN_BF16: u16 = 0x7fc1;
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::open(0) {
+        Ok(g) => Some(g),
+        Err(GpuError::Unavailable(why)) => {
+            assert!(
+                std::env::var_os("FORYOU_REQUIRE_GPU").is_none(),
+                "FORYOU_REQUIRE_GPU is set but {why}"
+            );
+            eprintln!("skipped: {why}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn seed() -> u64 {
+    // Fresh inputs each run; the seed is printed so a failure can be replayed.
+    let s = std::env::var("FORYOU_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("seed {s}");
+    s
+}
+
+fn normal(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            // Sum of uniforms: close enough to normal for test data.
+            let u: f32 = (0..4).map(|_| rng.random_range(-1.0f32..1.0)).sum();
+            u * scale * 0.866
+        })
+        .collect()
+}
+
+fn mask(rng: &mut ChaCha8Rng, n: usize, p_valid: f64, first_valid_every: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| u8::from(i % first_valid_every == 0 || rng.random_bool(p_valid)))
+        .collect()
+}
+
+#[test]
+fn attention_matches_the_reference_on_random_shapes() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    // (B, T, S, Hq, Hkv, D, causal, round_logits)
+    let cases = [
+        (2, 37, 70, 4, 2, 32, false, false),
+        (1, 200, 129, 20, 4, 128, false, true),
+        (3, 75, 75, 8, 2, 64, true, false),
+        (1, 130, 130, 5, 1, 128, true, true),
+        (2, 9, 33, 2, 2, 64, false, false),
+    ];
+    for (b, t, s, hq, hkv, d, causal, round) in cases {
+        let shape = AttentionShape {
+            batch: b,
+            queries: t,
+            context: s,
+            q_heads: hq,
+            kv_heads: hkv,
+            head_dim: d,
+            causal,
+            mult: 1.0 / (d as f32).sqrt(),
+            cap: 30.0,
+            round_logits: round,
+        };
+        let q = to_bf16(&normal(&mut rng, shape.q_len(), 1.5));
+        let kc = to_bf16(&normal(&mut rng, shape.kv_len(), 1.5));
+        let vc = to_bf16(&normal(&mut rng, shape.kv_len(), 1.0));
+        // Key 0 of every row is valid (the user token), as in serving.
+        let key_valid = mask(&mut rng, b * s, 0.8, s);
+        let (ks, vs) = (
+            to_bf16(&normal(&mut rng, shape.self_kv_len(), 1.5)),
+            to_bf16(&normal(&mut rng, shape.self_kv_len(), 1.0)),
+        );
+        let self_valid = mask(&mut rng, b * t, 0.8, usize::MAX);
+        let self_kv = (!causal).then_some(SelfKv {
+            k: &ks,
+            v: &vs,
+            valid: Some(&self_valid),
+        });
+        let want = attention(&shape, &q, &kc, &vc, &key_valid, self_kv);
+
+        let bits = |x: &[bf16]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (dq, dk, dv) = (
+            g.upload(&bits(&q)).expect("gpu call"),
+            g.upload(&bits(&kc)).expect("gpu call"),
+            g.upload(&bits(&vc)).expect("gpu call"),
+        );
+        let dvalid = g.upload(&key_valid).expect("gpu call");
+        let (dks, dvs, dsv) = (
+            g.upload(&bits(&ks)).expect("gpu call"),
+            g.upload(&bits(&vs)).expect("gpu call"),
+            g.upload(&self_valid).expect("gpu call"),
+        );
+        let mut out = g.upload(&vec![NAN_BF16; shape.q_len()]).expect("gpu call");
+        let sk = (!causal).then_some(SelfKvGpu {
+            k: &dks,
+            v: &dvs,
+            valid: Some(&dsv),
+        });
+        g.attention(&shape, &dq, &dk, &dv, &dvalid, sk, &mut out)
+            .expect("gpu call");
+        let got = bf16_values(&g.download(&out).expect("gpu call"));
+        let err = relative_error(&got, &want);
+        eprintln!("attention {shape:?}: rel err {err:.2e}");
+        assert!(err < 1e-2, "attention {shape:?}: rel err {err}");
+    }
+}
+
+#[test]
+fn top_k_matches_the_reference_with_ties_eligibility_and_any_k() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    for (n, d, b, k, with_bits) in [
+        (20_000, 128, 5, 10, false),
+        (100_000, 64, 3, 1, true),
+        (150_000, 128, 70, 300, true),
+        (5_000, 256, 2, 6_000, false), // k above N: every row comes back
+        (90_000, 128, 2, 16_384, false),
+    ] {
+        let mut corpus = normal(&mut rng, n * d, 0.3);
+        // Duplicate some rows so exact ties occur.
+        for i in (0..n).step_by(97).skip(1) {
+            let (src, dst) = corpus.split_at_mut(i * d);
+            dst[..d].copy_from_slice(&src[..d]);
+        }
+        let corpus = to_bf16(&corpus);
+        let queries = normal(&mut rng, b * d, 1.0);
+        let bits: Option<Vec<u32>> = with_bits.then(|| {
+            (0..n.div_ceil(32))
+                .map(|_| rng.random::<u32>() | 0x8000_0001)
+                .collect()
+        });
+        let dc = g
+            .upload_corpus(
+                &corpus.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                d,
+                bits.as_deref(),
+            )
+            .expect("gpu call");
+        let got = g.top_k(&dc, &queries, k).expect("gpu call");
+        let qb = to_bf16(&queries);
+        let want = top_k(&qb, &corpus, d, bits.as_deref(), k);
+        assert_eq!(got.len(), b);
+        for (i, (gq, wq)) in got.iter().zip(&want).enumerate() {
+            let q = &qb[i * d..][..d];
+            let exact = |r: u32| score(q, &corpus[r as usize * d..][..d]);
+            check_top_k(gq, wq, exact, bits.as_deref(), 1e-3)
+                .unwrap_or_else(|e| panic!("n {n} d {d} k {k} query {i}: {e}"));
+        }
+        eprintln!("top_k n {n} d {d} b {b} k {k}: ok");
+    }
+}
+
+#[test]
+fn top_k_survives_adversarial_order_through_its_overflow_path() {
+    let Some(g) = gpu() else { return };
+    // Scores rise with the index, so every row beats the running threshold
+    // and the candidate buffer overflows until the range is halved enough.
+    let (n, d, k) = (400_000, 64, 50);
+    let corpus: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let mut row = vec![0.0f32; d];
+            row[0] = 1.0 + i as f32 / n as f32;
+            row[1] = (i % 7) as f32 * 1e-3;
+            row
+        })
+        .collect();
+    let corpus = to_bf16(&corpus);
+    let mut q = vec![0.0f32; d];
+    q[0] = 1.0;
+    q[1] = 1.0;
+    let dc = g
+        .upload_corpus(
+            &corpus.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            d,
+            None,
+        )
+        .expect("gpu call");
+    let got = g.top_k(&dc, &q, k).expect("gpu call");
+    let qb = to_bf16(&q);
+    let want = top_k(&qb, &corpus, d, None, k);
+    let exact = |r: u32| score(&qb, &corpus[r as usize * d..][..d]);
+    check_top_k(&got[0], &want[0], exact, None, 1e-3).expect("top-k agrees");
+    assert_eq!(
+        got[0].iter().map(|x| x.0).collect::<Vec<_>>(),
+        want[0].iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn fused_ops_match_their_references() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let (rows, d) = (67, 2560);
+    let eps = 1e-5;
+    let x = normal(&mut rng, rows * d, 2.0);
+    let scale: Vec<f32> = normal(&mut rng, d, 0.1).iter().map(|v| 1.0 + v).collect();
+    let (dx, ds) = (
+        g.upload(&x).expect("gpu call"),
+        g.upload(&scale).expect("gpu call"),
+    );
+
+    let mut out = g.upload(&vec![NAN_BF16; rows * d]).expect("gpu call");
+    g.rms_norm(&dx, &ds, eps, rows, true, &mut out)
+        .expect("gpu call");
+    let want = to_f32(&ops::rms_norm(&x, &scale, eps, true));
+    let err = relative_error(&bf16_values(&g.download(&out).expect("gpu call")), &want);
+    assert!(err < 5e-3, "rms_norm rel err {err}");
+
+    let y = normal(&mut rng, rows * d, 3.0);
+    let s2: Vec<f32> = normal(&mut rng, d, 0.1).iter().map(|v| 1.0 + v).collect();
+    let (dy, ds2) = (
+        g.upload(&y).expect("gpu call"),
+        g.upload(&s2).expect("gpu call"),
+    );
+    let mut dh = g.upload(&x).expect("gpu call");
+    let mut next = g.upload(&vec![NAN_BF16; rows * d]).expect("gpu call");
+    g.residual_rms_norm(&mut dh, &dy, &ds, Some(&ds2), eps, rows, true, &mut next)
+        .expect("gpu call");
+    let mut h = x.clone();
+    let want_next = to_f32(&ops::residual_rms_norm(
+        &mut h,
+        &y,
+        &scale,
+        Some(&s2),
+        eps,
+        true,
+    ));
+    let err_h = relative_error(&g.download(&dh).expect("gpu call"), &h);
+    let err_n = relative_error(
+        &bf16_values(&g.download(&next).expect("gpu call")),
+        &want_next,
+    );
+    assert!(
+        err_h < 5e-3 && err_n < 5e-3,
+        "residual rel err h {err_h} next {err_n}"
+    );
+
+    let s = QkvShape {
+        batch: 2,
+        tokens: 19,
+        q_heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+    };
+    let r = s.batch * s.tokens;
+    let qkv = normal(&mut rng, r * (s.q_heads + 2 * s.kv_heads) * s.head_dim, 1.0);
+    let pos: Vec<i32> = (0..r as i32).map(|i| (i * 37) % 2500).collect();
+    let inv_freq: Vec<f32> = (0..s.head_dim / 2)
+        .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / s.head_dim as f32))
+        .collect();
+    let (dqkv, dpos, dinv) = (
+        g.upload(&qkv).expect("gpu call"),
+        g.upload(&pos).expect("gpu call"),
+        g.upload(&inv_freq).expect("gpu call"),
+    );
+    let mut q = g
+        .upload(&vec![NAN_BF16; r * s.q_heads * s.head_dim])
+        .expect("gpu call");
+    let mut k = g
+        .upload(&vec![NAN_BF16; r * s.kv_heads * s.head_dim])
+        .expect("gpu call");
+    let mut v = g
+        .upload(&vec![NAN_BF16; r * s.kv_heads * s.head_dim])
+        .expect("gpu call");
+    g.qkv_rope(s, &dqkv, &dpos, &dinv, true, &mut q, &mut k, &mut v)
+        .expect("gpu call");
+    let (wq, wk, wv) = ops::qkv_rope(s, &qkv, &pos, &inv_freq, true);
+    for (name, dev, want) in [("q", &q, wq), ("k", &k, wk), ("v", &v, wv)] {
+        let err = relative_error(
+            &bf16_values(&g.download(dev).expect("gpu call")),
+            &to_f32(&want),
+        );
+        assert!(err < 5e-3, "qkv_rope {name} rel err {err}");
+    }
+
+    let f = 344;
+    let gl = normal(&mut rng, rows * 2 * f, 2.0);
+    let dgl = g.upload(&gl).expect("gpu call");
+    for erf_kind in [false, true] {
+        let mut out = g.upload(&vec![NAN_BF16; rows * f]).expect("gpu call");
+        g.gated_gelu(&dgl, rows, f, erf_kind, true, &mut out)
+            .expect("gpu call");
+        let want = to_f32(&ops::gated_gelu(&gl, f, erf_kind, true));
+        let err = relative_error(&bf16_values(&g.download(&out).expect("gpu call")), &want);
+        assert!(err < 5e-3, "gated_gelu erf={erf_kind} rel err {err}");
+    }
+}
+
+#[test]
+fn gemm_matches_a_plain_product_and_writes_only_its_column_block() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let (m, k, n, ldy, off) = (77, 320, 96, 200, 40);
+    let x = to_bf16(&normal(&mut rng, m * k, 1.0));
+    let w = to_bf16(&normal(&mut rng, k * n, 0.05));
+    let (dx, dw) = (
+        g.upload(&x.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            .expect("gpu call"),
+        g.upload(&w.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            .expect("gpu call"),
+    );
+    let mut y = g.upload(&vec![-7.0f32; m * ldy]).expect("gpu call");
+    g.gemm_bf16(m, n, k, &dx, 0, &dw, GemmOut::F32(&mut y), off, ldy)
+        .expect("gpu call");
+    let y = g.download(&y).expect("gpu call");
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..m {
+        for j in 0..ldy {
+            let v = y[i * ldy + j];
+            if j < off || j >= off + n {
+                assert_eq!(v, -7.0, "wrote outside its block at ({i}, {j})");
+                continue;
+            }
+            got.push(v);
+            let jj = j - off;
+            want.push(
+                (0..k)
+                    .map(|c| f64::from(x[i * k + c].to_f32()) * f64::from(w[c * n + jj].to_f32()))
+                    .sum::<f64>() as f32,
+            );
+        }
+    }
+    let err = relative_error(&got, &want);
+    assert!(err < 1e-5, "gemm rel err {err}");
+    let _ = bf16_bits(&[1.0]);
+}
