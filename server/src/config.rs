@@ -226,12 +226,14 @@ pub struct EngineArgs {
     #[arg(long, env = "FORYOU_ENGINE_THREADS", default_value_t = 1)]
     pub engine_threads: usize,
     /// Dynamic batching of ranker calls: most requests per forward pass
-    /// (0: bypass the batcher, each call runs alone on rayon's pool). The
-    /// CPU default is 0: a CPU forward pass is compute-bound, batches of 16
-    /// lost a third of the throughput and even batches of 1 cost a little
-    /// (`benches/load_batching.sh`, `benches/results/load_batching_*.md`).
-    #[arg(long, env = "FORYOU_RANK_BATCH_MAX", default_value_t = 0)]
-    pub rank_batch_max: usize,
+    /// (0: bypass the batcher, each call runs alone on rayon's pool).
+    /// Default by device. CPU: 0, because a CPU forward pass is
+    /// compute-bound; batches of 16 lost a third of the throughput, and even
+    /// batches of 1 cost a little (`benches/load_batching.sh`). GPU: 32, one
+    /// batch at a time; on an H200 a prod-like batch of 16 served 1.45x the
+    /// requests/s of single requests (`benches/results/gpu_h200_*.md`).
+    #[arg(long, env = "FORYOU_RANK_BATCH_MAX")]
+    pub rank_batch_max: Option<usize>,
     /// Dynamic batching: longest a ranker call waits for company, ms. 0
     /// waits for nobody: a batch forms from what queued while every worker
     /// was busy, so a lone call on an idle server starts at once.
@@ -247,32 +249,101 @@ pub struct EngineArgs {
     )]
     pub rank_warm_buckets: Vec<usize>,
     /// Dynamic batching of retrieval calls: most requests per batch (0:
-    /// bypass the batcher, the CPU default, as for the ranker).
-    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX", default_value_t = 0)]
-    pub retrieve_batch_max: usize,
+    /// bypass the batcher). Default by device, as for the ranker: 0 on the
+    /// CPU, 64 on a GPU (a batch of users shares one pass over the corpus).
+    #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX")]
+    pub retrieve_batch_max: Option<usize>,
     /// Dynamic batching: longest a retrieval call waits for company, ms.
     #[arg(long, env = "FORYOU_RETRIEVE_BATCH_DELAY_MS", default_value_t = 0)]
     pub retrieve_batch_delay_ms: u64,
 }
 
 impl EngineArgs {
-    /// The ranker batching policy (`None`: off).
-    pub fn rank_batching(&self) -> Option<foryou_engine::batcher::BatchPolicy> {
-        batch_policy(self.rank_batch_max, self.rank_batch_delay_ms)
+    /// The ranker batching policy for a ranker running on `device` (`None`: off).
+    pub fn rank_batching(
+        &self,
+        device: foryou_engine::ComputeDevice,
+    ) -> Option<foryou_engine::batcher::BatchPolicy> {
+        batch_policy(self.rank_batch_max, 32, self.rank_batch_delay_ms, device)
     }
 
-    /// The retrieval batching policy (`None`: off).
-    pub fn retrieve_batching(&self) -> Option<foryou_engine::batcher::BatchPolicy> {
-        batch_policy(self.retrieve_batch_max, self.retrieve_batch_delay_ms)
+    /// The retrieval batching policy for a retriever on `device` (`None`: off).
+    pub fn retrieve_batching(
+        &self,
+        device: foryou_engine::ComputeDevice,
+    ) -> Option<foryou_engine::batcher::BatchPolicy> {
+        batch_policy(
+            self.retrieve_batch_max,
+            64,
+            self.retrieve_batch_delay_ms,
+            device,
+        )
     }
 }
 
-/// A batching policy with one worker per core (`None` when `max` is 0).
-fn batch_policy(max: usize, delay_ms: u64) -> Option<foryou_engine::batcher::BatchPolicy> {
+/// A batching policy (`None` when the batch size is 0). The size is the
+/// flag's, else 0 on the CPU and `gpu_default` on a GPU; one worker per core
+/// on the CPU, one on a GPU, whose forward passes run one at a time anyway.
+fn batch_policy(
+    flag: Option<usize>,
+    gpu_default: usize,
+    delay_ms: u64,
+    device: foryou_engine::ComputeDevice,
+) -> Option<foryou_engine::batcher::BatchPolicy> {
+    let (max, workers) = match device {
+        foryou_engine::ComputeDevice::Cpu => (
+            flag.unwrap_or(0),
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ),
+        foryou_engine::ComputeDevice::Cuda(_) => (flag.unwrap_or(gpu_default), 1),
+    };
     (max > 0).then(|| foryou_engine::batcher::BatchPolicy {
         max_batch_size: max,
         max_queue_delay: Duration::from_millis(delay_ms),
         queue_capacity: 1024,
-        workers: std::thread::available_parallelism().map_or(1, usize::from),
+        workers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use foryou_engine::ComputeDevice;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    fn args(flags: &[&str]) -> EngineArgs {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(flags);
+        Wrap::try_parse_from(argv).expect("valid flags").engine
+    }
+
+    #[test]
+    fn batching_defaults_follow_the_device_and_flags_override_them() {
+        let none = args(&[]);
+        assert!(none.rank_batching(ComputeDevice::Cpu).is_none());
+        assert!(none.retrieve_batching(ComputeDevice::Cpu).is_none());
+        let gpu = none
+            .rank_batching(ComputeDevice::Cuda(0))
+            .expect("on by default on a GPU");
+        assert_eq!((gpu.max_batch_size, gpu.workers), (32, 1));
+        let gpu = none
+            .retrieve_batching(ComputeDevice::Cuda(0))
+            .expect("on by default on a GPU");
+        assert_eq!(gpu.max_batch_size, 64);
+
+        let off = args(&["--rank-batch-max", "0", "--retrieve-batch-max", "0"]);
+        assert!(off.rank_batching(ComputeDevice::Cuda(0)).is_none());
+        assert!(off.retrieve_batching(ComputeDevice::Cuda(0)).is_none());
+        let on = args(&["--rank-batch-max", "8", "--rank-batch-delay-ms", "3"]);
+        let cpu = on.rank_batching(ComputeDevice::Cpu).expect("asked for");
+        assert_eq!(cpu.max_batch_size, 8);
+        assert_eq!(cpu.max_queue_delay, Duration::from_millis(3));
+        assert!(cpu.workers >= 1);
+    }
 }

@@ -91,7 +91,7 @@ impl PhoenixService {
     /// requests of the same bucket share a forward pass).
     pub fn from_args(engine: Arc<PhoenixEngine>, args: &EngineArgs) -> std::io::Result<Self> {
         let mut s = Self::new(engine);
-        if let Some(policy) = args.rank_batching() {
+        if let Some(policy) = args.rank_batching(s.engine.ranker().device()) {
             let model = RankerBatch::new(s.engine.ranker().clone());
             let t = Instant::now();
             match model.warm_up(&args.rank_warm_buckets) {
@@ -104,7 +104,7 @@ impl PhoenixService {
             }
             s.ranker_batcher = Some(Arc::new(Batcher::start(model, policy)?));
         }
-        if let Some(policy) = args.retrieve_batching() {
+        if let Some(policy) = args.retrieve_batching(s.engine.retriever().device()) {
             let model = s.engine.retrieval().clone();
             s.retrieval_batcher = Some(Arc::new(Batcher::start(model, policy)?));
         }
