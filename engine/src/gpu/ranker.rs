@@ -214,6 +214,15 @@ impl GpuRanker {
     /// Scores `cands` against `user` (every row's user token valid; the
     /// caller routes other rows to the dense CPU path). `[B, C, A]` out.
     pub fn fast_rows(&self, user: &UserInputs, cands: &CandidateInputs) -> Result<RankerOutput> {
+        if cands.batch == 0 || cands.count == 0 {
+            return Ok(RankerOutput {
+                batch: cands.batch,
+                count: cands.count,
+                num_actions: self.cfg.num_actions,
+                logits: Vec::new(),
+                probs: Vec::new(),
+            });
+        }
         let _one = self.claim()?;
         let t0 = std::time::Instant::now();
         let mut ph = GpuPhases::default();
@@ -280,6 +289,9 @@ impl GpuRanker {
     /// The user tower's hidden states after every layer (no final norm),
     /// `[B, 1 + S, D]` row-major, for the retriever's mean pooling.
     pub fn user_hidden(&self, user: &UserInputs) -> Result<Vec<f32>> {
+        if user.batch == 0 {
+            return Ok(Vec::new());
+        }
         let _one = self.claim()?;
         let (_, h) = self.encode_context(user, true, &mut GpuPhases::default())?;
         Ok(self.gpu.download(&h)?)

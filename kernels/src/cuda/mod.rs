@@ -228,8 +228,13 @@ impl Gpu {
             .ok_or_else(|| GpuError::Shape(format!("no kernel named {name}")))
     }
 
-    /// Copies `data` to a new device buffer.
+    /// Copies `data` to a new device buffer (one undefined element when
+    /// `data` is empty: CUDA has no zero-byte allocations, and every kernel
+    /// wrapper bounds its reads by the shapes it is given).
     pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> GpuResult<CudaSlice<T>> {
+        if data.is_empty() {
+            return self.scratch(1);
+        }
         Ok(self.stream.clone_htod(data)?)
     }
 
