@@ -3,6 +3,8 @@
 //! retriever's user tower plus the top-k kernel.
 
 pub mod ranker;
+mod stack;
+mod tokens;
 pub mod weights;
 
 pub use foryou_kernels::cuda::{Gpu, GpuError};

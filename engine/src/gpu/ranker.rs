@@ -1,5 +1,6 @@
 //! The ranker's fast path on the GPU, the same computation as
-//! `model::ranker` in bf16:
+//! `model::ranker` in bf16 (inputs and token projections in `tokens.rs`,
+//! the layer stack in `stack.rs`):
 //!
 //! 1. Host: the token inputs as bf16 rows (hash embeddings, product-surface
 //!    rows, signed actions), one upload per tensor.
@@ -17,18 +18,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use foryou_kernels::cuda::attention::SelfKvGpu;
+use foryou_kernels::cuda::Gpu;
 use foryou_kernels::cuda::cudarc::driver::sys::CUevent_flags;
 use foryou_kernels::cuda::cudarc::driver::{CudaEvent, CudaSlice};
-use foryou_kernels::cuda::gemm::GemmOut;
-use foryou_kernels::cuda::{Gpu, bf16_bits};
 use foryou_kernels::reference::attention::AttentionShape;
-use foryou_kernels::reference::ops::QkvShape;
 use half::bf16;
-use rayon::prelude::*;
 
 use super::weights::{GpuLayer, host, matrix, vector};
-use crate::config::{CandidatePositions, GeluKind, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
 use crate::model::ranker::RankerOutput;
@@ -40,17 +37,17 @@ const MAX_CANDIDATE_ROWS: usize = 32_768;
 
 /// The ranker's weights on one device.
 pub struct GpuRanker {
-    gpu: Arc<Gpu>,
-    cfg: ModelConfig,
-    layers: Vec<GpuLayer>,
-    proj_user: CudaSlice<u16>,
-    proj_history: CudaSlice<u16>,
-    action_projection: CudaSlice<u16>,
+    pub(super) gpu: Arc<Gpu>,
+    pub(super) cfg: ModelConfig,
+    pub(super) layers: Vec<GpuLayer>,
+    pub(super) proj_user: CudaSlice<u16>,
+    pub(super) proj_history: CudaSlice<u16>,
+    pub(super) action_projection: CudaSlice<u16>,
     /// The ranker's head; `None` for the retriever's user tower.
-    head: Option<GpuHead>,
-    inv_freq: CudaSlice<f32>,
+    pub(super) head: Option<GpuHead>,
+    pub(super) inv_freq: CudaSlice<f32>,
     /// Product-surface table `[V, D]` on the host, rounded like the reference.
-    surface_table: Vec<f32>,
+    pub(super) surface_table: Vec<f32>,
     /// One forward pass at a time on the stream.
     lock: Mutex<()>,
     /// Where the last ranker call spent its time.
@@ -76,7 +73,7 @@ pub struct GpuPhases {
     pub gpu_candidates_ms: f32,
 }
 
-fn ms_since(t: std::time::Instant) -> f32 {
+pub(super) fn ms_since(t: std::time::Instant) -> f32 {
     t.elapsed().as_secs_f32() * 1e3
 }
 
@@ -92,25 +89,25 @@ impl std::fmt::Debug for GpuRanker {
 }
 
 /// The ranker head on the device.
-struct GpuHead {
-    proj_candidate: CudaSlice<u16>,
-    final_norm: CudaSlice<f32>,
-    unembeddings: CudaSlice<u16>,
+pub(super) struct GpuHead {
+    pub(super) proj_candidate: CudaSlice<u16>,
+    pub(super) final_norm: CudaSlice<f32>,
+    pub(super) unembeddings: CudaSlice<u16>,
 }
 
 /// `dst = bf16 bits of src` (round to nearest even).
-fn fill_bf16(dst: &mut [u16], src: &[f32]) {
+pub(super) fn fill_bf16(dst: &mut [u16], src: &[f32]) {
     for (d, &v) in dst.iter_mut().zip(src) {
         *d = bf16::from_f32(v).to_bits();
     }
 }
 
 /// The context's per-layer keys and values, `[B, Hkv, S1, K]` each.
-struct ContextKv {
-    k: Vec<CudaSlice<u16>>,
-    v: Vec<CudaSlice<u16>>,
-    key_valid: CudaSlice<u8>,
-    len: usize,
+pub(super) struct ContextKv {
+    pub(super) k: Vec<CudaSlice<u16>>,
+    pub(super) v: Vec<CudaSlice<u16>>,
+    pub(super) key_valid: CudaSlice<u8>,
+    pub(super) len: usize,
 }
 
 impl GpuRanker {
@@ -184,12 +181,12 @@ impl GpuRanker {
         self.last.lock().map(|p| *p).unwrap_or_default()
     }
 
-    fn surface_row(&self, id: i64) -> &[f32] {
+    pub(super) fn surface_row(&self, id: i64) -> &[f32] {
         let d = self.cfg.emb_size;
         &self.surface_table[id as usize * d..][..d]
     }
 
-    fn attention_shape(
+    pub(super) fn attention_shape(
         &self,
         batch: usize,
         queries: usize,
@@ -296,467 +293,4 @@ impl GpuRanker {
         let (_, h) = self.encode_context(user, true, &mut GpuPhases::default())?;
         Ok(self.gpu.download(&h)?)
     }
-
-    /// Token projections of user + history, then every layer; keeps K/V.
-    /// With `full` the last layer runs completely (the hidden states are
-    /// wanted); otherwise it stops after its K/V, all candidates need.
-    fn encode_context(
-        &self,
-        u: &UserInputs,
-        full: bool,
-        ph: &mut GpuPhases,
-    ) -> Result<(ContextKv, CudaSlice<f32>)> {
-        let cfg = &self.cfg;
-        let g = &*self.gpu;
-        let (b, s, d) = (u.batch, u.history_len, cfg.emb_size);
-        let s1 = s + 1;
-        let (hu, hi, ha, a) = (
-            cfg.num_user_hashes,
-            cfg.num_item_hashes,
-            cfg.num_author_hashes,
-            cfg.num_actions,
-        );
-        let wh = (hi + ha + 2) * d;
-        // Host: [post | author | (actions, filled on the device) | surface],
-        // one row per history slot, converted to bf16 in parallel.
-        let t = std::time::Instant::now();
-        let mut x_hist = vec![0u16; b * s * wh];
-        let mut acts = vec![0u16; b * s * a];
-        x_hist
-            .par_chunks_mut(wh)
-            .zip(acts.par_chunks_mut(a))
-            .enumerate()
-            .for_each(|(r, (row, act))| {
-                let (post, rest) = row.split_at_mut(hi * d);
-                let (author, rest) = rest.split_at_mut(ha * d);
-                fill_bf16(post, &u.history_post_embeddings[r * hi * d..][..hi * d]);
-                fill_bf16(author, &u.history_author_embeddings[r * ha * d..][..ha * d]);
-                fill_bf16(
-                    &mut rest[d..],
-                    self.surface_row(u.history_product_surface[r]),
-                );
-                let taken = &u.history_actions[r * a..][..a];
-                if taken.iter().any(|&x| x != 0.0) {
-                    for (dst, &x) in act.iter_mut().zip(taken) {
-                        *dst = bf16::from_f32(2.0 * x - 1.0).to_bits();
-                    }
-                }
-            });
-        let x_user = bf16_bits(&u.user_embeddings);
-        let positions: Vec<i32> = (0..b).flat_map(|_| 0..s1 as i32).collect();
-        let key_valid: Vec<u8> = u.context_valid(cfg).into_iter().map(u8::from).collect();
-
-        ph.host_ms += ms_since(t);
-        let t = std::time::Instant::now();
-        let mut dx_hist = g.upload(&x_hist)?;
-        let dacts = g.upload(&acts)?;
-        let dx_user = g.upload(&x_user)?;
-        let dpos = g.upload(&positions)?;
-        let key_valid = g.upload(&key_valid)?;
-        ph.upload_ms += ms_since(t);
-        let rows = b * s1;
-        let mut h = g.scratch::<f32>(rows * d)?;
-        // Signed actions @ action_projection, rounded to bf16, into the action block.
-        g.gemm_bf16(
-            b * s,
-            d,
-            a,
-            &dacts,
-            0,
-            &self.action_projection,
-            GemmOut::Bf16(&mut dx_hist),
-            (hi + ha) * d,
-            wh,
-        )?;
-        // User token of row r lands at h[r, 0]; history at h[r, 1..].
-        g.gemm_bf16(
-            b,
-            d,
-            hu * d,
-            &dx_user,
-            0,
-            &self.proj_user,
-            GemmOut::F32(&mut h),
-            0,
-            s1 * d,
-        )?;
-        for r in 0..b {
-            g.gemm_bf16(
-                s,
-                d,
-                wh,
-                &dx_hist,
-                r * s * wh,
-                &self.proj_history,
-                GemmOut::F32(&mut h),
-                (r * s1 + 1) * d,
-                d,
-            )?;
-        }
-        g.round_bf16_inplace(&mut h, rows * d)?;
-
-        let mut kv = ContextKv {
-            k: Vec::with_capacity(self.layers.len()),
-            v: Vec::with_capacity(self.layers.len()),
-            key_valid,
-            len: s1,
-        };
-        let shape = self.attention_shape(b, s1, s1, true);
-        self.run_layers(&mut h, b, s1, &dpos, &shape, &mut kv, full)?;
-        Ok((kv, h))
-    }
-
-    /// Candidate slots `first..first + C` of `cands` through every layer,
-    /// then the head. Returns logits `[B, C, A]` (f32, not yet rounded).
-    fn score(
-        &self,
-        ctx: &ContextKv,
-        cands: &CandidateInputs,
-        first: usize,
-        ph: &mut GpuPhases,
-    ) -> Result<Vec<f32>> {
-        let cfg = &self.cfg;
-        let g = &*self.gpu;
-        let head = self
-            .head
-            .as_ref()
-            .ok_or_else(|| EngineError::Gpu("a user tower has no ranker head".into()))?;
-        let (b, c, d) = (cands.batch, cands.count, cfg.emb_size);
-        let (hi, ha, a) = (cfg.num_item_hashes, cfg.num_author_hashes, cfg.num_actions);
-        let wc = (hi + ha + 1) * d;
-        let t = std::time::Instant::now();
-        let mut x = vec![0u16; b * c * wc];
-        x.par_chunks_mut(wc).enumerate().for_each(|(r, row)| {
-            let (post, rest) = row.split_at_mut(hi * d);
-            let (author, surface) = rest.split_at_mut(ha * d);
-            fill_bf16(post, &cands.post_embeddings[r * hi * d..][..hi * d]);
-            fill_bf16(author, &cands.author_embeddings[r * ha * d..][..ha * d]);
-            fill_bf16(surface, self.surface_row(cands.product_surface[r]));
-        });
-        let positions: Vec<i32> = (0..b)
-            .flat_map(|_| {
-                (0..c).map(move |i| match cfg.candidate_positions {
-                    CandidatePositions::Absolute => (ctx.len + first + i) as i32,
-                    CandidatePositions::Shared => ctx.len as i32,
-                })
-            })
-            .collect();
-        let valid: Vec<u8> = cands.valid_mask(cfg).into_iter().map(u8::from).collect();
-        ph.host_ms += ms_since(t);
-        let t = std::time::Instant::now();
-        let dx = g.upload(&x)?;
-        let dpos = g.upload(&positions)?;
-        let dvalid = g.upload(&valid)?;
-        ph.upload_ms += ms_since(t);
-        let rows = b * c;
-        let mut h = g.scratch::<f32>(rows * d)?;
-        g.gemm_bf16(
-            rows,
-            d,
-            wc,
-            &dx,
-            0,
-            &head.proj_candidate,
-            GemmOut::F32(&mut h),
-            0,
-            d,
-        )?;
-        g.round_bf16_inplace(&mut h, rows * d)?;
-        let normed =
-            self.run_layers_candidates(&mut h, b, c, &dpos, ctx, &dvalid, &head.final_norm)?;
-        let mut logits = g.scratch::<f32>(rows * a)?;
-        g.gemm_bf16(
-            rows,
-            a,
-            d,
-            &normed,
-            0,
-            &head.unembeddings,
-            GemmOut::F32(&mut logits),
-            0,
-            a,
-        )?;
-        Ok(g.download(&logits)?)
-    }
-
-    /// The activations of one pass over `rows` tokens, reused layer to layer.
-    fn scratch(&self, rows: usize) -> Result<Scratch> {
-        let c = &self.cfg;
-        let g = &*self.gpu;
-        let (d, k, hq, hkv, f) = (
-            c.emb_size,
-            c.key_size,
-            c.num_q_heads,
-            c.num_kv_heads,
-            c.ffn_size,
-        );
-        Ok(Scratch {
-            rows,
-            x: g.scratch(rows * d)?,
-            qkv: g.scratch(rows * (hq + 2 * hkv) * k)?,
-            q: g.scratch(rows * hq * k)?,
-            attn: g.scratch(rows * hq * k)?,
-            y: g.scratch(rows * d)?,
-            gl: g.scratch(rows * 2 * f)?,
-            u: g.scratch(rows * f)?,
-        })
-    }
-
-    /// Pre-norm of layer 0, then every layer's fused q|k|v projection and
-    /// RoPE into `k`/`v` (`[B, Hkv, T, K]` each, per layer, from `kv_out`),
-    /// with `attend(i, scratch, k, v)` filling `scratch.attn`; `last_norm`
-    /// is the pre-norm after the last layer (None: stop after the last
-    /// layer's K/V, the context pass of the ranker).
-    #[allow(clippy::too_many_arguments)]
-    fn run_stack(
-        &self,
-        h: &mut CudaSlice<f32>,
-        b: usize,
-        t: usize,
-        pos: &CudaSlice<i32>,
-        mut kv_out: impl FnMut(usize) -> Result<(CudaSlice<u16>, CudaSlice<u16>)>,
-        mut attend: impl FnMut(usize, &mut Scratch, CudaSlice<u16>, CudaSlice<u16>) -> Result<()>,
-        last_norm: Option<Option<&CudaSlice<f32>>>,
-    ) -> Result<Scratch> {
-        let c = &self.cfg;
-        let g = &*self.gpu;
-        let qs = QkvShape {
-            batch: b,
-            tokens: t,
-            q_heads: c.num_q_heads,
-            kv_heads: c.num_kv_heads,
-            head_dim: c.key_size,
-        };
-        let width = (c.num_q_heads + 2 * c.num_kv_heads) * c.key_size;
-        let mut s = self.scratch(b * t)?;
-        g.rms_norm(
-            h,
-            &self.layers[0].attn_norm,
-            c.rms_norm_eps,
-            s.rows,
-            false,
-            &mut s.x,
-        )?;
-        let n = self.layers.len();
-        for (i, layer) in self.layers.iter().enumerate() {
-            g.gemm_bf16(
-                s.rows,
-                width,
-                c.emb_size,
-                &s.x,
-                0,
-                &layer.w_qkv,
-                GemmOut::F32(&mut s.qkv),
-                0,
-                width,
-            )?;
-            let (mut kl, mut vl) = kv_out(i)?;
-            g.qkv_rope(
-                qs,
-                &s.qkv,
-                pos,
-                &self.inv_freq,
-                true,
-                &mut s.q,
-                &mut kl,
-                &mut vl,
-            )?;
-            let last = i + 1 == n;
-            let next = match (last, last_norm) {
-                (true, None) => {
-                    attend(i, &mut s, kl, vl)?; // hands the K/V over, no attention
-                    break;
-                }
-                (true, Some(norm)) => norm,
-                (false, _) => Some(&self.layers[i + 1].attn_norm),
-            };
-            attend(i, &mut s, kl, vl)?;
-            self.finish_layer(layer, next, h, &mut s)?;
-        }
-        Ok(s)
-    }
-
-    /// The context pass: every layer over `h: [B*S1, D]`, K/V kept in `kv`;
-    /// without `full` the last layer stops after its K/V.
-    #[allow(clippy::too_many_arguments)]
-    fn run_layers(
-        &self,
-        h: &mut CudaSlice<f32>,
-        b: usize,
-        t: usize,
-        pos: &CudaSlice<i32>,
-        shape: &AttentionShape,
-        kv: &mut ContextKv,
-        full: bool,
-    ) -> Result<()> {
-        let g = &*self.gpu;
-        let kv_len = b * t * self.cfg.num_kv_heads * self.cfg.key_size;
-        let key_valid = &kv.key_valid;
-        let (mut ks, mut vs) = (Vec::new(), Vec::new());
-        let n = self.layers.len();
-        self.run_stack(
-            h,
-            b,
-            t,
-            pos,
-            |_| Ok((g.scratch(kv_len)?, g.scratch(kv_len)?)),
-            |i, s, kl, vl| {
-                if i + 1 < n || full {
-                    g.attention(shape, &s.q, &kl, &vl, key_valid, None, &mut s.attn)?;
-                }
-                ks.push(kl);
-                vs.push(vl);
-                Ok(())
-            },
-            full.then_some(None),
-        )?;
-        kv.k = ks;
-        kv.v = vs;
-        Ok(())
-    }
-
-    /// Candidates through every layer against the context K/V; returns the
-    /// final-normed states `[B*C, D]` as bf16.
-    #[allow(clippy::too_many_arguments)]
-    fn run_layers_candidates(
-        &self,
-        h: &mut CudaSlice<f32>,
-        b: usize,
-        c: usize,
-        pos: &CudaSlice<i32>,
-        ctx: &ContextKv,
-        valid: &CudaSlice<u8>,
-        final_norm: &CudaSlice<f32>,
-    ) -> Result<CudaSlice<u16>> {
-        let g = &*self.gpu;
-        let shape = self.attention_shape(b, c, ctx.len, false);
-        let kv_len = b * c * self.cfg.num_kv_heads * self.cfg.key_size;
-        // The candidates' own K/V: one pair of buffers serves every layer.
-        let pool = std::cell::RefCell::new(Some((g.scratch(kv_len)?, g.scratch(kv_len)?)));
-        let s = self.run_stack(
-            h,
-            b,
-            c,
-            pos,
-            |_| {
-                pool.borrow_mut()
-                    .take()
-                    .ok_or_else(|| EngineError::Gpu("self K/V buffers in use".into()))
-            },
-            |i, s, ks, vs| {
-                let self_kv = SelfKvGpu {
-                    k: &ks,
-                    v: &vs,
-                    valid: Some(valid),
-                };
-                g.attention(
-                    &shape,
-                    &s.q,
-                    &ctx.k[i],
-                    &ctx.v[i],
-                    &ctx.key_valid,
-                    Some(self_kv),
-                    &mut s.attn,
-                )?;
-                *pool.borrow_mut() = Some((ks, vs));
-                Ok(())
-            },
-            Some(Some(final_norm)),
-        )?;
-        Ok(s.x)
-    }
-
-    /// Output projection, post-attention norm + residual, the FFN sandwich;
-    /// leaves `bf16(rms(h) * next_norm)` in `s.x` (nothing without a next norm).
-    fn finish_layer(
-        &self,
-        layer: &GpuLayer,
-        next_norm: Option<&CudaSlice<f32>>,
-        h: &mut CudaSlice<f32>,
-        s: &mut Scratch,
-    ) -> Result<()> {
-        let cfg = &self.cfg;
-        let g = &*self.gpu;
-        let (d, hqk, f, eps, rows) = (
-            cfg.emb_size,
-            cfg.num_q_heads * cfg.key_size,
-            cfg.ffn_size,
-            cfg.rms_norm_eps,
-            s.rows,
-        );
-        g.gemm_bf16(
-            rows,
-            d,
-            hqk,
-            &s.attn,
-            0,
-            &layer.wo,
-            GemmOut::F32(&mut s.y),
-            0,
-            d,
-        )?;
-        g.residual_rms_norm(
-            h,
-            &s.y,
-            &layer.attn_out_norm,
-            Some(&layer.ffn_norm),
-            eps,
-            rows,
-            true,
-            &mut s.x,
-        )?;
-        g.gemm_bf16(
-            rows,
-            2 * f,
-            d,
-            &s.x,
-            0,
-            &layer.w_gl,
-            GemmOut::F32(&mut s.gl),
-            0,
-            2 * f,
-        )?;
-        g.gated_gelu(&s.gl, rows, f, cfg.gelu == GeluKind::Erf, true, &mut s.u)?;
-        g.gemm_bf16(
-            rows,
-            d,
-            f,
-            &s.u,
-            0,
-            &layer.w_down,
-            GemmOut::F32(&mut s.y),
-            0,
-            d,
-        )?;
-        g.residual_rms_norm(
-            h,
-            &s.y,
-            &layer.ffn_out_norm,
-            next_norm,
-            eps,
-            rows,
-            true,
-            &mut s.x,
-        )?;
-        Ok(())
-    }
-}
-
-/// Activations of one pass (`rows` tokens), reused by every layer.
-struct Scratch {
-    rows: usize,
-    /// The next GEMM's bf16 input `[rows, D]` (a pre-norm).
-    x: CudaSlice<u16>,
-    /// Fused q|k|v projection `[rows, (Hq + 2 Hkv) K]`.
-    qkv: CudaSlice<f32>,
-    /// Queries after RoPE `[rows, Hq, K]`.
-    q: CudaSlice<u16>,
-    /// Attention output `[rows, Hq K]`.
-    attn: CudaSlice<u16>,
-    /// A projection's f32 output `[rows, D]`.
-    y: CudaSlice<f32>,
-    /// Fused gelu|lin projection `[rows, 2F]`.
-    gl: CudaSlice<f32>,
-    /// Gated GELU `[rows, F]`.
-    u: CudaSlice<u16>,
 }
