@@ -66,6 +66,26 @@ fn bench_batch_writes_a_row_per_stage_and_batch_size() {
         );
         assert!(p50 > 0.0 && p99 >= p50, "{r}");
     }
+    // The table and both plots sit beside the JSON.
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    for ext in ["md", "svg", "png"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.extension().is_some_and(|x| x == ext)),
+            "no .{ext} in {files:?}"
+        );
+    }
+    let png = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|x| x == "png"))
+        .expect("png");
+    let bytes = std::fs::read(png).expect("read png");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 }
 
 #[test]

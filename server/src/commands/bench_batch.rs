@@ -330,11 +330,13 @@ fn write_outputs(
             })
             .collect(),
     };
-    let svg = super::plot::svg(&[
+    let panels = [
         chart("p50 latency", "ms", |r| r.p50_ms),
         chart("throughput", "requests / s", |r| r.requests_per_s),
-    ]);
-    std::fs::write(base.with_extension("svg"), svg)
+    ];
+    std::fs::write(base.with_extension("svg"), super::plot::svg(&panels))
         .with_context(|| format!("writing {}", base.display()))?;
+    super::plot_png::png(&base.with_extension("png"), &panels)
+        .with_context(|| format!("writing {}.png", base.display()))?;
     Ok(())
 }

@@ -323,7 +323,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let curve =
             |f: fn(&LoadResult) -> f64| rows.iter().map(|r| (r.offered_qps, f(r))).collect();
         use super::plot::{Panel, Series};
-        let svg = super::plot::svg(&[
+        let panels = [
             Panel {
                 title: "latency",
                 x_label: "offered QPS",
@@ -350,9 +350,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     points: curve(|r| r.achieved_qps),
                 }],
             },
-        ]);
-        std::fs::write(stem.with_extension("svg"), svg)
+        ];
+        std::fs::write(stem.with_extension("svg"), super::plot::svg(&panels))
             .with_context(|| format!("writing {}", stem.display()))?;
+        super::plot_png::png(&stem.with_extension("png"), &panels)
+            .with_context(|| format!("writing {}.png", stem.display()))?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod bench_load;
 pub mod feed;
 pub mod phoenix;
 pub mod plot;
+pub mod plot_png;
 pub mod serve;
 pub mod thunder;
 pub mod world;

@@ -1,9 +1,8 @@
-//! Small SVG line charts for the bench commands' results.
+//! Small SVG line charts for the bench commands' results (the PNG twins
+//! come from plotters in [`super::plot_png`]).
 //!
-//! Hand-written on purpose: plotters (the crate we would use) needs a font
-//! backend to lay out text, which pulls fontconfig or a bundled font into a
-//! build that otherwise needs no system packages. SVG text needs no font at
-//! write time; the viewer renders it.
+//! Hand-written: SVG text needs no font at write time (the viewer renders
+//! it), and the chart is a few dozen lines of markup.
 
 use std::fmt::Write;
 
