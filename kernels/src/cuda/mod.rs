@@ -301,7 +301,8 @@ pub fn bf16_values(bits: &[u16]) -> Vec<f32> {
         .collect()
 }
 
-/// Fails with a message unless `len == want`.
+/// Fails with a message naming `what` when `len < want` (a buffer may be
+/// larger than a call uses).
 pub(crate) fn expect_len(what: &str, len: usize, want: usize) -> GpuResult<()> {
     if len < want {
         return Err(GpuError::Shape(format!(
