@@ -38,6 +38,15 @@ impl std::fmt::Display for ComputeDevice {
     }
 }
 
+/// Without the `cuda` feature only the CPU is a device; the reason otherwise.
+#[cfg(not(feature = "cuda"))]
+pub(crate) fn cpu_only(device: ComputeDevice) -> Result<(), String> {
+    match device {
+        ComputeDevice::Cpu => Ok(()),
+        ComputeDevice::Cuda(_) => Err("this binary was built without the `cuda` feature".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

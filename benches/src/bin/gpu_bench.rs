@@ -19,6 +19,10 @@ use foryou_kernels::reference::attention::AttentionShape;
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
+/// The command line, for `--help`.
+const USAGE: &str = "gpu-bench [--only ceilings,attention,topk,ranker] [--json PATH] \
+[--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N]";
+
 /// SplitMix64: fast, seedable, good enough for benchmark data.
 struct Rng(u64);
 
@@ -92,10 +96,7 @@ fn parse_args() -> Result<Args> {
             }
             "--reps" => a.reps = val()?.parse().context("--reps")?,
             "-h" | "--help" => {
-                println!(
-                    "{}",
-                    include_str!("gpu_bench.rs").lines().nth(7).unwrap_or("")
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other}"),

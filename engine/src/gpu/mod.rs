@@ -31,3 +31,22 @@ impl From<GpuError> for EngineError {
 pub fn open(ordinal: usize) -> Result<std::sync::Arc<Gpu>, GpuError> {
     Gpu::open(ordinal).map(std::sync::Arc::new)
 }
+
+/// The device copy of a model for `device`: `None` on the CPU, the model's
+/// weights uploaded on `cuda:N` (a ranker with its `head`, a user tower
+/// without), or why the GPU cannot be used.
+pub(crate) fn model_on(
+    device: crate::ComputeDevice,
+    cfg: &crate::ModelConfig,
+    weights: &crate::weights::PhoenixWeights,
+    head: Option<&crate::weights::RankerHead>,
+) -> Result<Option<std::sync::Arc<GpuRanker>>, String> {
+    match device {
+        crate::ComputeDevice::Cpu => Ok(None),
+        crate::ComputeDevice::Cuda(n) => {
+            let gpu = open(n).map_err(|e| e.to_string())?;
+            let model = GpuRanker::new(gpu, cfg, weights, head).map_err(|e| e.to_string())?;
+            Ok(Some(std::sync::Arc::new(model)))
+        }
+    }
+}

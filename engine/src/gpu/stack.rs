@@ -40,9 +40,8 @@ impl GpuRanker {
 
     /// Pre-norm of layer 0, then every layer's fused q|k|v projection and
     /// RoPE into `k`/`v` (`[B, Hkv, T, K]` each, per layer, from `kv_out`),
-    /// with `attend(i, scratch, k, v)` filling `scratch.attn`; `last_norm`
-    /// is the pre-norm after the last layer (None: stop after the last
-    /// layer's K/V, the context pass of the ranker).
+    /// with `attend(i, scratch, k, v)` filling `scratch.attn`; `end` says
+    /// how the last layer ends.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_stack(
         &self,
@@ -52,7 +51,7 @@ impl GpuRanker {
         pos: &CudaSlice<i32>,
         mut kv_out: impl FnMut(usize) -> Result<(CudaSlice<u16>, CudaSlice<u16>)>,
         mut attend: impl FnMut(usize, &mut Scratch, CudaSlice<u16>, CudaSlice<u16>) -> Result<()>,
-        last_norm: Option<Option<&CudaSlice<f32>>>,
+        end: StackEnd<'_>,
     ) -> Result<Scratch> {
         let c = &self.cfg;
         let g = &*self.gpu;
@@ -98,12 +97,12 @@ impl GpuRanker {
                 &mut vl,
             )?;
             let last = i + 1 == n;
-            let next = match (last, last_norm) {
-                (true, None) => {
+            let next = match (last, &end) {
+                (true, StackEnd::KvOnly) => {
                     attend(i, &mut s, kl, vl)?; // hands the K/V over, no attention
                     break;
                 }
-                (true, Some(norm)) => norm,
+                (true, StackEnd::Full { next_norm }) => *next_norm,
                 (false, _) => Some(&self.layers[i + 1].attn_norm),
             };
             attend(i, &mut s, kl, vl)?;
@@ -144,7 +143,11 @@ impl GpuRanker {
                 vs.push(vl);
                 Ok(())
             },
-            full.then_some(None),
+            if full {
+                StackEnd::Full { next_norm: None }
+            } else {
+                StackEnd::KvOnly
+            },
         )?;
         kv.k = ks;
         kv.v = vs;
@@ -197,7 +200,9 @@ impl GpuRanker {
                 *pool.borrow_mut() = Some((ks, vs));
                 Ok(())
             },
-            Some(Some(final_norm)),
+            StackEnd::Full {
+                next_norm: Some(final_norm),
+            },
         )?;
         Ok(s.x)
     }
@@ -276,6 +281,19 @@ impl GpuRanker {
         )?;
         Ok(())
     }
+}
+
+/// How the layer stack ends.
+pub(super) enum StackEnd<'a> {
+    /// After the last layer's K/V (the ranker's context pass: candidates
+    /// need nothing else of it).
+    KvOnly,
+    /// The last layer runs whole, then the pre-norm `next_norm` (the
+    /// ranker's final norm; none for the user tower).
+    Full {
+        /// Gain of the norm after the last layer.
+        next_norm: Option<&'a CudaSlice<f32>>,
+    },
 }
 
 /// Activations of one pass (`rows` tokens), reused by every layer.

@@ -143,28 +143,17 @@ impl PhoenixRanker {
     /// no driver, no such device, an unsupported shape) the ranker stays on
     /// the CPU, fully working; the caller reports the reason.
     pub fn set_device(&mut self, device: crate::ComputeDevice) -> std::result::Result<(), String> {
-        match device {
-            crate::ComputeDevice::Cpu => {
-                #[cfg(feature = "cuda")]
-                {
-                    self.gpu = None;
-                }
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            crate::ComputeDevice::Cuda(n) => {
-                let gpu = crate::gpu::open(n).map_err(|e| e.to_string())?;
-                let head = self.head().map_err(|e| e.to_string())?;
-                let ranker = crate::gpu::GpuRanker::new(gpu, &self.cfg, &self.weights, Some(head))
-                    .map_err(|e| e.to_string())?;
-                self.gpu = Some(std::sync::Arc::new(ranker));
-                Ok(())
-            }
-            #[cfg(not(feature = "cuda"))]
-            crate::ComputeDevice::Cuda(_) => {
-                Err("this binary was built without the `cuda` feature".into())
-            }
+        #[cfg(feature = "cuda")]
+        {
+            let head = match device {
+                crate::ComputeDevice::Cpu => None,
+                crate::ComputeDevice::Cuda(_) => Some(self.head().map_err(|e| e.to_string())?),
+            };
+            self.gpu = crate::gpu::model_on(device, &self.cfg, &self.weights, head)?;
+            Ok(())
         }
+        #[cfg(not(feature = "cuda"))]
+        crate::device::cpu_only(device)
     }
 
     /// Where the GPU fast path spent the last call's time (None on the CPU).

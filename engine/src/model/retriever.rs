@@ -105,30 +105,18 @@ impl PhoenixRetriever {
     /// Moves the user tower and top-k to `device`. On `Err(reason)` the
     /// retriever stays on the CPU, fully working.
     pub fn set_device(&mut self, device: crate::ComputeDevice) -> std::result::Result<(), String> {
-        match device {
-            crate::ComputeDevice::Cpu => {
-                #[cfg(feature = "cuda")]
-                {
-                    self.gpu = None;
-                }
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            crate::ComputeDevice::Cuda(n) => {
-                let gpu = crate::gpu::open(n).map_err(|e| e.to_string())?;
-                let tower = crate::gpu::GpuRanker::new(gpu, &self.cfg, &self.weights, None)
-                    .map_err(|e| e.to_string())?;
-                self.gpu = Some(GpuRetrieval {
-                    tower: std::sync::Arc::new(tower),
+        #[cfg(feature = "cuda")]
+        {
+            self.gpu = crate::gpu::model_on(device, &self.cfg, &self.weights, None)?.map(|tower| {
+                GpuRetrieval {
+                    tower,
                     corpus: Default::default(),
-                });
-                Ok(())
-            }
-            #[cfg(not(feature = "cuda"))]
-            crate::ComputeDevice::Cuda(_) => {
-                Err("this binary was built without the `cuda` feature".into())
-            }
+                }
+            });
+            Ok(())
         }
+        #[cfg(not(feature = "cuda"))]
+        crate::device::cpu_only(device)
     }
 
     /// Where the user tower runs.

@@ -1,7 +1,6 @@
 //! Launches `attention_d{32,64,128}` (see `cu/attention.cu` for the math and
 //! layouts, `reference::attention` for the CPU contract).
 
-use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::{Gpu, GpuError, GpuResult, as_i32, expect_len};
@@ -16,6 +15,13 @@ pub struct SelfKvGpu<'a> {
     pub v: &'a CudaSlice<u16>,
     /// `[B, T]` u8, or `None` for all valid.
     pub valid: Option<&'a CudaSlice<u8>>,
+}
+
+/// Dynamic shared memory of `attention_d{head_dim}`: two stages of K and
+/// V tiles, 64 rows of `head_dim + 8` bf16 each (the limit is raised to
+/// this once, when the kernels load).
+pub(crate) fn smem_bytes(head_dim: usize) -> usize {
+    2 * 2 * 64 * (head_dim + 8) * 2
 }
 
 impl Gpu {
@@ -61,13 +67,9 @@ impl Gpu {
         expect_len("context v", vc.len(), s.kv_len())?;
         expect_len("key_valid", key_valid.len(), s.batch * s.context)?;
         let rows = s.queries * (s.q_heads / s.kv_heads);
-        // Two stages of K and V tiles, 64 rows of D + 8 bf16 each.
-        let smem = 2 * 2 * 64 * (s.head_dim + 8) * 2;
+        let smem = smem_bytes(s.head_dim);
+        self.check_smem(name, smem)?;
         let func = self.function(name)?;
-        func.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            smem as i32,
-        )?;
         let cfg = LaunchConfig {
             grid_dim: (rows.div_ceil(64) as u32, s.kv_heads as u32, s.batch as u32),
             block_dim: (128, 1, 1),

@@ -138,6 +138,8 @@ pub struct Gpu {
     name: String,
     arch: &'static str,
     sm_count: u32,
+    /// Most dynamic shared memory a block may ask for on this device.
+    smem_optin: usize,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -179,6 +181,27 @@ impl Gpu {
                 functions.insert(k, module.load_function(k)?);
             }
         }
+        // Kernels that take more than 48 KB of dynamic shared memory must
+        // say so once; done here rather than on every launch.
+        let limits = [
+            ("attention_d32", attention::smem_bytes(32)),
+            ("attention_d64", attention::smem_bytes(64)),
+            ("attention_d128", attention::smem_bytes(128)),
+            ("topk_select", 8 * topk::MAX_K),
+        ];
+        // Capped at what this device allows a block (227 KB on Hopper, less
+        // on smaller chips); a launch needing more is refused by its wrapper.
+        let smem_optin = ctx.attribute(
+            cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+        )? as usize;
+        for (name, bytes) in limits {
+            if let Some(f) = functions.get(name) {
+                f.set_attribute(
+                    cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    bytes.min(smem_optin) as i32,
+                )?;
+            }
+        }
         let sm_count = ctx.attribute(
             cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
         )? as u32;
@@ -190,6 +213,7 @@ impl Gpu {
             functions,
             arch,
             sm_count,
+            smem_optin,
         })
     }
 
@@ -216,6 +240,17 @@ impl Gpu {
     /// The context.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
+    }
+
+    /// Fails unless a kernel's `bytes` of dynamic shared memory fit this device.
+    pub(crate) fn check_smem(&self, what: &str, bytes: usize) -> GpuResult<()> {
+        if bytes > self.smem_optin {
+            return Err(GpuError::Shape(format!(
+                "{what} needs {bytes} bytes of shared memory, this device allows {}",
+                self.smem_optin
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn blas(&self) -> &cudarc::cublas::CudaBlas {

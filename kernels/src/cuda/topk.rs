@@ -2,7 +2,6 @@
 //! in batches of up to 64, the corpus read once per batch, thresholds
 //! bootstrapped from the first rows, survivors selected and sorted per query.
 
-use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::{Gpu, GpuError, GpuResult, as_i32, bf16_bits};
@@ -131,11 +130,14 @@ impl Gpu {
         let m0 = n.min((4 * k).max(1 << 16));
         let cap = m0.max(k + (8 * k).max(1 << 16));
         let q = self.upload(&bf16_bits(queries))?;
-        let mut keys = self.zeros::<u64>(nq * cap)?;
+        // Only the appended slots of `keys` are ever read, and the select
+        // writes all of `out`: neither needs zeroing (`keys` is up to
+        // 64 x cap x 8 bytes, tens of MB, per call).
+        let mut keys = self.scratch::<u64>(nq * cap)?;
         let mut counts = self.zeros::<u32>(nq)?;
         let mut kept = self.zeros::<u32>(nq)?;
         let mut thr = self.zeros::<f32>(nq)?;
-        let mut out = self.zeros::<u64>(nq * k)?;
+        let mut out = self.scratch::<u64>(nq * k)?;
         let nq_i = as_i32("queries", nq)?;
         let small = LaunchConfig {
             grid_dim: (1, 1, 1),
@@ -271,12 +273,10 @@ impl Gpu {
         cap: usize,
         k: usize,
     ) -> GpuResult<()> {
+        // Within the limit raised once at load (8 x MAX_K bytes).
         let smem = 8 * k.next_power_of_two();
+        self.check_smem(&format!("top-k with k = {k}"), smem)?;
         let func = self.function("topk_select")?;
-        func.set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            smem as i32,
-        )?;
         let cfg = LaunchConfig {
             grid_dim: (nq as u32, 1, 1),
             block_dim: (1024, 1, 1),
