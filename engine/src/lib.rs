@@ -7,6 +7,7 @@
 //! * [`inputs`]: the model batch (hashes, actions, surfaces, embeddings).
 //! * [`model`]: the CPU model on candle: dense reference path, fast
 //!   candidate-isolation path, two-tower retriever.
+//! * [`cpu`]: the fast path's layer stack on plain buffers (gemm, AMX).
 //! * [`device`]: `cpu` or `cuda:N`; `gpu` (feature `cuda`): the GPU
 //!   ranker on foryou-kernels.
 //! * [`topk`]: exact top-k with ties to the lower index.
@@ -17,6 +18,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod cpu;
 pub mod device;
 pub mod error;
 pub mod fixture;

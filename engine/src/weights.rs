@@ -43,6 +43,29 @@ pub struct ParamSpec {
     pub init: ParamInit,
 }
 
+/// Row-major f32 values of a tensor.
+pub(crate) fn host(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// `[R, a] | [R, b] | ...` side by side: one `[R, a + b + ...]` row-major
+/// matrix, so fused projections (q|k|v, gelu|lin) are one product.
+pub(crate) fn concat_columns(parts: &[&Tensor]) -> Result<Vec<f32>> {
+    let rows = parts.first().map_or(Ok(0), |t| t.dim(0))?;
+    let data: Vec<(usize, Vec<f32>)> = parts
+        .iter()
+        .map(|t| Ok((t.dim(1)?, host(t)?)))
+        .collect::<Result<_>>()?;
+    let width: usize = data.iter().map(|(w, _)| w).sum();
+    let mut out = Vec::with_capacity(rows * width);
+    for r in 0..rows {
+        for (w, d) in &data {
+            out.extend_from_slice(&d[r * w..(r + 1) * w]);
+        }
+    }
+    Ok(out)
+}
+
 fn spec(name: String, shape: Vec<usize>, init: ParamInit) -> ParamSpec {
     ParamSpec { name, shape, init }
 }

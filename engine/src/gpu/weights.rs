@@ -6,29 +6,8 @@ use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::cuda::{Gpu, bf16_bits};
 
 use crate::error::Result;
-use crate::weights::LayerWeights;
-
-/// Row-major f32 values of a tensor.
-pub(crate) fn host(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
-/// Row-wise concatenation of `[R, a]`, `[R, b]`, ... matrices.
-fn concat_columns(parts: &[&Tensor]) -> Result<Vec<f32>> {
-    let rows = parts[0].dim(0)?;
-    let data: Vec<(usize, Vec<f32>)> = parts
-        .iter()
-        .map(|t| Ok((t.dim(1)?, host(t)?)))
-        .collect::<Result<_>>()?;
-    let width: usize = data.iter().map(|(w, _)| w).sum();
-    let mut out = Vec::with_capacity(rows * width);
-    for r in 0..rows {
-        for (w, d) in &data {
-            out.extend_from_slice(&d[r * w..(r + 1) * w]);
-        }
-    }
-    Ok(out)
-}
+pub(crate) use crate::weights::host;
+use crate::weights::{LayerWeights, concat_columns};
 
 /// A matrix as bf16 bits on the device.
 pub(crate) fn matrix(gpu: &Gpu, t: &Tensor) -> Result<CudaSlice<u16>> {

@@ -4,11 +4,11 @@
 //!   product surfaces (reference steps 1-6).
 //! * [`layers`] and [`attention`] hold the decoder layer: sandwich RMSNorms,
 //!   RoPE, grouped-query attention with soft-capped logits, gated GELU FFN.
-//! * [`transformer`] runs the layer stack three ways: dense with an explicit
-//!   mask (the oracle), causal over user + history (the context), and
-//!   candidates against a cached context (candidate isolation without a mask).
-//! * [`reference`] is the dense ranker, [`ranker`] the fast one, [`retriever`]
-//!   the two-tower model.
+//! * [`transformer`] runs the layer stack dense with an explicit mask (the
+//!   oracle, and the retriever's user tower).
+//! * [`reference`] is the dense ranker, [`ranker`] the fast one (its layer
+//!   stack runs on [`crate::cpu`]: context once, then candidates against the
+//!   cached K/V), [`retriever`] the two-tower model.
 //!
 //! Numerics follow the fixtures' README: f32 everywhere in f32 mode; in bf16
 //! mode values are rounded to bf16 exactly where the reference rounds them,
@@ -34,6 +34,11 @@ use crate::config::FpropDtype;
 pub struct Precision(pub FpropDtype);
 
 impl Precision {
+    /// Whether values are rounded to bf16.
+    pub fn is_bf16(&self) -> bool {
+        self.0 == FpropDtype::Bf16
+    }
+
     /// Rounds `t` to the forward dtype (values stay in an f32 tensor).
     pub fn round(&self, t: Tensor) -> candle_core::Result<Tensor> {
         match self.0 {

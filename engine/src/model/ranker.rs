@@ -1,7 +1,8 @@
 //! The Phoenix ranker, fast path: the context (user + history) runs once,
 //! causal and padding-masked, and keeps every layer's K/V; candidates then
-//! attend to that cache plus themselves (`attention::candidate_attention`), in
-//! chunks of any size with the same result. No T x T mask is ever built.
+//! attend to that cache plus themselves (`cpu::attention`), in chunks of any
+//! size with the same result. No T x T mask is ever built. Tokens and the
+//! head run on candle; the layer stack on [`crate::cpu`] (or the GPU).
 //!
 //! One reference quirk needs the dense path: a row whose user token is padding
 //! has a fully masked query at position 0, which the reference's -1e30 fill
@@ -14,8 +15,9 @@ use candle_core::Tensor;
 use super::Precision;
 use super::layers::{linear, rms_norm};
 use super::tokens::TokenBuilder;
-use super::transformer::{EncodedContext, Transformer};
+use super::transformer::Transformer;
 use crate::config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind};
+use crate::cpu::{CpuContext, CpuStack};
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use crate::weights::{HeadWeights, PhoenixWeights, RankerHead};
@@ -112,6 +114,8 @@ pub struct PhoenixRanker {
     pub(crate) cfg: ModelConfig,
     pub(crate) weights: PhoenixWeights,
     pub(crate) transformer: Transformer,
+    /// The fast path's layer stack on the CPU.
+    pub(crate) cpu: CpuStack,
     pub(crate) prec: Precision,
     /// The fast path's device copy, when running on a GPU.
     #[cfg(feature = "cuda")]
@@ -129,10 +133,12 @@ impl PhoenixRanker {
         }
         let prec = Precision(dtype);
         let transformer = Transformer::new(&cfg, &weights.layers, prec)?;
+        let cpu = CpuStack::new(&cfg, &weights.layers, prec, true)?;
         Ok(Self {
             cfg,
             weights,
             transformer,
+            cpu,
             prec,
             #[cfg(feature = "cuda")]
             gpu: None,
@@ -225,34 +231,47 @@ impl PhoenixRanker {
 
     /// Runs user + history once; the result serves any number of candidate chunks.
     /// Every row's user token must be valid (see the module doc).
-    pub fn encode_context(&self, user: &UserInputs) -> Result<EncodedContext> {
+    pub fn encode_context(&self, user: &UserInputs) -> Result<CpuContext> {
         if let Some(b) = (0..user.batch).find(|&b| !user.user_valid(&self.cfg, b)) {
             return Err(EngineError::Input(format!(
                 "row {b} has a padding user token; the cached-context path needs a valid user"
             )));
         }
-        let x = self.tokens().context(user)?;
+        let x = self
+            .tokens()
+            .context(user)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         Ok(self
-            .transformer
-            .encode_context(&x, &user.context_valid(&self.cfg))?)
+            .cpu
+            .encode_context(x, user.batch, &user.context_valid(&self.cfg)))
     }
 
     /// Scores candidates against an encoded context; `first_slot` is the slot
     /// index of the first candidate (it sets RoPE positions in absolute mode).
     pub fn score_candidates(
         &self,
-        ctx: &EncodedContext,
+        ctx: &CpuContext,
         cands: &CandidateInputs,
         first_slot: usize,
     ) -> Result<RankerOutput> {
         let head = self.head()?;
+        if cands.batch != ctx.batch {
+            return Err(EngineError::Input(format!(
+                "candidates have {} rows, the context {}",
+                cands.batch, ctx.batch
+            )));
+        }
         let x = self.tokens().candidates(cands, &head.proj_candidate)?;
+        let x = x.flatten_all()?.to_vec1::<f32>()?;
         let positions = self.candidate_positions(ctx.len, first_slot, cands.count);
-        let h = self.transformer.forward_candidates(
-            &x,
-            &positions,
-            &cands.valid_mask(&self.cfg),
-            ctx,
+        let h = self
+            .cpu
+            .forward_candidates(x, &positions, &cands.valid_mask(&self.cfg), ctx);
+        let h = Tensor::from_vec(
+            h,
+            (cands.batch, cands.count, self.cfg.emb_size),
+            &candle_core::Device::Cpu,
         )?;
         self.predict(&h)
     }
