@@ -69,6 +69,7 @@ fn set_engine_threads(n: usize) {
 }
 
 fn main() -> std::process::ExitCode {
+    foryou_engine::cpu::keep_freed_memory();
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(cfg) => set_engine_threads(cfg.engine.engine_threads),
