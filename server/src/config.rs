@@ -227,11 +227,13 @@ pub struct EngineArgs {
     pub engine_threads: usize,
     /// Dynamic batching of ranker calls: most requests per forward pass
     /// (0: bypass the batcher, each call runs alone on rayon's pool).
-    /// Default by device. CPU: 0, because a CPU forward pass is
-    /// compute-bound; batches of 16 lost a third of the throughput, and even
-    /// batches of 1 cost a little (`benches/load_batching.sh`). GPU: 32, one
-    /// batch at a time; on an H200 a prod-like batch of 16 served 1.45x the
-    /// requests/s of single requests (`benches/results/gpu_h200_*.md`).
+    /// Default by device. CPU: 1, one call per core at a time: a CPU forward
+    /// pass is compute-bound, so batches buy little in process and nothing
+    /// under load (batches up to 2 served no more, up to 16 a third less),
+    /// while the batcher's bounded queue, deadlines and cancellation keep
+    /// latency bounded past saturation (`benches/load_batching.sh`). GPU:
+    /// 32, one batch at a time; on an H200 a prod-like batch of 16 served
+    /// 1.45x the requests/s of single requests (`benches/results/gpu_h200_*.md`).
     #[arg(long, env = "FORYOU_RANK_BATCH_MAX")]
     pub rank_batch_max: Option<usize>,
     /// Dynamic batching: longest a ranker call waits for company, ms. 0
@@ -249,13 +251,21 @@ pub struct EngineArgs {
     )]
     pub rank_warm_buckets: Vec<usize>,
     /// Dynamic batching of retrieval calls: most requests per batch (0:
-    /// bypass the batcher). Default by device, as for the ranker: 0 on the
+    /// bypass the batcher). Default by device, as for the ranker: 1 on the
     /// CPU, 64 on a GPU (a batch of users shares one pass over the corpus).
     #[arg(long, env = "FORYOU_RETRIEVE_BATCH_MAX")]
     pub retrieve_batch_max: Option<usize>,
     /// Dynamic batching: longest a retrieval call waits for company, ms.
     #[arg(long, env = "FORYOU_RETRIEVE_BATCH_DELAY_MS", default_value_t = 0)]
     pub retrieve_batch_delay_ms: u64,
+    /// With batching on: most calls waiting in each batcher's queue; one
+    /// more is answered RESOURCE_EXHAUSTED at once. It bounds the wait of
+    /// an admitted call to about `queue / (batch x workers)` forward passes,
+    /// so past saturation the server sheds load at once instead of queueing
+    /// for seconds. Default: 4 full batches per worker, at least 16 (16 on a
+    /// 2-core CPU, 128 on a GPU).
+    #[arg(long, env = "FORYOU_BATCH_QUEUE_MAX")]
+    pub batch_queue_max: Option<usize>,
 }
 
 impl EngineArgs {
@@ -264,7 +274,13 @@ impl EngineArgs {
         &self,
         device: foryou_engine::ComputeDevice,
     ) -> Option<foryou_engine::batcher::BatchPolicy> {
-        batch_policy(self.rank_batch_max, 32, self.rank_batch_delay_ms, device)
+        batch_policy(
+            self.rank_batch_max,
+            32,
+            self.rank_batch_delay_ms,
+            self.batch_queue_max,
+            device,
+        )
     }
 
     /// The retrieval batching policy for a retriever on `device` (`None`: off).
@@ -276,23 +292,27 @@ impl EngineArgs {
             self.retrieve_batch_max,
             64,
             self.retrieve_batch_delay_ms,
+            self.batch_queue_max,
             device,
         )
     }
 }
 
 /// A batching policy (`None` when the batch size is 0). The size is the
-/// flag's, else 0 on the CPU and `gpu_default` on a GPU; one worker per core
-/// on the CPU, one on a GPU, whose forward passes run one at a time anyway.
+/// flag's, else 1 on the CPU and `gpu_default` on a GPU; one worker per core
+/// on the CPU, one on a GPU, whose forward passes run one at a time anyway;
+/// the queue holds the flag's count, else 4 full batches per worker (at
+/// least 16).
 fn batch_policy(
     flag: Option<usize>,
     gpu_default: usize,
     delay_ms: u64,
+    queue: Option<usize>,
     device: foryou_engine::ComputeDevice,
 ) -> Option<foryou_engine::batcher::BatchPolicy> {
     let (max, workers) = match device {
         foryou_engine::ComputeDevice::Cpu => (
-            flag.unwrap_or(0),
+            flag.unwrap_or(1),
             std::thread::available_parallelism().map_or(1, usize::from),
         ),
         foryou_engine::ComputeDevice::Cuda(_) => (flag.unwrap_or(gpu_default), 1),
@@ -300,7 +320,7 @@ fn batch_policy(
     (max > 0).then(|| foryou_engine::batcher::BatchPolicy {
         max_batch_size: max,
         max_queue_delay: Duration::from_millis(delay_ms),
-        queue_capacity: 1024,
+        queue_capacity: queue.unwrap_or((4 * max * workers).max(16)).max(1),
         workers,
     })
 }
@@ -326,12 +346,20 @@ mod tests {
     #[test]
     fn batching_defaults_follow_the_device_and_flags_override_them() {
         let none = args(&[]);
-        assert!(none.rank_batching(ComputeDevice::Cpu).is_none());
-        assert!(none.retrieve_batching(ComputeDevice::Cpu).is_none());
+        let cpu = none
+            .rank_batching(ComputeDevice::Cpu)
+            .expect("on by default");
+        assert_eq!(cpu.max_batch_size, 1);
+        assert_eq!(cpu.queue_capacity, (4 * cpu.workers).max(16));
+        let cpu = none
+            .retrieve_batching(ComputeDevice::Cpu)
+            .expect("on by default");
+        assert_eq!(cpu.max_batch_size, 1);
         let gpu = none
             .rank_batching(ComputeDevice::Cuda(0))
             .expect("on by default on a GPU");
         assert_eq!((gpu.max_batch_size, gpu.workers), (32, 1));
+        assert_eq!(gpu.queue_capacity, 128);
         let gpu = none
             .retrieve_batching(ComputeDevice::Cuda(0))
             .expect("on by default on a GPU");
@@ -345,5 +373,11 @@ mod tests {
         assert_eq!(cpu.max_batch_size, 8);
         assert_eq!(cpu.max_queue_delay, Duration::from_millis(3));
         assert!(cpu.workers >= 1);
+        assert_eq!(cpu.queue_capacity, (4 * 8 * cpu.workers).max(16));
+        let bounded = args(&["--rank-batch-max", "2", "--batch-queue-max", "16"]);
+        let cpu = bounded
+            .rank_batching(ComputeDevice::Cpu)
+            .expect("asked for");
+        assert_eq!((cpu.max_batch_size, cpu.queue_capacity), (2, 16));
     }
 }

@@ -438,7 +438,7 @@ async fn ranker_and_retrieval_batching_give_the_same_feed() {
     let file = file.to_str().expect("utf-8");
     let mut feeds = Vec::new();
     for extra in [
-        &[][..],
+        &["--rank-batch-max", "0", "--retrieve-batch-max", "0"][..],
         &[
             "--rank-batch-max",
             "4",

@@ -106,11 +106,17 @@ impl RankerBatch {
             .ranker
             .hash_tables()
             .ok_or_else(|| "ranker has no hash tables".to_string())?;
-        let width = batch
-            .iter()
-            .map(|r| candidate_bucket(r.candidates.len()))
-            .max()
-            .unwrap_or(8);
+        // A lone request runs at its own size (padding it to its bucket
+        // would only add work: 65 candidates would cost 128); a batch pads
+        // every request to the widest bucket.
+        let width = match batch {
+            [one] => one.candidates.len(),
+            _ => batch
+                .iter()
+                .map(|r| candidate_bucket(r.candidates.len()))
+                .max()
+                .unwrap_or(8),
+        };
         let users: Vec<(u64, &[HistoryItem])> = batch
             .iter()
             .map(|r| (r.user_id, r.history.as_slice()))

@@ -7,7 +7,7 @@ use super::amx::{self, PackedBf16};
 use crate::model::Precision;
 
 /// Work (multiply-adds) below which a product runs on one thread: 4 M
-/// (about 40 µs on one core); smaller ones lost more to the fork-join than
+/// (about 80 µs on one core); smaller ones lost more to the fork-join than
 /// they gained (demo shape, batch 1: 1.44 -> 1.05 ms p50 with 2 threads).
 const PARALLEL_MIN_WORK: usize = 1 << 22;
 
