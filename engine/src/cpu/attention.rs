@@ -17,6 +17,7 @@ use super::ops::{by_precision, rnd};
 use super::simd::{self, round_bf16, wide};
 use crate::config::ModelConfig;
 use crate::model::Precision;
+use crate::model::softcap::softcap_scalar;
 
 /// Queries per task: bounds the score block to `QUERY_BLOCK x S` floats.
 const QUERY_BLOCK: usize = 128;
@@ -296,26 +297,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// bits, whatever the padded length.
 const LANES: usize = 16;
 
-/// `cap * tanh(y / cap)` with `y = x * mult`, branch-free so it vectorises:
-/// the odd series to `z^9` for `|z| < 0.3`, else `1 - 2 / (e^(2|z|) + 1)`
-/// (the same method as `model::softcap`).
-#[inline(always)]
-fn softcap(x: f32, mult: f32, cap: Option<f32>) -> f32 {
-    let Some(c) = cap else { return x * mult };
-    // `/ c` as `* (1 / c)`: within an ulp of the reference's division, and
-    // a multiply instead of a divide per logit.
-    let z = x * mult * (1.0 / c);
-    let a = z.abs();
-    let z2 = z * z;
-    let p = 62.0 / 2835.0;
-    let p = p * z2 - 17.0 / 315.0;
-    let p = p * z2 + 2.0 / 15.0;
-    let p = p * z2 - 1.0 / 3.0;
-    let series = z + z * z2 * p;
-    let far = (1.0 - 2.0 / (simd::exp(2.0 * a) + 1.0)).copysign(z);
-    c * if a < 0.3 { series } else { far }
-}
-
 /// Softmax in place of one query row's logits (raw `q.k`): the reference's
 /// transform (bf16 rounding when `B`, multiplier, soft cap), plus `bias`
 /// (-inf masks a key to weight 0), and an optional own logit sharing the
@@ -330,7 +311,7 @@ fn softmax_row<const B: bool>(
     own: Option<f32>,
 ) -> f32 {
     for (v, &b) in row.iter_mut().zip(bias) {
-        *v = softcap(rnd::<B>(*v), mult, cap) + b;
+        *v = softcap_scalar(rnd::<B>(*v), mult, cap) + b;
     }
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let mut chunks = row.chunks_exact(LANES);
@@ -342,7 +323,7 @@ fn softmax_row<const B: bool>(
     for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
         *l = l.max(v);
     }
-    let own = own.map(|x| softcap(rnd::<B>(x), mult, cap));
+    let own = own.map(|x| softcap_scalar(rnd::<B>(x), mult, cap));
     let mut m = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     if let Some(o) = own {
         m = m.max(o);

@@ -6,13 +6,14 @@ use rayon::prelude::*;
 
 use crate::config::GeluKind;
 use crate::model::Precision;
+use crate::model::fused::gelu_tanh_scalar;
 
 /// Elements per parallel piece of a pass (whole rows); smaller passes stay
 /// on the calling thread.
 const PIECE: usize = 1 << 14;
 
 pub use super::simd::round_bf16;
-use super::simd::{self, wide};
+use super::simd::wide;
 
 /// Rounds to bf16 when `B` (the forward dtype is bf16): a compile-time
 /// choice, so the loops using it have no branch and vectorise.
@@ -176,15 +177,6 @@ fn rope_body<const B: bool>(
     }
 }
 
-/// GELU, tanh form, as `x / (1 + e^(-2u))` (see `model::fused`), with the
-/// vectorisable `exp`.
-#[inline(always)]
-fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    let u = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
-    x / (1.0 + simd::exp(-2.0 * u))
-}
-
 /// Exact GELU, `x Φ(x)`, through candle's `erf` (a call per element).
 #[inline(always)]
 fn gelu_erf(x: f32) -> f32 {
@@ -209,7 +201,7 @@ wide!(fn gated_erf_piece(gl: &[f32], f: usize, out: &mut [f32]) => gated_erf_bod
 
 #[inline(always)]
 fn gated_tanh_body<const B: bool>(gl: &[f32], f: usize, out: &mut [f32]) {
-    gated_body::<B>(gl, f, out, gelu_tanh);
+    gated_body::<B>(gl, f, out, gelu_tanh_scalar);
 }
 
 #[inline(always)]

@@ -97,10 +97,7 @@ impl CpuStack {
         prec: Precision,
         amx: bool,
     ) -> Result<Self> {
-        let k = cfg.key_size;
-        let inv_freq = (0..k / 2)
-            .map(|i| 1.0f32 / cfg.rope_base.powf((2 * i) as f32 / k as f32))
-            .collect();
+        let inv_freq = crate::model::layers::Rope::new(cfg).inv_freq().to_vec();
         Ok(Self {
             cfg: cfg.clone(),
             prec,

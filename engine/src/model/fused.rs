@@ -17,11 +17,12 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 /// sqrt(2 / pi).
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-/// GELU (tanh approximation) of one value, via the logistic identity.
-#[inline]
+/// GELU (tanh approximation) of one value, via the logistic identity, with
+/// the vectorisable `cpu::simd::exp` (the CPU stack's GELU loop uses it).
+#[inline(always)]
 pub fn gelu_tanh_scalar(x: f32) -> f32 {
     let u = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
-    x / (1.0 + (-2.0 * u).exp())
+    x / (1.0 + crate::cpu::simd::exp(-2.0 * u))
 }
 
 struct GeluTanh;

@@ -43,6 +43,11 @@ impl Rope {
         Self { inv_freq }
     }
 
+    /// The inverse frequencies `[K/2]`.
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
     /// `(cos, sin)` tables `[T, K/2]` for the given positions (angle = pos * inv_freq in f32).
     pub fn tables(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();

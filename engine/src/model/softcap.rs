@@ -19,25 +19,24 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 /// `tanh(z)` for f32, see the module comment for the method and its error.
-#[inline]
+/// Both forms are computed and one is selected, with the vectorisable
+/// `cpu::simd::exp`, so loops over it vectorise (the CPU stack's softmax).
+#[inline(always)]
 pub fn tanh_f32(z: f32) -> f32 {
     let a = z.abs();
-    if a < 0.3 {
-        let z2 = z * z;
-        // z - z^3/3 + 2z^5/15 - 17z^7/315 + 62z^9/2835, Horner form.
-        let p = 62.0 / 2835.0;
-        let p = p * z2 - 17.0 / 315.0;
-        let p = p * z2 + 2.0 / 15.0;
-        let p = p * z2 - 1.0 / 3.0;
-        z + z * z2 * p
-    } else {
-        let t = 1.0 - 2.0 / ((2.0 * a).exp() + 1.0);
-        t.copysign(z)
-    }
+    let z2 = z * z;
+    // z - z^3/3 + 2z^5/15 - 17z^7/315 + 62z^9/2835, Horner form.
+    let p = 62.0 / 2835.0;
+    let p = p * z2 - 17.0 / 315.0;
+    let p = p * z2 + 2.0 / 15.0;
+    let p = p * z2 - 1.0 / 3.0;
+    let series = z + z * z2 * p;
+    let far = (1.0 - 2.0 / (crate::cpu::simd::exp(2.0 * a) + 1.0)).copysign(z);
+    if a < 0.3 { series } else { far }
 }
 
 /// `cap * tanh(x * mult / cap)`, or `x * mult` without a cap.
-#[inline]
+#[inline(always)]
 pub fn softcap_scalar(x: f32, mult: f32, cap: Option<f32>) -> f32 {
     match cap {
         Some(c) => c * tanh_f32(x * mult / c),
