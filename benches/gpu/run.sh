@@ -50,7 +50,7 @@ if timeout 150 "$BIN/gpu_contract" --test-threads=1 --nocapture >"$W/contract.lo
 else
     note "kernel contract tests: FAIL (contract.log)"
 fi
-grep -E "rel err|top_k n|seed|panicked|test result" "$W/contract.log" | tee -a "$W/summary.txt"
+grep -E "rel err|top_k n|gather|seed|panicked|test result" "$W/contract.log" | tee -a "$W/summary.txt"
 pack
 
 step "engine on the GPU vs the reference fixtures and the CPU path"
@@ -59,7 +59,7 @@ if timeout 150 "$BIN/gpu_parity" --test-threads=1 --nocapture >"$W/parity.log" 2
 else
     note "ranker on the GPU vs fixtures and CPU: FAIL (parity.log)"
 fi
-grep -E "max\|d|panicked|test result" "$W/parity.log" | tee -a "$W/summary.txt"
+grep -E "max\|d|rank_ids|panicked|test result" "$W/parity.log" | tee -a "$W/summary.txt"
 pack
 [ "$MODE" = quick ] && { step done; pack; exit 0; }
 

@@ -159,17 +159,22 @@ impl HashTables {
         }))
     }
 
+    /// Appends the `k` hashes of `id` to `hashes`, and their rows to `embs`
+    /// when given.
     fn lookup(
         table: &HashTable,
         kind: EntityKind,
         id: u64,
         k: usize,
         hashes: &mut Vec<i64>,
-        embs: &mut Vec<f32>,
+        embs: Option<&mut Vec<f32>>,
     ) {
-        for h in entity_hashes(kind, id, k, table.rows) {
-            hashes.push(h);
-            table.gather_into(h, embs);
+        let start = hashes.len();
+        hashes.extend(entity_hashes(kind, id, k, table.rows));
+        if let Some(embs) = embs {
+            for &h in &hashes[start..] {
+                table.gather_into(h, embs);
+            }
         }
     }
 
@@ -181,6 +186,31 @@ impl HashTables {
         cfg: &ModelConfig,
         rows: &[(u64, &[HistoryItem])],
         history_len: usize,
+    ) -> Result<UserInputs> {
+        let u = self.user_rows(cfg, rows, history_len, true)?;
+        u.validate(cfg)?;
+        Ok(u)
+    }
+
+    /// [`Self::user_inputs`] without the embeddings (left empty): hash-only
+    /// inputs for a model whose tables live on the GPU.
+    pub fn user_hashes(
+        &self,
+        cfg: &ModelConfig,
+        rows: &[(u64, &[HistoryItem])],
+        history_len: usize,
+    ) -> Result<UserInputs> {
+        let u = self.user_rows(cfg, rows, history_len, false)?;
+        u.validate_ids(cfg)?;
+        Ok(u)
+    }
+
+    fn user_rows(
+        &self,
+        cfg: &ModelConfig,
+        rows: &[(u64, &[HistoryItem])],
+        history_len: usize,
+        gather: bool,
     ) -> Result<UserInputs> {
         if cfg.num_actions > 64 {
             return Err(EngineError::Input(format!(
@@ -219,7 +249,7 @@ impl HashTables {
                 *user_id,
                 hu,
                 &mut u.user_hashes,
-                &mut u.user_embeddings,
+                gather.then_some(&mut u.user_embeddings),
             );
             let kept = &history[history.len().saturating_sub(history_len)..];
             let items = kept
@@ -232,7 +262,7 @@ impl HashTables {
                     item.post_id,
                     hi,
                     &mut u.history_post_hashes,
-                    &mut u.history_post_embeddings,
+                    gather.then_some(&mut u.history_post_embeddings),
                 );
                 Self::lookup(
                     &self.author,
@@ -240,7 +270,7 @@ impl HashTables {
                     if item.post_id == 0 { 0 } else { item.author_id },
                     ha,
                     &mut u.history_author_hashes,
-                    &mut u.history_author_embeddings,
+                    gather.then_some(&mut u.history_author_embeddings),
                 );
                 u.history_actions.extend(
                     (0..a).map(|i| {
@@ -251,7 +281,6 @@ impl HashTables {
                     .push(i64::from(item.product_surface));
             }
         }
-        u.validate(cfg)?;
         Ok(u)
     }
 
@@ -262,6 +291,30 @@ impl HashTables {
         cfg: &ModelConfig,
         rows: &[&[CandidateItem]],
         count: usize,
+    ) -> Result<CandidateInputs> {
+        let c = self.candidate_rows(cfg, rows, count, true)?;
+        c.validate(cfg, "candidate_")?;
+        Ok(c)
+    }
+
+    /// [`Self::candidate_inputs`] without the embeddings (left empty).
+    pub fn candidate_hashes(
+        &self,
+        cfg: &ModelConfig,
+        rows: &[&[CandidateItem]],
+        count: usize,
+    ) -> Result<CandidateInputs> {
+        let c = self.candidate_rows(cfg, rows, count, false)?;
+        c.validate_ids(cfg, "candidate_")?;
+        Ok(c)
+    }
+
+    fn candidate_rows(
+        &self,
+        cfg: &ModelConfig,
+        rows: &[&[CandidateItem]],
+        count: usize,
+        gather: bool,
     ) -> Result<CandidateInputs> {
         let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
         let mut c = CandidateInputs {
@@ -295,7 +348,7 @@ impl HashTables {
                     item.post_id,
                     hi,
                     &mut c.post_hashes,
-                    &mut c.post_embeddings,
+                    gather.then_some(&mut c.post_embeddings),
                 );
                 Self::lookup(
                     &self.author,
@@ -303,12 +356,11 @@ impl HashTables {
                     if item.post_id == 0 { 0 } else { item.author_id },
                     ha,
                     &mut c.author_hashes,
-                    &mut c.author_embeddings,
+                    gather.then_some(&mut c.author_embeddings),
                 );
                 c.product_surface.push(i64::from(item.product_surface));
             }
         }
-        c.validate(cfg, "candidate_")?;
         Ok(c)
     }
 }

@@ -63,7 +63,12 @@ pub struct RecsysInputs {
     pub candidates: CandidateInputs,
 }
 
+/// Rows `rows` of `data` (`row_len` wide); empty data stays empty (the
+/// embeddings of hash-only inputs).
 fn pick<T: Copy>(data: &[T], row_len: usize, rows: &[usize]) -> Vec<T> {
+    if data.is_empty() {
+        return Vec::new();
+    }
     rows.iter()
         .flat_map(|&r| data[r * row_len..(r + 1) * row_len].iter().copied())
         .collect()
@@ -77,6 +82,9 @@ fn pick_slots<T: Copy>(
     width: usize,
     slots: &[usize],
 ) -> Vec<T> {
+    if data.is_empty() {
+        return Vec::new();
+    }
     (0..batch)
         .flat_map(|b| {
             slots.iter().flat_map(move |&c| {
@@ -111,7 +119,33 @@ impl UserInputs {
 
     /// Checks lengths, finiteness and id ranges of the user side.
     pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        self.validate_ids(cfg)?;
         let (b, s, d) = (self.batch, self.history_len, cfg.emb_size);
+        let (hu, hi, ha) = (
+            cfg.num_user_hashes,
+            cfg.num_item_hashes,
+            cfg.num_author_hashes,
+        );
+        check_len("user_embeddings", self.user_embeddings.len(), &[b, hu, d])?;
+        check_len(
+            "history_post_embeddings",
+            self.history_post_embeddings.len(),
+            &[b, s, hi, d],
+        )?;
+        check_len(
+            "history_author_embeddings",
+            self.history_author_embeddings.len(),
+            &[b, s, ha, d],
+        )?;
+        check_finite("user_embeddings", &self.user_embeddings)?;
+        check_finite("history_post_embeddings", &self.history_post_embeddings)?;
+        check_finite("history_author_embeddings", &self.history_author_embeddings)
+    }
+
+    /// Checks everything but the embeddings: the whole of hash-only inputs
+    /// (embeddings left empty, to be gathered from tables on the device).
+    pub fn validate_ids(&self, cfg: &ModelConfig) -> Result<()> {
+        let (b, s) = (self.batch, self.history_len);
         let (hu, hi, ha, a) = (
             cfg.num_user_hashes,
             cfg.num_item_hashes,
@@ -138,17 +172,6 @@ impl UserInputs {
             self.history_product_surface.len(),
             &[b, s],
         )?;
-        check_len("user_embeddings", self.user_embeddings.len(), &[b, hu, d])?;
-        check_len(
-            "history_post_embeddings",
-            self.history_post_embeddings.len(),
-            &[b, s, hi, d],
-        )?;
-        check_len(
-            "history_author_embeddings",
-            self.history_author_embeddings.len(),
-            &[b, s, ha, d],
-        )?;
         check_hashes("user_hashes", &self.user_hashes)?;
         check_hashes("history_post_hashes", &self.history_post_hashes)?;
         check_hashes("history_author_hashes", &self.history_author_hashes)?;
@@ -157,10 +180,7 @@ impl UserInputs {
             &self.history_product_surface,
             cfg,
         )?;
-        check_finite("history_actions", &self.history_actions)?;
-        check_finite("user_embeddings", &self.user_embeddings)?;
-        check_finite("history_post_embeddings", &self.history_post_embeddings)?;
-        check_finite("history_author_embeddings", &self.history_author_embeddings)
+        check_finite("history_actions", &self.history_actions)
     }
 
     /// The rows `rows` of the batch, in that order.
@@ -237,7 +257,26 @@ impl CandidateInputs {
 
     /// Checks lengths, finiteness and id ranges.
     pub fn validate(&self, cfg: &ModelConfig, what: &str) -> Result<()> {
+        self.validate_ids(cfg, what)?;
         let (b, c, d) = (self.batch, self.count, cfg.emb_size);
+        let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
+        check_len(
+            &format!("{what}post_embeddings"),
+            self.post_embeddings.len(),
+            &[b, c, hi, d],
+        )?;
+        check_len(
+            &format!("{what}author_embeddings"),
+            self.author_embeddings.len(),
+            &[b, c, ha, d],
+        )?;
+        check_finite(&format!("{what}post_embeddings"), &self.post_embeddings)?;
+        check_finite(&format!("{what}author_embeddings"), &self.author_embeddings)
+    }
+
+    /// Checks everything but the embeddings (see [`UserInputs::validate_ids`]).
+    pub fn validate_ids(&self, cfg: &ModelConfig, what: &str) -> Result<()> {
+        let (b, c) = (self.batch, self.count);
         let (hi, ha) = (cfg.num_item_hashes, cfg.num_author_hashes);
         check_len(
             &format!("{what}post_hashes"),
@@ -254,25 +293,13 @@ impl CandidateInputs {
             self.product_surface.len(),
             &[b, c],
         )?;
-        check_len(
-            &format!("{what}post_embeddings"),
-            self.post_embeddings.len(),
-            &[b, c, hi, d],
-        )?;
-        check_len(
-            &format!("{what}author_embeddings"),
-            self.author_embeddings.len(),
-            &[b, c, ha, d],
-        )?;
         check_hashes(&format!("{what}post_hashes"), &self.post_hashes)?;
         check_hashes(&format!("{what}author_hashes"), &self.author_hashes)?;
         check_surface(
             &format!("{what}product_surface"),
             &self.product_surface,
             cfg,
-        )?;
-        check_finite(&format!("{what}post_embeddings"), &self.post_embeddings)?;
-        check_finite(&format!("{what}author_embeddings"), &self.author_embeddings)
+        )
     }
 }
 

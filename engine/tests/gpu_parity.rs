@@ -11,6 +11,7 @@ use common::*;
 use foryou_engine::fixture::{EvalOptions, eval_dir_with_inputs};
 use std::path::{Path, PathBuf};
 
+use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::tensor_io::OutTensor;
 use foryou_engine::{ComputeDevice, FpropDtype};
 
@@ -134,4 +135,108 @@ fn the_retrieval_fixture_matches_on_the_gpu() {
     eprintln!("retrieval on gpu: max|drep| {drep:.3e}, top-k recall {recall:.3}");
     assert!(drep <= 2e-2, "user representation off by {drep}");
     assert!(recall >= 0.9, "top-k recall {recall}");
+}
+
+/// Viewers given by ids: `n` viewers (viewer 0 of id 0, a padding user that
+/// takes the dense route), histories of different lengths, candidate lists
+/// of different lengths.
+/// Viewers (id, history) and their candidate lists.
+type IdRequests = (Vec<(u64, Vec<HistoryItem>)>, Vec<Vec<CandidateItem>>);
+
+fn id_requests(n: u64) -> IdRequests {
+    let users = (0..n)
+        .map(|u| {
+            let history = (0..3 + 2 * u)
+                .map(|i| HistoryItem {
+                    post_id: 100 * u + i + 1,
+                    author_id: 1 + (u + i) % 13,
+                    actions: (i * 7 + u) % 5,
+                    product_surface: (i % 16) as u32,
+                })
+                .collect();
+            (if u == 0 { 0 } else { 40 + u }, history)
+        })
+        .collect();
+    let cands = (0..n)
+        .map(|u| {
+            (0..20 + 17 * u)
+                .map(|i| CandidateItem {
+                    post_id: 9_000 + 50 * u + i,
+                    author_id: 1 + i % 11,
+                    product_surface: ((u + i) % 16) as u32,
+                })
+                .collect()
+        })
+        .collect();
+    (users, cands)
+}
+
+#[test]
+fn ranking_by_ids_gathers_on_the_device_with_the_host_paths_numbers() {
+    if !gpu_usable() {
+        return;
+    }
+    let mut cfg = small_config(128, 32, 8, 2, 3);
+    cfg.fprop_dtype = FpropDtype::Bf16;
+    let (_dir, cpu) = random_ranker(&cfg, 13);
+    let mut gpu = cpu.clone();
+    gpu.set_device(ComputeDevice::Cuda(0)).expect("gpu ranker");
+    assert_eq!(
+        gpu.table_placement(),
+        Some(foryou_engine::gpu::TablePlacement::Device)
+    );
+    let (users, cands) = id_requests(4);
+    let users: Vec<_> = users.iter().map(|(u, h)| (*u, h.as_slice())).collect();
+    let cands: Vec<_> = cands.iter().map(|c| c.as_slice()).collect();
+    let width = 80;
+    let by_ids = gpu.rank_ids(&users, &cands, width, 4096).expect("by ids");
+    // The same requests with rows gathered on the host, on the same GPU:
+    // the device tables hold the very bf16 values the host path uploads.
+    let tables = cpu.hash_tables().expect("tables");
+    let inputs = foryou_engine::inputs::RecsysInputs {
+        user: tables
+            .user_inputs(cpu.config(), &users, cpu.config().history_seq_len)
+            .expect("user"),
+        candidates: tables
+            .candidate_inputs(cpu.config(), &cands, width)
+            .expect("candidates"),
+    };
+    let host = gpu.forward(&inputs).expect("host rows");
+    assert_eq!((by_ids.batch, by_ids.count), (4, width));
+    assert!(by_ids.logits.iter().all(|x| x.is_finite()));
+    assert_eq!(by_ids.logits, host.logits, "device gather vs host gather");
+    eprintln!("rank_ids on gpu: bit-equal to host-gathered rows");
+}
+
+#[test]
+fn retrieval_by_ids_gathers_on_the_device_with_the_host_paths_numbers() {
+    if !gpu_usable() {
+        return;
+    }
+    let mut cfg = small_config(128, 32, 8, 2, 2);
+    cfg.model_kind = foryou_engine::ModelKind::Retrieval;
+    let dir = tempfile::tempdir().expect("tempdir");
+    foryou_engine::init::write_random_model(dir.path(), &cfg, 21, 64, &mut |_, _| {})
+        .expect("model");
+    let (mcfg, weights) = foryou_engine::fixture::load_model_dir(dir.path()).expect("load");
+    let mut r =
+        foryou_engine::PhoenixRetriever::new(mcfg, weights, FpropDtype::Bf16).expect("retriever");
+    r.set_device(ComputeDevice::Cuda(0)).expect("gpu retriever");
+    let (users, _) = id_requests(4);
+    // Valid users only: a padding user sends the whole batch to the host.
+    let users: Vec<_> = users[1..].iter().map(|(u, h)| (*u, h.as_slice())).collect();
+    let by_ids = r.represent_ids(&users).expect("by ids");
+    let host = r
+        .user_representation(
+            &r.hash_tables()
+                .expect("tables")
+                .user_inputs(r.config(), &users, r.config().history_seq_len)
+                .expect("inputs"),
+        )
+        .expect("host rows");
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        by_ids.flatten_all().and_then(|t| t.to_vec1()).expect("vec"),
+        host.flatten_all().and_then(|t| t.to_vec1()).expect("vec"),
+    );
+    assert_eq!(a, b, "device gather vs host gather");
 }

@@ -125,3 +125,76 @@ fn too_many_candidates_is_an_error_not_a_panic() {
         .expect_err("surface 99");
     assert!(err.to_string().contains("product-surface id 99"));
 }
+
+#[test]
+fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_random_model(
+        dir.path(),
+        &preset_config(Preset::Demo),
+        2,
+        512,
+        &mut |_, _| {},
+    )
+    .expect("write");
+    let (cfg, weights) = load_model_dir(dir.path()).expect("load");
+    let ranker = PhoenixRanker::new(cfg.clone(), weights, FpropDtype::F32).expect("ranker");
+    let tables = ranker.hash_tables().expect("tables");
+    let history: Vec<HistoryItem> = (1..=9)
+        .map(|i| HistoryItem {
+            post_id: i * 11,
+            author_id: i,
+            actions: i,
+            product_surface: (i % 4) as u32,
+        })
+        .collect();
+    let cands: Vec<CandidateItem> = (1..=6)
+        .map(|i| CandidateItem {
+            post_id: 500 + i,
+            author_id: 3 * i,
+            product_surface: 1,
+        })
+        .collect();
+    // Viewer 0 is a padding user (the dense route).
+    let users: Vec<(u64, &[HistoryItem])> = vec![(42, &history), (0, &history[..3])];
+    let lists: Vec<&[CandidateItem]> = vec![&cands, &cands[..2]];
+    let s = cfg.history_seq_len;
+
+    let full = tables.user_inputs(&cfg, &users, s).expect("full");
+    let ids = tables.user_hashes(&cfg, &users, s).expect("hash only");
+    assert_eq!(ids.user_hashes, full.user_hashes);
+    assert_eq!(ids.history_post_hashes, full.history_post_hashes);
+    assert_eq!(ids.history_actions, full.history_actions);
+    assert!(ids.user_embeddings.is_empty() && ids.history_post_embeddings.is_empty());
+    let err = ids.validate(&cfg).expect_err("no embeddings").to_string();
+    assert!(err.contains("user_embeddings"), "{err}");
+    // Row selection keeps hash-only inputs hash-only.
+    let picked = ids.select_rows(&cfg, &[1]);
+    assert_eq!(picked.user_hashes, full.select_rows(&cfg, &[1]).user_hashes);
+    assert!(picked.user_embeddings.is_empty());
+    let cand_ids = tables.candidate_hashes(&cfg, &lists, 8).expect("hash only");
+    let cand_full = tables.candidate_inputs(&cfg, &lists, 8).expect("full");
+    assert_eq!(cand_ids.post_hashes, cand_full.post_hashes);
+    assert_eq!(
+        cand_ids.slots(&cfg, 2, 5).post_hashes,
+        cand_full.slots(&cfg, 2, 5).post_hashes
+    );
+    assert!(cand_ids.slots(&cfg, 2, 5).post_embeddings.is_empty());
+
+    let by_ids = ranker.rank_ids(&users, &lists, 8, 3).expect("by ids");
+    let inputs = RecsysInputs {
+        user: full,
+        candidates: cand_full,
+    };
+    assert_eq!(by_ids, ranker.forward_chunked(&inputs, 3).expect("forward"));
+    let err = ranker
+        .rank_ids(&users, &lists[..1], 8, 3)
+        .expect_err("mismatched lists")
+        .to_string();
+    assert!(err.contains("2 viewers but 1 candidate lists"), "{err}");
+    let err = ranker
+        .rank_ids(&users, &lists, 4, 3)
+        .expect_err("too many candidates")
+        .to_string();
+    assert!(err.contains("more than the 4 slots"), "{err}");
+}

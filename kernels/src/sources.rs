@@ -56,6 +56,8 @@ pub const OPS: KernelSource = KernelSource {
         "gated_gelu",
         "f32_to_bf16_copy",
         "round_bf16_inplace",
+        "gather_rows_bf16",
+        "gather_rows_bf16x8",
     ],
 };
 

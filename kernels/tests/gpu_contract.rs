@@ -352,3 +352,87 @@ fn gemm_matches_a_plain_product_and_writes_only_its_column_block() {
     assert!(err < 1e-5, "gemm rel err {err}");
     let _ = bf16_bits(&[1.0]);
 }
+
+#[test]
+fn gather_matches_its_reference_in_both_forms_and_touches_only_its_block() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    // (dim, stride, offset): 16-byte form, then element form (odd shapes).
+    for (dim, stride, offset, skip_row0) in [
+        (128, 3 * 128 + 64, 64, true),
+        (2560, 2 * 2560, 2560, true),
+        (20, 71, 9, false),
+    ] {
+        let (rows, per_row, table_rows) = (53, 2, 37);
+        let table: Vec<u16> = to_bf16(&normal(&mut rng, table_rows * dim, 1.0))
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        // Hashes in range, 0 (padding), and out of range both ways.
+        let idx: Vec<i32> = (0..rows * per_row)
+            .map(|_| match rng.random_range(0..10) {
+                0 => 0,
+                1 => table_rows as i32 + rng.random_range(0..5),
+                2 => -rng.random_range(1..5),
+                _ => rng.random_range(1..table_rows as i32),
+            })
+            .collect();
+        let s = ops::GatherShape {
+            rows,
+            per_row,
+            dim,
+            table_rows,
+            skip_row0,
+            out_stride: stride,
+            out_offset: offset,
+        };
+        let (didx, dtable) = (
+            g.upload(&idx).expect("gpu call"),
+            g.upload(&table).expect("gpu call"),
+        );
+        let mut out = g.upload(&vec![NAN_BF16; rows * stride]).expect("gpu call");
+        g.gather_rows(&didx, &dtable, s, &mut out)
+            .expect("gpu call");
+        let mut want = vec![bf16::from_bits(NAN_BF16); rows * stride];
+        let table_bf: Vec<bf16> = table.iter().map(|&b| bf16::from_bits(b)).collect();
+        ops::gather_rows(&idx, &table_bf, s, &mut want);
+        let got = g.download(&out).expect("gpu call");
+        let want: Vec<u16> = want.iter().map(|v| v.to_bits()).collect();
+        assert!(
+            got == want,
+            "gather D {dim} stride {stride} offset {offset}: first difference at {:?}",
+            got.iter().zip(&want).position(|(a, b)| a != b)
+        );
+        eprintln!("gather D {dim} stride {stride} offset {offset}: bit-exact");
+    }
+}
+
+#[test]
+fn pinned_uploads_arrive_whole_when_reused_and_grown() {
+    let Some(g) = gpu() else { return };
+    let mut pinned = foryou_kernels::cuda::staging::Pinned::default();
+    // Back to back, without a sync in between: each refill must wait for
+    // the copy before it, then grow past the first allocation.
+    let sizes = [1000usize, 333, (1 << 20) + 17, 5];
+    let mut bufs = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let buf = pinned
+            .upload(&g, n, |x| {
+                for (j, v) in x.iter_mut().enumerate() {
+                    *v = (j as u16).wrapping_mul(7).wrapping_add(i as u16);
+                }
+            })
+            .expect("gpu call");
+        bufs.push(buf);
+    }
+    for (i, (buf, &n)) in bufs.iter().zip(&sizes).enumerate() {
+        let got = g.download(buf).expect("gpu call");
+        assert_eq!(got.len(), n);
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(j, &v)| v == (j as u16).wrapping_mul(7).wrapping_add(i as u16)),
+            "upload {i} of {n} elements arrived changed"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! GPU benchmarks (feature `cuda`): the device's two ceilings (copy
 //! bandwidth, bf16 GEMM rate), the attention kernel at the prod shape, the
-//! top-k kernel at N = 10M, and the ranker end to end. Timings follow
+//! top-k kernel at N = 10M, and the ranker end to end (inputs with
+//! embeddings given, and requests by ids as served). Timings follow
 //! METHOD.md: warm-up, CUDA events (wall clock where the call includes host
 //! work), medians, fresh random inputs rotated so nothing is timed from L2.
 //!
@@ -10,6 +11,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use foryou_engine::{ComputeDevice, FpropDtype, ModelConfig, PhoenixRanker};
 use foryou_kernels::cuda::gemm::GemmOut;
@@ -305,6 +307,82 @@ fn random_inputs(cfg: &ModelConfig, b: usize, s: usize, c: usize, rng: &mut Rng)
     }
 }
 
+/// `b` random viewers given by ids: `s` history items and `c` candidates each.
+fn id_requests(b: usize, s: usize, c: usize, rng: &mut Rng) -> IdRequests {
+    let users = (0..b)
+        .map(|_| {
+            let history = (0..s)
+                .map(|_| HistoryItem {
+                    post_id: 1 + rng.next() % 10_000_000,
+                    author_id: 1 + rng.next() % 1_000_000,
+                    actions: rng.next() & 0x7ffff,
+                    product_surface: (rng.next() % 4) as u32,
+                })
+                .collect();
+            (1 + rng.next() % 1_000_000_000, history)
+        })
+        .collect();
+    let cands = (0..b)
+        .map(|_| {
+            (0..c)
+                .map(|_| CandidateItem {
+                    post_id: 1 + rng.next() % 10_000_000,
+                    author_id: 1 + rng.next() % 1_000_000,
+                    product_surface: (rng.next() % 4) as u32,
+                })
+                .collect()
+        })
+        .collect();
+    (users, cands)
+}
+
+/// Viewers (id, history) and their candidate lists.
+type IdRequests = (Vec<(u64, Vec<HistoryItem>)>, Vec<Vec<CandidateItem>>);
+
+/// Medians of the GPU phase split over a run.
+#[derive(Default)]
+struct PhaseLog {
+    times: Vec<f32>,
+    host: Vec<f32>,
+    upload: Vec<f32>,
+    gctx: Vec<f32>,
+    gcand: Vec<f32>,
+}
+
+impl PhaseLog {
+    fn push(&mut self, ms: f32, r: &PhoenixRanker) {
+        self.times.push(ms);
+        if let Some(p) = r.gpu_phases() {
+            self.host.push(p.host_ms);
+            self.upload.push(p.upload_ms);
+            self.gctx.push(p.gpu_context_ms);
+            self.gcand.push(p.gpu_candidates_ms);
+        }
+    }
+
+    /// Prints and returns the medians under `path` (how inputs arrived).
+    fn report(&self, head: &str, path: &str, b: usize) -> Value {
+        let ms = median(&self.times);
+        let (hms, ums) = (median(&self.host), median(&self.upload));
+        let (gc, gk) = (median(&self.gctx), median(&self.gcand));
+        println!(
+            "{head} [{path}]: p50 {ms:.2} ms, {:.1} requests/s (host inputs {hms:.2} ms, uploads {ums:.2} ms, device + rest {:.2} ms; GPU timeline context {gc:.2} ms, candidates {gk:.2} ms)",
+            b as f32 / ms * 1e3,
+            ms - hms - ums
+        );
+        json!({
+            "p50_ms": ms, "requests_per_s": b as f32 / ms * 1e3, "host_inputs_ms_p50": hms,
+            "uploads_ms_p50": ums, "device_and_rest_ms": ms - hms - ums,
+            "gpu_timeline_context_ms": gc, "gpu_timeline_candidates_ms": gk, "all_ms": self.times,
+        })
+    }
+}
+
+/// The ranker end to end at each batch size, two ways in alternating
+/// calls: inputs with embeddings given (`forward`: host gather, bf16
+/// conversion and upload of the rows) and requests given by ids
+/// (`rank_ids`, the serving path: with the tables resident only hashes go
+/// up and the device gathers the rows).
 fn ranker(dir: &str, batches: &[usize], reps: usize) -> Result<Vec<Value>> {
     let (cfg, weights) = foryou_engine::fixture::load_model_dir(std::path::Path::new(dir))
         .with_context(|| format!("loading {dir}"))?;
@@ -312,50 +390,59 @@ fn ranker(dir: &str, batches: &[usize], reps: usize) -> Result<Vec<Value>> {
     let mut r = PhoenixRanker::new(cfg.clone(), weights, FpropDtype::Bf16)?;
     r.set_device(ComputeDevice::Cuda(0))
         .map_err(anyhow::Error::msg)?;
+    let placement = format!("{:?}", r.table_placement());
+    println!("ranker {dir}: hash-table rows gathered on {placement}");
+    let has_tables = r.hash_tables().is_some();
     let mut rng = Rng(5);
     let mut rows = Vec::new();
     for &b in batches {
         let sets: Vec<_> = (0..3)
             .map(|_| random_inputs(&cfg, b, s, c, &mut rng))
             .collect();
-        for set in sets.iter().take(2) {
+        let id_sets: Vec<IdRequests> = (0..3).map(|_| id_requests(b, s, c, &mut rng)).collect();
+        let by_ids = |i: usize| -> Result<foryou_engine::RankerOutput> {
+            let (users, cands) = &id_sets[i % id_sets.len()];
+            let users: Vec<_> = users.iter().map(|(u, h)| (*u, h.as_slice())).collect();
+            let cands: Vec<_> = cands.iter().map(|x| x.as_slice()).collect();
+            Ok(r.rank_ids(&users, &cands, c, foryou_engine::SERVING_CHUNK)?)
+        };
+        for (i, set) in sets.iter().take(2).enumerate() {
             r.forward(set)?; // warm-up (workspace, cuBLAS heuristics)
+            if has_tables {
+                by_ids(i)?;
+            }
         }
-        let mut times = Vec::new();
-        let (mut host, mut upload, mut gctx, mut gcand) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut given, mut ids) = (PhaseLog::default(), PhaseLog::default());
         for i in 0..reps {
             let t = Instant::now();
             let out = r.forward(&sets[i % sets.len()])?;
-            times.push(t.elapsed().as_secs_f32() * 1e3);
-            if let Some(p) = r.gpu_phases() {
-                host.push(p.host_ms);
-                upload.push(p.upload_ms);
-                gctx.push(p.gpu_context_ms);
-                gcand.push(p.gpu_candidates_ms);
-            }
+            given.push(t.elapsed().as_secs_f32() * 1e3, &r);
             if out.logits.iter().any(|x| !x.is_finite()) {
                 bail!("non-finite logits");
             }
+            if has_tables {
+                let t = Instant::now();
+                let out = by_ids(i)?;
+                ids.push(t.elapsed().as_secs_f32() * 1e3, &r);
+                if out.logits.iter().any(|x| !x.is_finite()) {
+                    bail!("non-finite logits (by ids)");
+                }
+            }
         }
-        let ms = median(&times);
-        let (hms, ums) = (median(&host), median(&upload));
-        let (gc, gk) = (median(&gctx), median(&gcand));
-        println!("  GPU timeline: context {gc:.2} ms, candidates {gk:.2} ms");
-        println!(
-            "ranker {dir} B {b} (S {s}, C {c}): p50 {ms:.2} ms, {:.1} requests/s (host inputs {hms:.2} ms, uploads {ums:.2} ms, device + rest {:.2} ms)",
-            b as f32 / ms * 1e3,
-            ms - hms - ums
-        );
-        println!(
-            "ranker {dir} B {b} (S {s}, C {c}): p50 {ms:.2} ms, {:.1} requests/s",
-            b as f32 / ms * 1e3
-        );
-        rows.push(json!({
+        let head = format!("ranker {dir} B {b} (S {s}, C {c})");
+        let mut row = json!({
             "model": dir, "emb_size": cfg.emb_size, "layers": cfg.num_layers, "history": s,
-            "candidates": c, "batch": b, "p50_ms": ms, "requests_per_s": b as f32 / ms * 1e3, "host_inputs_ms_p50": hms, "uploads_ms_p50": ums, "device_and_rest_ms": ms - hms - ums, "gpu_timeline_context_ms": gc, "gpu_timeline_candidates_ms": gk,
-            "all_ms": times, "timed": "wall clock of PhoenixRanker::forward (host input assembly, uploads, device, download, sigmoid)",
-        }));
+            "candidates": c, "batch": b, "table_placement": placement,
+            "embeddings_given": given.report(&head, "embeddings given", b),
+            "timed": "wall clock of PhoenixRanker::forward (host input assembly, uploads, device, download, sigmoid) and of PhoenixRanker::rank_ids (hashing too), alternating",
+        });
+        if has_tables {
+            row["by_ids"] = ids.report(&head, "by ids", b);
+            let ratio = median(&given.times) / median(&ids.times);
+            println!("{head}: by ids {ratio:.2}x the speed of embeddings given");
+            row["by_ids_speedup"] = json!(ratio);
+        }
+        rows.push(row);
     }
     Ok(rows)
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use super::{BatchModel, PADDING_RATIO};
 use crate::hash_embed::{CandidateItem, HistoryItem};
-use crate::inputs::RecsysInputs;
 use crate::model::ranker::{PhoenixRanker, RankerOutput};
 
 /// One viewer's ranking request.
@@ -101,11 +100,6 @@ impl BatchModel for RankerBatch {
 
 impl RankerBatch {
     fn run_in_pool(&self, batch: &[RankRequest]) -> Result<Vec<RankerOutput>, String> {
-        let cfg = self.ranker.config();
-        let tables = self
-            .ranker
-            .hash_tables()
-            .ok_or_else(|| "ranker has no hash tables".to_string())?;
         // A lone request runs at its own size (padding it to its bucket
         // would only add work: 65 candidates would cost 128); a batch pads
         // every request to the widest bucket.
@@ -128,17 +122,9 @@ impl RankerBatch {
             metrics::histogram!(PADDING_RATIO)
                 .record((slots - real.min(slots)) as f64 / slots as f64);
         }
-        let inputs = RecsysInputs {
-            user: tables
-                .user_inputs(cfg, &users, cfg.history_seq_len)
-                .map_err(|e| e.to_string())?,
-            candidates: tables
-                .candidate_inputs(cfg, &cands, width)
-                .map_err(|e| e.to_string())?,
-        };
         let out = self
             .ranker
-            .forward_chunked(&inputs, crate::model::ranker::SERVING_CHUNK)
+            .rank_ids(&users, &cands, width, crate::model::ranker::SERVING_CHUNK)
             .map_err(|e| e.to_string())?;
         Ok(split_rows(&out, batch))
     }

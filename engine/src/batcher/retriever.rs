@@ -1,12 +1,14 @@
 //! [`RetrieverBatch`]: the retriever as a [`BatchModel`]. A batch runs the
-//! user tower once for all its viewers, then one `[B, D] x [D, N]` product
-//! against the corpus, then a top-k per row that skips the rows that
-//! viewer excludes. Every request has the model's history length, so there
-//! is one bucket. The corpus product of a batch is one gemm rather than a
-//! gemv per viewer, so scores can differ from an unbatched call in the last
-//! bits (≤ 1e-6, tested); the rows returned match unless two scores lie
-//! within that distance of each other.
+//! user tower once for all its viewers, then one search of the corpus
+//! (`PhoenixRetriever::search`: the top-k kernel on a GPU, one
+//! `[B, D] x [D, N]` product on the CPU) deep enough for every row's k plus
+//! the rows it excludes, which are then dropped. Every request has the
+//! model's history length, so there is one bucket. On the CPU the corpus
+//! product of a batch is one gemm rather than a gemv per viewer, so scores
+//! can differ from an unbatched call in the last bits (≤ 1e-6, tested); the
+//! rows returned match unless two scores lie within that distance.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use candle_core::Tensor;
@@ -14,7 +16,6 @@ use candle_core::Tensor;
 use super::BatchModel;
 use crate::hash_embed::HistoryItem;
 use crate::model::retriever::PhoenixRetriever;
-use crate::topk::top_k;
 
 /// One viewer's retrieval.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,40 +58,38 @@ impl BatchModel for RetrieverBatch {
 
 impl RetrieverBatch {
     fn run_in_pool(&self, batch: &[RetrieveRequest]) -> Result<Vec<Vec<(u32, f32)>>, String> {
-        let cfg = self.retriever.config();
-        let tables = self
-            .retriever
-            .hash_tables()
-            .ok_or_else(|| "retriever has no hash tables".to_string())?;
         let users: Vec<(u64, &[HistoryItem])> = batch
             .iter()
             .map(|r| (r.user_id, r.history.as_slice()))
             .collect();
-        let inputs = tables
-            .user_inputs(cfg, &users, cfg.history_seq_len)
+        let rep = self
+            .retriever
+            .represent_ids(&users)
             .map_err(|e| e.to_string())?;
-        let scores: Vec<f32> = (|| -> candle_core::Result<Vec<f32>> {
-            let rep = self
-                .retriever
-                .user_representation(&inputs)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            rep.matmul(&self.corpus.t()?)?.flatten_all()?.to_vec1()
-        })()
-        .map_err(|e| e.to_string())?;
+        // One search for the batch, deep enough that every row keeps k
+        // results after dropping the rows it excludes.
         let n = self.corpus.dim(0).map_err(|e| e.to_string())?;
+        let depth = batch
+            .iter()
+            .map(|r| r.k.saturating_add(r.excluded_rows.len()))
+            .max()
+            .unwrap_or(0)
+            .min(n);
+        if depth == 0 {
+            return Ok(vec![Vec::new(); batch.len()]);
+        }
+        let hits = self
+            .retriever
+            .search(&rep, &self.corpus, depth)
+            .map_err(|e| e.to_string())?;
         Ok(batch
             .iter()
-            .enumerate()
-            .map(|(b, r)| {
-                let mut row = scores[b * n..(b + 1) * n].to_vec();
-                for &x in &r.excluded_rows {
-                    if let Some(s) = row.get_mut(x as usize) {
-                        *s = f32::NEG_INFINITY;
-                    }
-                }
-                top_k(&row, r.k)
-                    .into_iter()
-                    .filter(|(_, s)| s.is_finite())
+            .zip(hits)
+            .map(|(r, row)| {
+                let excluded: HashSet<u32> = r.excluded_rows.iter().copied().collect();
+                row.into_iter()
+                    .filter(|(i, s)| !excluded.contains(i) && s.is_finite())
+                    .take(r.k)
                     .collect()
             })
             .collect())

@@ -4,11 +4,13 @@
 
 pub mod ranker;
 mod stack;
+pub mod tables;
 mod tokens;
 pub mod weights;
 
 pub use foryou_kernels::cuda::{Gpu, GpuError};
 pub use ranker::GpuRanker;
+pub use tables::TablePlacement;
 
 use crate::error::EngineError;
 

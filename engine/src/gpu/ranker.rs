@@ -18,12 +18,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use foryou_kernels::cuda::Gpu;
 use foryou_kernels::cuda::cudarc::driver::sys::CUevent_flags;
 use foryou_kernels::cuda::cudarc::driver::{CudaEvent, CudaSlice};
+use foryou_kernels::cuda::staging::Pinned;
+use foryou_kernels::cuda::{Gpu, bf16_bits};
 use foryou_kernels::reference::attention::AttentionShape;
 use half::bf16;
 
+use super::tables::{DeviceTable, GpuTables, TablePlacement};
 use super::weights::{GpuLayer, host, matrix, vector};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -48,21 +50,26 @@ pub struct GpuRanker {
     pub(super) inv_freq: CudaSlice<f32>,
     /// Product-surface table `[V, D]` on the host, rounded like the reference.
     pub(super) surface_table: Vec<f32>,
-    /// One forward pass at a time on the stream.
-    lock: Mutex<()>,
+    /// The same table on the device, bf16 (gathered with the hash tables).
+    pub(super) surface_device: DeviceTable,
+    /// Hash tables resident on the device, when they fit (`tables.rs`).
+    pub(super) tables: Option<GpuTables>,
+    /// One forward pass at a time on the stream, with its pinned buffers.
+    lock: Mutex<Staging>,
     /// Where the last ranker call spent its time.
     last: Mutex<GpuPhases>,
 }
 
-/// Wall-clock split of one ranker call, ms: building the bf16 inputs on the
-/// host, uploading them (pageable copies, synchronous), and the whole call.
-/// The rest of `total` is device work and the logits' download; host work
-/// for the candidates overlaps the context's device work.
+/// Wall-clock split of one ranker call, ms: building the inputs on the
+/// host, the synchronous uploads, and the whole call. The rest of `total`
+/// is device work and the logits' download; host work for the candidates
+/// overlaps the context's device work.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct GpuPhases {
-    /// Input assembly (bf16 conversion, in parallel).
+    /// Input assembly: hashing to indices, or bf16 rows written into
+    /// pinned memory (in parallel) with their asynchronous copies started.
     pub host_ms: f32,
-    /// Host to device copies of the inputs.
+    /// Synchronous (pageable) copies: indices, positions, masks, actions.
     pub upload_ms: f32,
     /// The whole call.
     pub total_ms: f32,
@@ -86,6 +93,17 @@ impl std::fmt::Debug for GpuRanker {
             self.layers.len()
         )
     }
+}
+
+/// A model's pinned input buffers (used under its call lock).
+#[derive(Debug, Default)]
+pub(super) struct Staging {
+    /// History rows of the context.
+    pub(super) history: Pinned,
+    /// The user token's rows.
+    pub(super) user: Pinned,
+    /// Candidate rows.
+    pub(super) candidates: Pinned,
 }
 
 /// The ranker head on the device.
@@ -112,7 +130,8 @@ pub(super) struct ContextKv {
 
 impl GpuRanker {
     /// Uploads the model's weights to `gpu`: a ranker with its `head`, or
-    /// the retriever's user tower (`head` None: no candidate scoring).
+    /// the retriever's user tower (`head` None: no candidate scoring). The
+    /// weights' hash tables go too when they fit (`tables.rs`).
     pub fn new(
         gpu: Arc<Gpu>,
         cfg: &ModelConfig,
@@ -132,10 +151,19 @@ impl GpuRanker {
         let inv_freq: Vec<f32> = (0..k / 2)
             .map(|i| 1.0f32 / cfg.rope_base.powf((2 * i) as f32 / k as f32))
             .collect();
-        let surface_table = host(&w.product_surface_table)?
+        let surface_table: Vec<f32> = host(&w.product_surface_table)?
             .into_iter()
             .map(|v| bf16::from_f32(v).to_f32())
             .collect();
+        let surface_device = DeviceTable {
+            data: gpu.upload(&bf16_bits(&surface_table))?,
+            rows: cfg.product_surface_vocab_size,
+            dim: cfg.emb_size,
+        };
+        let tables = match &w.hash_tables {
+            Some(t) => GpuTables::place(&gpu, t)?,
+            None => None,
+        };
         let layers = w
             .layers
             .iter()
@@ -156,10 +184,12 @@ impl GpuRanker {
             head,
             inv_freq: gpu.upload(&inv_freq)?,
             surface_table,
+            surface_device,
+            tables,
             layers,
             cfg: cfg.clone(),
             gpu,
-            lock: Mutex::new(()),
+            lock: Mutex::new(Staging::default()),
             last: Mutex::new(GpuPhases::default()),
         })
     }
@@ -167,6 +197,16 @@ impl GpuRanker {
     /// The device.
     pub fn gpu(&self) -> &Arc<Gpu> {
         &self.gpu
+    }
+
+    /// Where this model gathers hash-embedding rows for requests given by
+    /// ids (`Device` when its tables are resident).
+    pub fn table_placement(&self) -> TablePlacement {
+        if self.tables.is_some() {
+            TablePlacement::Device
+        } else {
+            TablePlacement::Host
+        }
     }
 
     /// Three timing events on this device.
@@ -210,7 +250,14 @@ impl GpuRanker {
 
     /// Scores `cands` against `user` (every row's user token valid; the
     /// caller routes other rows to the dense CPU path). `[B, C, A]` out.
-    pub fn fast_rows(&self, user: &UserInputs, cands: &CandidateInputs) -> Result<RankerOutput> {
+    /// With `rows` = `Device` the inputs' embeddings are not read (they may
+    /// be empty): rows are gathered from the resident tables by hash.
+    pub fn fast_rows(
+        &self,
+        user: &UserInputs,
+        cands: &CandidateInputs,
+        rows: TablePlacement,
+    ) -> Result<RankerOutput> {
         if cands.batch == 0 || cands.count == 0 {
             return Ok(RankerOutput {
                 batch: cands.batch,
@@ -220,12 +267,14 @@ impl GpuRanker {
                 probs: Vec::new(),
             });
         }
-        let _one = self.claim()?;
+        let mut staging = self.claim()?;
         let t0 = std::time::Instant::now();
         let mut ph = GpuPhases::default();
         let marks = self.marks()?;
         marks[0].record(self.gpu.stream())?;
-        let ctx = self.encode_context(user, false, &mut ph)?.0;
+        let ctx = self
+            .encode_context(user, false, rows, &mut staging, &mut ph)?
+            .0;
         marks[1].record(self.gpu.stream())?;
         let (b, c) = (cands.batch, cands.count);
         let a = self.cfg.num_actions;
@@ -235,9 +284,10 @@ impl GpuRanker {
         while c0 < c {
             let c1 = c.min(c0 + chunk);
             let part = if c0 == 0 && c1 == c {
-                self.score(&ctx, cands, 0, &mut ph)?
+                self.score(&ctx, cands, 0, rows, &mut staging, &mut ph)?
             } else {
-                self.score(&ctx, &cands.slots(&self.cfg, c0, c1), c0, &mut ph)?
+                let part = cands.slots(&self.cfg, c0, c1);
+                self.score(&ctx, &part, c0, rows, &mut staging, &mut ph)?
             };
             let n = c1 - c0;
             for r in 0..b {
@@ -271,7 +321,7 @@ impl GpuRanker {
 
     /// Takes the stream for one call and makes the context current on this
     /// thread (cuBLAS runs on whatever context is current).
-    fn claim(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+    fn claim(&self) -> Result<std::sync::MutexGuard<'_, Staging>> {
         let guard = self
             .lock
             .lock()
@@ -284,13 +334,15 @@ impl GpuRanker {
     }
 
     /// The user tower's hidden states after every layer (no final norm),
-    /// `[B, 1 + S, D]` row-major, for the retriever's mean pooling.
-    pub fn user_hidden(&self, user: &UserInputs) -> Result<Vec<f32>> {
+    /// `[B, 1 + S, D]` row-major, for the retriever's mean pooling. `rows`
+    /// as for [`Self::fast_rows`].
+    pub fn user_hidden(&self, user: &UserInputs, rows: TablePlacement) -> Result<Vec<f32>> {
         if user.batch == 0 {
             return Ok(Vec::new());
         }
-        let _one = self.claim()?;
-        let (_, h) = self.encode_context(user, true, &mut GpuPhases::default())?;
+        let mut staging = self.claim()?;
+        let (_, h) =
+            self.encode_context(user, true, rows, &mut staging, &mut GpuPhases::default())?;
         Ok(self.gpu.download(&h)?)
     }
 }

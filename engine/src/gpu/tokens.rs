@@ -1,27 +1,34 @@
-//! The GPU ranker's inputs: token rows built on the host as bf16 (hash
-//! embeddings, product-surface rows, signed actions; in parallel), uploaded,
-//! and projected to tokens by cuBLAS; then the context pass and the
+//! The GPU ranker's inputs: token rows gathered on the device from the
+//! resident hash tables (hashes uploaded), or built on the host as bf16
+//! from the caller's embeddings (in parallel, into pinned memory) and
+//! copied asynchronously (`staging.rs`); signed actions
+//! come from the host. Then token projections by cuBLAS, the context pass and the
 //! candidate pass through the layer stack (`stack.rs`).
 
-use foryou_kernels::cuda::bf16_bits;
 use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::cuda::gemm::GemmOut;
 use half::bf16;
 use rayon::prelude::*;
 
-use super::ranker::{ContextKv, GpuPhases, GpuRanker, fill_bf16, ms_since};
+use super::ranker::{ContextKv, GpuPhases, GpuRanker, Staging, fill_bf16, ms_since};
+use super::tables::{GpuTables, TablePlacement, indices};
 use crate::config::CandidatePositions;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
+use foryou_kernels::reference::ops::GatherShape;
 
 impl GpuRanker {
     /// Token projections of user + history, then every layer; keeps K/V.
     /// With `full` the last layer runs completely (the hidden states are
     /// wanted); otherwise it stops after its K/V, all candidates need.
+    /// `rows` says where the hash-embedding rows come from: the inputs'
+    /// embeddings (`Host`) or the resident tables, by hash (`Device`).
     pub(super) fn encode_context(
         &self,
         u: &UserInputs,
         full: bool,
+        rows: TablePlacement,
+        staging: &mut Staging,
         ph: &mut GpuPhases,
     ) -> Result<(ContextKv, CudaSlice<f32>)> {
         let cfg = &self.cfg;
@@ -34,41 +41,61 @@ impl GpuRanker {
             cfg.num_author_hashes,
             cfg.num_actions,
         );
+        // One row per history slot: [post | author | actions | surface];
+        // the action block is written on the device by its projection.
         let wh = (hi + ha + 2) * d;
-        // Host: [post | author | (actions, filled on the device) | surface],
-        // one row per history slot, converted to bf16 in parallel.
         let t = std::time::Instant::now();
-        let mut x_hist = vec![0u16; b * s * wh];
-        let mut acts = vec![0u16; b * s * a];
-        x_hist
-            .par_chunks_mut(wh)
-            .zip(acts.par_chunks_mut(a))
-            .enumerate()
-            .for_each(|(r, (row, act))| {
-                let (post, rest) = row.split_at_mut(hi * d);
-                let (author, rest) = rest.split_at_mut(ha * d);
-                fill_bf16(post, &u.history_post_embeddings[r * hi * d..][..hi * d]);
-                fill_bf16(author, &u.history_author_embeddings[r * ha * d..][..ha * d]);
-                fill_bf16(
-                    &mut rest[d..],
-                    self.surface_row(u.history_product_surface[r]),
-                );
-                let taken = &u.history_actions[r * a..][..a];
-                if taken.iter().any(|&x| x != 0.0) {
-                    for (dst, &x) in act.iter_mut().zip(taken) {
-                        *dst = bf16::from_f32(2.0 * x - 1.0).to_bits();
-                    }
-                }
-            });
-        let x_user = bf16_bits(&u.user_embeddings);
+        let acts = signed_actions(&u.history_actions, a);
         let positions: Vec<i32> = (0..b).flat_map(|_| 0..s1 as i32).collect();
         let key_valid: Vec<u8> = u.context_valid(cfg).into_iter().map(u8::from).collect();
-
-        ph.host_ms += ms_since(t);
+        let (mut dx_hist, dx_user) = match rows {
+            TablePlacement::Host => {
+                // Written straight into pinned memory; the action block is
+                // left for its projection to write on the device.
+                let x_hist = staging.history.upload(g, b * s * wh, |x_hist| {
+                    x_hist.par_chunks_mut(wh).enumerate().for_each(|(r, row)| {
+                        fill_item_row(
+                            row,
+                            &u.history_post_embeddings[r * hi * d..][..hi * d],
+                            &u.history_author_embeddings[r * ha * d..][..ha * d],
+                            self.surface_row(u.history_product_surface[r]),
+                        )
+                    })
+                })?;
+                let x_user = staging
+                    .user
+                    .upload(g, b * hu * d, |x| fill_bf16(x, &u.user_embeddings))?;
+                ph.host_ms += ms_since(t);
+                (x_hist, x_user)
+            }
+            TablePlacement::Device => {
+                ph.host_ms += ms_since(t);
+                let tables = self.resident()?;
+                let x_hist = self.gather_items(
+                    [
+                        &u.history_post_hashes,
+                        &u.history_author_hashes,
+                        &u.history_product_surface,
+                    ],
+                    b * s,
+                    wh,
+                    ph,
+                )?;
+                let t = std::time::Instant::now();
+                let user = g.upload(&indices(&u.user_hashes))?;
+                ph.upload_ms += ms_since(t);
+                let mut x_user = g.scratch::<u16>(b * hu * d)?;
+                g.gather_rows(
+                    &user,
+                    &tables.user.data,
+                    tables.user.shape(b, hu, hu * d, 0),
+                    &mut x_user,
+                )?;
+                (x_hist, x_user)
+            }
+        };
         let t = std::time::Instant::now();
-        let mut dx_hist = g.upload(&x_hist)?;
         let dacts = g.upload(&acts)?;
-        let dx_user = g.upload(&x_user)?;
         let dpos = g.upload(&positions)?;
         let key_valid = g.upload(&key_valid)?;
         ph.upload_ms += ms_since(t);
@@ -126,11 +153,14 @@ impl GpuRanker {
 
     /// Candidate slots `first..first + C` of `cands` through every layer,
     /// then the head. Returns logits `[B, C, A]` (f32, not yet rounded).
+    /// `rows` as for [`Self::encode_context`].
     pub(super) fn score(
         &self,
         ctx: &ContextKv,
         cands: &CandidateInputs,
         first: usize,
+        rows: TablePlacement,
+        staging: &mut Staging,
         ph: &mut GpuPhases,
     ) -> Result<Vec<f32>> {
         let cfg = &self.cfg;
@@ -143,14 +173,6 @@ impl GpuRanker {
         let (hi, ha, a) = (cfg.num_item_hashes, cfg.num_author_hashes, cfg.num_actions);
         let wc = (hi + ha + 1) * d;
         let t = std::time::Instant::now();
-        let mut x = vec![0u16; b * c * wc];
-        x.par_chunks_mut(wc).enumerate().for_each(|(r, row)| {
-            let (post, rest) = row.split_at_mut(hi * d);
-            let (author, surface) = rest.split_at_mut(ha * d);
-            fill_bf16(post, &cands.post_embeddings[r * hi * d..][..hi * d]);
-            fill_bf16(author, &cands.author_embeddings[r * ha * d..][..ha * d]);
-            fill_bf16(surface, self.surface_row(cands.product_surface[r]));
-        });
         let positions: Vec<i32> = (0..b)
             .flat_map(|_| {
                 (0..c).map(move |i| match cfg.candidate_positions {
@@ -160,16 +182,43 @@ impl GpuRanker {
             })
             .collect();
         let valid: Vec<u8> = cands.valid_mask(cfg).into_iter().map(u8::from).collect();
-        ph.host_ms += ms_since(t);
+        let dx = match rows {
+            TablePlacement::Host => {
+                let x = staging.candidates.upload(g, b * c * wc, |x| {
+                    x.par_chunks_mut(wc).enumerate().for_each(|(r, row)| {
+                        fill_item_row(
+                            row,
+                            &cands.post_embeddings[r * hi * d..][..hi * d],
+                            &cands.author_embeddings[r * ha * d..][..ha * d],
+                            self.surface_row(cands.product_surface[r]),
+                        )
+                    })
+                })?;
+                ph.host_ms += ms_since(t);
+                x
+            }
+            TablePlacement::Device => {
+                ph.host_ms += ms_since(t);
+                self.gather_items(
+                    [
+                        &cands.post_hashes,
+                        &cands.author_hashes,
+                        &cands.product_surface,
+                    ],
+                    b * c,
+                    wc,
+                    ph,
+                )?
+            }
+        };
         let t = std::time::Instant::now();
-        let dx = g.upload(&x)?;
         let dpos = g.upload(&positions)?;
         let dvalid = g.upload(&valid)?;
         ph.upload_ms += ms_since(t);
-        let rows = b * c;
-        let mut h = g.scratch::<f32>(rows * d)?;
+        let n = b * c;
+        let mut h = g.scratch::<f32>(n * d)?;
         g.gemm_bf16(
-            rows,
+            n,
             d,
             wc,
             &dx,
@@ -179,12 +228,12 @@ impl GpuRanker {
             0,
             d,
         )?;
-        g.round_bf16_inplace(&mut h, rows * d)?;
+        g.round_bf16_inplace(&mut h, n * d)?;
         let normed =
             self.run_layers_candidates(&mut h, b, c, &dpos, ctx, &dvalid, &head.final_norm)?;
-        let mut logits = g.scratch::<f32>(rows * a)?;
+        let mut logits = g.scratch::<f32>(n * a)?;
         g.gemm_bf16(
-            rows,
+            n,
             a,
             d,
             &normed,
@@ -196,4 +245,81 @@ impl GpuRanker {
         )?;
         Ok(g.download(&logits)?)
     }
+
+    /// The resident tables, or an error for a call that needs them.
+    fn resident(&self) -> Result<&GpuTables> {
+        self.tables.as_ref().ok_or_else(|| {
+            EngineError::Gpu("inputs without embeddings need the hash tables on the device".into())
+        })
+    }
+
+    /// Token input rows of `n` items gathered from the resident tables into
+    /// a new `[n, stride]` bf16 buffer, from `[post hashes [n, Hi], author
+    /// hashes [n, Ha], product surfaces [n]]`: post rows, then author rows
+    /// from column 0, the surface row in the last D columns (every surface
+    /// id is a row, validated to `[0, V)`). Columns between are left for
+    /// the caller (a history row's action block).
+    fn gather_items(
+        &self,
+        ids: [&[i64]; 3],
+        n: usize,
+        stride: usize,
+        ph: &mut GpuPhases,
+    ) -> Result<CudaSlice<u16>> {
+        let g = &*self.gpu;
+        let tables = self.resident()?;
+        let (hi, d) = (self.cfg.num_item_hashes, self.cfg.emb_size);
+        let t = std::time::Instant::now();
+        let [post, author, surface] = ids.map(indices);
+        ph.host_ms += ms_since(t);
+        let t = std::time::Instant::now();
+        let (post, author, surface) = (g.upload(&post)?, g.upload(&author)?, g.upload(&surface)?);
+        ph.upload_ms += ms_since(t);
+        let mut x = g.scratch::<u16>(n * stride)?;
+        let ha = self.cfg.num_author_hashes;
+        let st = &self.surface_device;
+        g.gather_rows(
+            &post,
+            &tables.post.data,
+            tables.post.shape(n, hi, stride, 0),
+            &mut x,
+        )?;
+        g.gather_rows(
+            &author,
+            &tables.author.data,
+            tables.author.shape(n, ha, stride, hi * d),
+            &mut x,
+        )?;
+        let surface_shape = GatherShape {
+            skip_row0: false,
+            ..st.shape(n, 1, stride, stride - d)
+        };
+        g.gather_rows(&surface, &st.data, surface_shape, &mut x)?;
+        Ok(x)
+    }
+}
+
+/// One token input row as bf16: the post rows, then the author rows, from
+/// column 0, and the product-surface row in the last D columns (a history
+/// row's action block between them is written on the device).
+fn fill_item_row(row: &mut [u16], post: &[f32], author: &[f32], surface: &[f32]) {
+    let (head, tail) = row.split_at_mut(post.len());
+    fill_bf16(head, post);
+    fill_bf16(&mut tail[..author.len()], author);
+    let end = row.len();
+    fill_bf16(&mut row[end - surface.len()..], surface);
+}
+
+/// The history's action bits as signed bf16 (`2x - 1`), all zeros for a
+/// slot with no action (the reference's padding of the action embedding).
+fn signed_actions(actions: &[f32], a: usize) -> Vec<u16> {
+    let mut out = vec![0u16; actions.len()];
+    for (dst, taken) in out.chunks_exact_mut(a).zip(actions.chunks_exact(a)) {
+        if taken.iter().any(|&x| x != 0.0) {
+            for (d, &x) in dst.iter_mut().zip(taken) {
+                *d = bf16::from_f32(2.0 * x - 1.0).to_bits();
+            }
+        }
+    }
+    out
 }

@@ -19,6 +19,7 @@ use super::transformer::Transformer;
 use crate::config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind};
 use crate::cpu::{CpuContext, CpuStack};
 use crate::error::{EngineError, Result};
+use crate::hash_embed::{CandidateItem, HistoryItem};
 use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use crate::weights::{HeadWeights, PhoenixWeights, RankerHead};
 
@@ -285,7 +286,7 @@ impl PhoenixRanker {
     ) -> Result<RankerOutput> {
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
-            return g.fast_rows(user, cands);
+            return g.fast_rows(user, cands, crate::gpu::TablePlacement::Host);
         }
         let ctx = self.encode_context(user)?;
         let mut chunks = Vec::new();
@@ -343,5 +344,78 @@ impl PhoenixRanker {
         };
         parts.push((dense, self.dense_unchecked(&sub)?));
         Ok(RankerOutput::scatter_rows(b, &parts))
+    }
+
+    /// Ranks requests given by ids, the serving path: row `r` is viewer
+    /// `users[r]` (id, history oldest first) with candidates `cands[r]`,
+    /// padded to `width` slots and scored `chunk` slots at a time. Needs the
+    /// weights' hash tables. When they are resident on the GPU the host only
+    /// hashes and the device gathers the rows; otherwise the host gathers
+    /// them. The same numbers either way (the device tables hold the bf16
+    /// values the host path uploads).
+    pub fn rank_ids(
+        &self,
+        users: &[(u64, &[HistoryItem])],
+        cands: &[&[CandidateItem]],
+        width: usize,
+        chunk: usize,
+    ) -> Result<RankerOutput> {
+        let cfg = &self.cfg;
+        let tables = self.hash_tables().ok_or_else(|| {
+            EngineError::Input("the ranker's weights carry no hash tables".into())
+        })?;
+        if users.len() != cands.len() {
+            return Err(EngineError::Input(format!(
+                "{} viewers but {} candidate lists",
+                users.len(),
+                cands.len()
+            )));
+        }
+        let s = cfg.history_seq_len;
+        #[cfg(feature = "cuda")]
+        if let Some(g) = self
+            .gpu
+            .as_ref()
+            .filter(|g| g.table_placement() == crate::gpu::TablePlacement::Device)
+        {
+            let device = crate::gpu::TablePlacement::Device;
+            let user = tables.user_hashes(cfg, users, s)?;
+            let cand = tables.candidate_hashes(cfg, cands, width)?;
+            let (fast, dense): (Vec<usize>, Vec<usize>) =
+                (0..users.len()).partition(|&r| user.user_valid(cfg, r));
+            if dense.is_empty() {
+                return g.fast_rows(&user, &cand, device);
+            }
+            let mut parts = Vec::new();
+            if !fast.is_empty() {
+                let out = g.fast_rows(
+                    &user.select_rows(cfg, &fast),
+                    &cand.select_rows(cfg, &fast),
+                    device,
+                )?;
+                parts.push((fast, out));
+            }
+            // Padding users (the dense path's quirk) gather on the host.
+            let du: Vec<_> = dense.iter().map(|&r| users[r]).collect();
+            let dc: Vec<_> = dense.iter().map(|&r| cands[r]).collect();
+            let sub = RecsysInputs {
+                user: tables.user_inputs(cfg, &du, s)?,
+                candidates: tables.candidate_inputs(cfg, &dc, width)?,
+            };
+            parts.push((dense, self.dense_unchecked(&sub)?));
+            return Ok(RankerOutput::scatter_rows(users.len(), &parts));
+        }
+        let inputs = RecsysInputs {
+            user: tables.user_inputs(cfg, users, s)?,
+            candidates: tables.candidate_inputs(cfg, cands, width)?,
+        };
+        self.forward_chunked(&inputs, chunk)
+    }
+
+    /// Where requests given by ids ([`Self::rank_ids`]) gather their
+    /// hash-embedding rows: `None` on the CPU (the host, as part of the model).
+    #[cfg(feature = "cuda")]
+    pub fn table_placement(&self) -> Option<crate::gpu::TablePlacement> {
+        self.gpu.as_ref().map(|g| g.table_placement())
     }
 }

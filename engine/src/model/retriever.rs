@@ -10,6 +10,7 @@ use super::tokens::TokenBuilder;
 use super::transformer::{Transformer, causal_mask};
 use crate::config::{FpropDtype, ModelConfig, ModelKind};
 use crate::error::{EngineError, Result};
+use crate::hash_embed::HistoryItem;
 use crate::inputs::{CandidateInputs, UserInputs};
 use crate::topk::top_k_rows;
 use crate::weights::{CandidateTowerWeights, HeadWeights, PhoenixWeights};
@@ -137,7 +138,9 @@ impl PhoenixRetriever {
         if let Some(g) = &self.gpu
             && (0..b).all(|r| user.user_valid(&self.cfg, r))
         {
-            let h = g.tower.user_hidden(user)?;
+            let h = g
+                .tower
+                .user_hidden(user, crate::gpu::TablePlacement::Host)?;
             return Ok(Tensor::from_vec(
                 h,
                 (b, len, self.cfg.emb_size),
@@ -153,9 +156,42 @@ impl PhoenixRetriever {
     /// User representations `[B, D]`, unit norm.
     pub fn user_representation(&self, user: &UserInputs) -> Result<Tensor> {
         user.validate(&self.cfg)?;
-        let (b, len) = (user.batch, 1 + user.history_len);
         let valid = user.context_valid(&self.cfg);
         let h = self.user_hidden(user, &valid)?;
+        self.pool(&h, &valid)
+    }
+
+    /// User representations for viewers given by ids (the serving path),
+    /// `[B, D]`. When the hash tables are resident on the GPU the host only
+    /// hashes and the device gathers the rows (rows with a padding user take
+    /// the host gather and the dense path, as in [`Self::user_representation`]).
+    pub fn represent_ids(&self, users: &[(u64, &[HistoryItem])]) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let tables = self.hash_tables().ok_or_else(|| {
+            EngineError::Input("the retriever's weights carry no hash tables".into())
+        })?;
+        let s = cfg.history_seq_len;
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu
+            && g.tower.table_placement() == crate::gpu::TablePlacement::Device
+        {
+            let user = tables.user_hashes(cfg, users, s)?;
+            if (0..user.batch).all(|r| user.user_valid(cfg, r)) {
+                let valid = user.context_valid(cfg);
+                let h = g
+                    .tower
+                    .user_hidden(&user, crate::gpu::TablePlacement::Device)?;
+                let h = Tensor::from_vec(h, (user.batch, 1 + s, cfg.emb_size), &Device::Cpu)?;
+                return self.pool(&h, &valid);
+            }
+        }
+        self.user_representation(&tables.user_inputs(cfg, users, s)?)
+    }
+
+    /// Mean of the hidden states `h: [B, 1 + S, D]` over valid tokens, L2
+    /// normalised.
+    fn pool(&self, h: &Tensor, valid: &[bool]) -> Result<Tensor> {
+        let (b, len, _) = h.dims3()?;
         let m: Vec<f32> = valid.iter().map(|&v| f32::from(u8::from(v))).collect();
         let counts: Vec<f32> = m
             .chunks_exact(len)
@@ -185,6 +221,17 @@ impl PhoenixRetriever {
 
     /// User tower, then exact top-`k` of `user . corpus` over `corpus: [N, D]`.
     pub fn retrieve(&self, user: &UserInputs, corpus: &Tensor, k: usize) -> Result<Retrieved> {
+        self.corpus_shape(corpus)?;
+        let rep = self.user_representation(user)?;
+        let top_k = self.search(&rep, corpus, k)?;
+        Ok(Retrieved {
+            user_representation: rep.flatten_all()?.to_vec1()?,
+            top_k,
+        })
+    }
+
+    /// `(N, D)` of a corpus, or why it does not fit this model.
+    fn corpus_shape(&self, corpus: &Tensor) -> Result<(usize, usize)> {
         let (n, d) = corpus.dims2()?;
         if d != self.cfg.emb_size {
             return Err(EngineError::Input(format!(
@@ -192,26 +239,27 @@ impl PhoenixRetriever {
                 self.cfg.emb_size
             )));
         }
-        let rep = self.user_representation(user)?;
+        Ok((n, d))
+    }
+
+    /// Exact top-`k` of `rep . corpus` per row of `rep: [B, D]` over
+    /// `corpus: [N, D]`: on the GPU (bf16 inputs, the top-k kernel) when
+    /// the retriever is there and the shape fits the kernel, otherwise one
+    /// f32 product on the CPU.
+    pub fn search(&self, rep: &Tensor, corpus: &Tensor, k: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+        let (n, _) = self.corpus_shape(corpus)?;
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu
             && k <= foryou_kernels::cuda::topk::MAX_K
-            && matches!(d, 64 | 128 | 256)
+            && matches!(self.cfg.emb_size, 64 | 128 | 256)
         {
             let q: Vec<f32> = rep.flatten_all()?.to_vec1()?;
             let gpu_corpus = g.corpus_for(corpus)?;
-            let top_k = g.tower.gpu().top_k(&gpu_corpus, &q, k)?;
-            return Ok(Retrieved {
-                user_representation: q,
-                top_k,
-            });
+            return Ok(g.tower.gpu().top_k(&gpu_corpus, &q, k)?);
         }
         let scores = rep.matmul(&corpus.t()?)?; // [B, N]
         let scores: Vec<f32> = scores.flatten_all()?.to_vec1()?;
-        Ok(Retrieved {
-            user_representation: rep.flatten_all()?.to_vec1()?,
-            top_k: top_k_rows(&scores, n, k),
-        })
+        Ok(top_k_rows(&scores, n, k))
     }
 }
 

@@ -158,3 +158,58 @@ extern "C" __global__ void __launch_bounds__(OPS_THREADS)
          i += (long long)gridDim.x * OPS_THREADS)
         x[i] = round_bf16(x[i]);
 }
+
+// Hash-embedding gather, so the tables stay on the device and a request
+// uploads 4-byte hashes instead of D-wide embedding rows. For item
+// i = r * H + j (row r < rows, hash j < H):
+//   out[r * out_stride + out_offset + j * D + c] = table[idx[i] * D + c]   (c < D)
+// or 0 when idx[i] is outside [lo, table_rows): lo = 1 for hash tables
+// (hash 0 is padding, its row is never read), 0 for the product-surface
+// table. Other columns of `out` are left as they are, so one buffer takes
+// the post, author and surface blocks of a token row from three launches.
+//   idx [rows, H] i32;  table [table_rows, D] bf16;  out bf16, row stride out_stride.
+//
+// Launch: grid-stride over rows * H * (D / W) chunks of W elements, 256
+// threads per block; gather_rows_bf16x8 moves 16 bytes per chunk (W = 8:
+// D, out_stride and out_offset multiples of 8, 16-byte aligned buffers),
+// gather_rows_bf16 one element (any shape).
+//
+// Measured: memory-bound, a read and a write of the gathered rows; not yet
+// timed on a GPU (see benches/results/ for the first run).
+template <typename V, int W>
+__device__ __forceinline__ void gather_rows(const int* __restrict__ idx, long long rows, int H,
+                                            const V* __restrict__ table, int table_rows, int D,
+                                            int lo, V* __restrict__ out, long long out_stride,
+                                            long long out_offset) {
+    const int chunks = D / W;
+    const long long n = rows * H * chunks;
+    for (long long i = (long long)blockIdx.x * OPS_THREADS + threadIdx.x; i < n;
+         i += (long long)gridDim.x * OPS_THREADS) {
+        const long long item = i / chunks;
+        const int c = (int)(i % chunks);
+        const long long r = item / H;
+        const int j = (int)(item % H);
+        const int h = idx[item];
+        V v;
+        if (h >= lo && h < table_rows) {
+            v = table[(size_t)h * chunks + c];
+        } else {
+            v = V{};
+        }
+        out[(r * out_stride + out_offset) / W + (long long)j * chunks + c] = v;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(OPS_THREADS)
+    gather_rows_bf16(const int* __restrict__ idx, long long rows, int H,
+                     const bf16_t* __restrict__ table, int table_rows, int D, int lo,
+                     bf16_t* __restrict__ out, long long out_stride, long long out_offset) {
+    gather_rows<bf16_t, 1>(idx, rows, H, table, table_rows, D, lo, out, out_stride, out_offset);
+}
+
+extern "C" __global__ void __launch_bounds__(OPS_THREADS)
+    gather_rows_bf16x8(const int* __restrict__ idx, long long rows, int H,
+                       const uint4* __restrict__ table, int table_rows, int D, int lo,
+                       uint4* __restrict__ out, long long out_stride, long long out_offset) {
+    gather_rows<uint4, 8>(idx, rows, H, table, table_rows, D, lo, out, out_stride, out_offset);
+}

@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod ops;
+pub mod staging;
 pub mod timing;
 pub mod topk;
 

@@ -1,9 +1,9 @@
 //! Launches the fused ops of `cu/ops.cu` (contracts in `reference::ops`).
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DevicePtr, LaunchConfig, PushKernelArg};
 
-use super::{Gpu, GpuResult, as_i32, expect_len};
-use crate::reference::ops::QkvShape;
+use super::{Gpu, GpuError, GpuResult, as_i32, expect_len};
+use crate::reference::ops::{GatherShape, QkvShape};
 
 fn rows_cfg(rows: usize) -> LaunchConfig {
     LaunchConfig {
@@ -187,6 +187,76 @@ impl Gpu {
         b.arg(x).arg(&n64);
         // SAFETY: matches round_bf16_inplace; grid-stride over n elements.
         unsafe { b.launch(stride_cfg(n, self.sm_count())) }?;
+        Ok(())
+    }
+}
+
+impl Gpu {
+    /// Hash-embedding gather (`reference::ops::gather_rows`): table rows
+    /// picked by `idx` into columns `out_offset..out_offset + H*D` of each
+    /// output row. Moves 16 bytes per thread when the shape and the buffers
+    /// allow it, one element otherwise.
+    pub fn gather_rows(
+        &self,
+        idx: &CudaSlice<i32>,
+        table: &CudaSlice<u16>,
+        s: GatherShape,
+        out: &mut CudaSlice<u16>,
+    ) -> GpuResult<()> {
+        let width = s.per_row * s.dim;
+        if s.out_offset + width > s.out_stride {
+            return Err(GpuError::Shape(format!(
+                "gather of {} x {} columns from column {} overruns rows {} wide",
+                s.per_row, s.dim, s.out_offset, s.out_stride
+            )));
+        }
+        expect_len("gather idx", idx.len(), s.rows * s.per_row)?;
+        expect_len("gather table", table.len(), s.table_rows * s.dim)?;
+        if s.rows == 0 || width == 0 {
+            return Ok(());
+        }
+        expect_len(
+            "gather out",
+            out.len(),
+            (s.rows - 1) * s.out_stride + s.out_offset + width,
+        )?;
+        let stream = self.stream();
+        let aligned = |p: u64| p.is_multiple_of(16);
+        let vector = s.dim.is_multiple_of(8)
+            && s.out_stride.is_multiple_of(8)
+            && s.out_offset.is_multiple_of(8)
+            && aligned(table.device_ptr(stream).0)
+            && aligned(out.device_ptr(stream).0);
+        let (name, w) = if vector {
+            ("gather_rows_bf16x8", 8)
+        } else {
+            ("gather_rows_bf16", 1)
+        };
+        let (rows, h, tr, d, lo, stride, off) = (
+            s.rows as i64,
+            as_i32("H", s.per_row)?,
+            as_i32("table rows", s.table_rows)?,
+            as_i32("D", s.dim)?,
+            i32::from(s.skip_row0),
+            s.out_stride as i64,
+            s.out_offset as i64,
+        );
+        let func = self.function(name)?;
+        let mut b = stream.launch_builder(func);
+        b.arg(idx)
+            .arg(&rows)
+            .arg(&h)
+            .arg(table)
+            .arg(&tr)
+            .arg(&d)
+            .arg(&lo)
+            .arg(out)
+            .arg(&stride)
+            .arg(&off);
+        // SAFETY: matches gather_rows_bf16{,x8}; every index the kernel
+        // reads is bounded by the lengths checked above, the vector form
+        // only on 16-byte aligned buffers with 8-element strides.
+        unsafe { b.launch(stride_cfg(s.rows * width / w, self.sm_count())) }?;
         Ok(())
     }
 }

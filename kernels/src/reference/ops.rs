@@ -167,6 +167,47 @@ pub fn gated_gelu(gl: &[f32], f: usize, erf_kind: bool, round: bool) -> Vec<bf16
         .collect()
 }
 
+/// Shapes of [`gather_rows`]: `rows` output rows, each taking `per_row`
+/// table rows of width `dim`, written side by side from column
+/// `out_offset` of an output row `out_stride` wide.
+#[derive(Debug, Clone, Copy)]
+pub struct GatherShape {
+    /// Output rows.
+    pub rows: usize,
+    /// Indices (hashes) per output row H.
+    pub per_row: usize,
+    /// Table width D.
+    pub dim: usize,
+    /// Rows in the table.
+    pub table_rows: usize,
+    /// Index 0 gives zeros (hash tables: hash 0 is padding); otherwise
+    /// every index in `[0, table_rows)` is a row (the product-surface table).
+    pub skip_row0: bool,
+    /// Width of an output row, elements.
+    pub out_stride: usize,
+    /// First output column written.
+    pub out_offset: usize,
+}
+
+/// `out[r, off + j*D + c] = table[idx[r*H + j], c]`, or 0 when the index is
+/// out of range (or 0 with `skip_row0`); columns outside
+/// `off..off + H*D` are not touched.
+pub fn gather_rows(idx: &[i32], table: &[bf16], s: GatherShape, out: &mut [bf16]) {
+    let d = s.dim;
+    let lo = i32::from(s.skip_row0);
+    for r in 0..s.rows {
+        for j in 0..s.per_row {
+            let h = idx[r * s.per_row + j];
+            let dst = &mut out[r * s.out_stride + s.out_offset + j * d..][..d];
+            if h >= lo && (h as usize) < s.table_rows {
+                dst.copy_from_slice(&table[h as usize * d..][..d]);
+            } else {
+                dst.fill(bf16::ZERO);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +268,39 @@ mod tests {
         }
         let out = gated_gelu(&[1.0, 2.0], 1, true, false);
         assert!((out[0].to_f32() - 2.0 * 0.841_344_7).abs() < 1e-2);
+    }
+    #[test]
+    fn gather_copies_rows_zeroes_padding_and_leaves_other_columns() {
+        let b = |v: f32| bf16::from_f32(v);
+        // Table of 4 rows, D = 2: row r = [10r, 10r + 1].
+        let table: Vec<bf16> = (0..8).map(|i| b((i / 2 * 10 + i % 2) as f32)).collect();
+        let s = GatherShape {
+            rows: 2,
+            per_row: 2,
+            dim: 2,
+            table_rows: 4,
+            skip_row0: true,
+            out_stride: 6,
+            out_offset: 1,
+        };
+        let mut out = vec![b(-1.0); 12];
+        gather_rows(&[3, 0, 1, 9], &table, s, &mut out);
+        let got: Vec<f32> = out.iter().map(|v| v.to_f32()).collect();
+        assert_eq!(
+            got,
+            vec![-1., 30., 31., 0., 0., -1., -1., 10., 11., 0., 0., -1.]
+        );
+        // Without skip_row0, index 0 is a row like any other; -1 is out of range.
+        let s = GatherShape {
+            skip_row0: false,
+            per_row: 1,
+            out_stride: 2,
+            out_offset: 0,
+            ..s
+        };
+        let mut out = vec![b(-1.0); 4];
+        gather_rows(&[0, -1], &table, s, &mut out);
+        let got: Vec<f32> = out.iter().map(|v| v.to_f32()).collect();
+        assert_eq!(got, vec![0., 1., 0., 0.]);
     }
 }

@@ -11,7 +11,6 @@ use candle_core::Tensor;
 use clap::Args;
 use foryou_engine::fixture::load_model_dir;
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
-use foryou_engine::inputs::RecsysInputs;
 use foryou_engine::{ModelKind, PhoenixRanker, PhoenixRetriever};
 use foryou_server::phoenix::{Corpus, CorpusPost, demo_model_dir, ensure_demo_models, load_models};
 use rand::{RngExt, SeedableRng};
@@ -36,7 +35,8 @@ pub struct BatchBenchArgs {
     /// Batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
     batch: Vec<usize>,
-    /// History length per request (default: the model's).
+    /// History items per request (default: the model's history length; as
+    /// when serving, the model keeps the last `history_seq_len` of them).
     #[arg(long)]
     history: Option<usize>,
     /// Candidates per request (default: the model's).
@@ -121,7 +121,7 @@ fn rank_rows(
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<Vec<Row>> {
     let cfg = ranker.config().clone();
-    let tables = ranker.hash_tables().context("ranker has no hash tables")?;
+    ranker.hash_tables().context("ranker has no hash tables")?;
     let (s, c) = (
         args.history.unwrap_or(cfg.history_seq_len),
         args.candidates.unwrap_or(cfg.candidate_seq_len),
@@ -139,12 +139,10 @@ fn rank_rows(
                 .map(|(i, h)| (i as u64 + 1, h.as_slice()))
                 .collect();
             let cand_rows: Vec<&[CandidateItem]> = cs.iter().map(Vec::as_slice).collect();
-            let inputs = RecsysInputs {
-                user: tables.user_inputs(&cfg, &users, s)?,
-                candidates: tables.candidate_inputs(&cfg, &cand_rows, c)?,
-            };
+            // Timed as served: hashing and the rows' gather (on the host,
+            // or on the device when the tables live there) included.
             let t = Instant::now();
-            ranker.forward(&inputs)?;
+            ranker.rank_ids(&users, &cand_rows, c, foryou_engine::SERVING_CHUNK)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         })?);
         bar.inc(1);
@@ -159,7 +157,7 @@ fn retrieve_rows(
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<Vec<Row>> {
     let cfg = retriever.config().clone();
-    let tables = retriever
+    retriever
         .hash_tables()
         .context("retriever has no hash tables")?;
     let posts: Vec<CorpusPost> = (0..args.corpus)
@@ -181,9 +179,9 @@ fn retrieve_rows(
                 .enumerate()
                 .map(|(i, h)| (i as u64 + 1, h.as_slice()))
                 .collect();
-            let inputs = tables.user_inputs(&cfg, &users, s)?;
             let t = Instant::now();
-            retriever.retrieve(&inputs, reps, args.top_k)?;
+            let rep = retriever.represent_ids(&users)?;
+            retriever.search(&rep, reps, args.top_k)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         })?);
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use foryou_engine::batcher::{BatchModel, RankRequest, RetrieveRequest, RetrieverBatch};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
-use foryou_engine::inputs::RecsysInputs;
 use foryou_engine::{ModelConfig, PhoenixRanker, PhoenixRetriever, RankerOutput};
 use foryou_proto::v1 as pb;
 
@@ -139,18 +138,12 @@ impl PhoenixEngine {
         let Some(r) = self.rank_request(req)? else {
             return Ok(Self::predict_response(req, None));
         };
-        let cfg = self.ranker.config();
-        let tables = self
-            .ranker
-            .hash_tables()
-            .ok_or_else(|| EngineFailure::Model("ranker has no hash tables".into()))?;
-        let inputs = RecsysInputs {
-            user: tables.user_inputs(cfg, &[(r.user_id, &r.history)], cfg.history_seq_len)?,
-            candidates: tables.candidate_inputs(cfg, &[&r.candidates], r.candidates.len())?,
-        };
-        let out = self
-            .ranker
-            .forward_chunked(&inputs, foryou_engine::SERVING_CHUNK)?;
+        let out = self.ranker.rank_ids(
+            &[(r.user_id, &r.history)],
+            &[&r.candidates],
+            r.candidates.len(),
+            foryou_engine::SERVING_CHUNK,
+        )?;
         Ok(Self::predict_response(req, Some(&out)))
     }
 
