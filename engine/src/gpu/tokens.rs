@@ -50,6 +50,14 @@ impl GpuRanker {
         let key_valid: Vec<u8> = u.context_valid(cfg).into_iter().map(u8::from).collect();
         let (mut dx_hist, dx_user) = match rows {
             TablePlacement::Host => {
+                rows_given(
+                    "user side",
+                    &[
+                        (u.history_post_embeddings.len(), b * s * hi * d),
+                        (u.history_author_embeddings.len(), b * s * ha * d),
+                        (u.user_embeddings.len(), b * hu * d),
+                    ],
+                )?;
                 // Written straight into pinned memory; the action block is
                 // left for its projection to write on the device.
                 let x_hist = staging.history.upload(g, b * s * wh, |x_hist| {
@@ -184,6 +192,13 @@ impl GpuRanker {
         let valid: Vec<u8> = cands.valid_mask(cfg).into_iter().map(u8::from).collect();
         let dx = match rows {
             TablePlacement::Host => {
+                rows_given(
+                    "candidates",
+                    &[
+                        (cands.post_embeddings.len(), b * c * hi * d),
+                        (cands.author_embeddings.len(), b * c * ha * d),
+                    ],
+                )?;
                 let x = staging.candidates.upload(g, b * c * wc, |x| {
                     x.par_chunks_mut(wc).enumerate().for_each(|(r, row)| {
                         fill_item_row(
@@ -296,6 +311,17 @@ impl GpuRanker {
         };
         g.gather_rows(&surface, &st.data, surface_shape, &mut x)?;
         Ok(x)
+    }
+}
+
+/// Fails unless every (length, expected) pair matches: inputs without
+/// their embeddings (hash-only) cannot take the host-rows path.
+fn rows_given(what: &str, lens: &[(usize, usize)]) -> Result<()> {
+    match lens.iter().find(|(len, want)| len != want) {
+        Some((len, want)) => Err(EngineError::Input(format!(
+            "{what}: {len} embedding values where {want} are needed (hash-only inputs need the tables on the device)"
+        ))),
+        None => Ok(()),
     }
 }
 
