@@ -163,8 +163,9 @@ impl PhoenixRetriever {
 
     /// User representations for viewers given by ids (the serving path),
     /// `[B, D]`. When the hash tables are resident on the GPU the host only
-    /// hashes and the device gathers the rows (rows with a padding user take
-    /// the host gather and the dense path, as in [`Self::user_representation`]).
+    /// hashes and the device gathers the rows (a batch with a padding user
+    /// takes the host gather and the dense CPU path, as in
+    /// [`Self::user_representation`]).
     pub fn represent_ids(&self, users: &[(u64, &[HistoryItem])]) -> Result<Tensor> {
         let cfg = &self.cfg;
         let tables = self.hash_tables().ok_or_else(|| {
