@@ -140,6 +140,11 @@ impl RopeTables {
             tokens: positions.len(),
         }
     }
+
+    /// The `(cos, sin)` tables, `[T, K/2]` row-major each.
+    pub fn into_parts(self) -> (Vec<f32>, Vec<f32>) {
+        (self.cos, self.sin)
+    }
 }
 
 /// RoPE in place on the heads in the first `rotated` columns of each

@@ -147,18 +147,17 @@ impl GpuRanker {
         if w.layers.is_empty() {
             return Err(EngineError::Gpu("a model with no layers".into()));
         }
-        let k = cfg.key_size;
-        let inv_freq: Vec<f32> = (0..k / 2)
-            .map(|i| 1.0f32 / cfg.rope_base.powf((2 * i) as f32 / k as f32))
-            .collect();
+        let inv_freq = crate::model::layers::Rope::new(cfg).inv_freq().to_vec();
         let surface_table: Vec<f32> = host(&w.product_surface_table)?
             .into_iter()
             .map(|v| bf16::from_f32(v).to_f32())
             .collect();
+        // Every product-surface id is a row (ids are validated to [0, V)).
         let surface_device = DeviceTable {
             data: gpu.upload(&bf16_bits(&surface_table))?,
             rows: cfg.product_surface_vocab_size,
             dim: cfg.emb_size,
+            skip_row0: false,
         };
         let tables = match &w.hash_tables {
             Some(t) => GpuTables::place(&gpu, t)?,

@@ -12,9 +12,9 @@
 use foryou_kernels::cuda::Gpu;
 use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::reference::ops::GatherShape;
-use half::bf16;
 use rayon::prelude::*;
 
+use super::ranker::fill_bf16;
 use crate::error::{EngineError, Result};
 use crate::hash_embed::{HashTable, HashTables};
 
@@ -26,6 +26,8 @@ pub(crate) struct DeviceTable {
     pub(crate) data: CudaSlice<u16>,
     pub(crate) rows: usize,
     pub(crate) dim: usize,
+    /// Index 0 gathers zeros (hash tables: hash 0 is padding).
+    pub(crate) skip_row0: bool,
 }
 
 /// The user, post and author tables plus the product-surface table.
@@ -70,11 +72,7 @@ impl DeviceTable {
             staged[..len]
                 .par_chunks_mut(1 << 16)
                 .zip(t.data[at..at + len].par_chunks(1 << 16))
-                .for_each(|(dst, src)| {
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = bf16::from_f32(v).to_bits();
-                    }
-                });
+                .for_each(|(dst, src)| fill_bf16(dst, src));
             let mut view = data.slice_mut(at..at + len);
             gpu.stream()
                 .memcpy_htod(&staged[..len], &mut view)
@@ -87,6 +85,7 @@ impl DeviceTable {
             data,
             rows: t.rows,
             dim: t.dim,
+            skip_row0: true,
         })
     }
 
@@ -109,7 +108,7 @@ impl DeviceTable {
             per_row,
             dim: self.dim,
             table_rows: self.rows,
-            skip_row0: true,
+            skip_row0: self.skip_row0,
             out_stride: stride,
             out_offset: offset,
         }

@@ -15,7 +15,7 @@ use super::tables::{GpuTables, TablePlacement, indices};
 use crate::config::CandidatePositions;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
-use foryou_kernels::reference::ops::GatherShape;
+use foryou_kernels::cuda::staging::Pinned;
 
 impl GpuRanker {
     /// Token projections of user + history, then every layer; keeps K/V.
@@ -60,16 +60,12 @@ impl GpuRanker {
                 )?;
                 // Written straight into pinned memory; the action block is
                 // left for its projection to write on the device.
-                let x_hist = staging.history.upload(g, b * s * wh, |x_hist| {
-                    x_hist.par_chunks_mut(wh).enumerate().for_each(|(r, row)| {
-                        fill_item_row(
-                            row,
-                            &u.history_post_embeddings[r * hi * d..][..hi * d],
-                            &u.history_author_embeddings[r * ha * d..][..ha * d],
-                            self.surface_row(u.history_product_surface[r]),
-                        )
-                    })
-                })?;
+                let x_hist = self.stage_items(
+                    &mut staging.history,
+                    [&u.history_post_embeddings, &u.history_author_embeddings],
+                    &u.history_product_surface,
+                    wh,
+                )?;
                 let x_user = staging
                     .user
                     .upload(g, b * hu * d, |x| fill_bf16(x, &u.user_embeddings))?;
@@ -199,16 +195,12 @@ impl GpuRanker {
                         (cands.author_embeddings.len(), b * c * ha * d),
                     ],
                 )?;
-                let x = staging.candidates.upload(g, b * c * wc, |x| {
-                    x.par_chunks_mut(wc).enumerate().for_each(|(r, row)| {
-                        fill_item_row(
-                            row,
-                            &cands.post_embeddings[r * hi * d..][..hi * d],
-                            &cands.author_embeddings[r * ha * d..][..ha * d],
-                            self.surface_row(cands.product_surface[r]),
-                        )
-                    })
-                })?;
+                let x = self.stage_items(
+                    &mut staging.candidates,
+                    [&cands.post_embeddings, &cands.author_embeddings],
+                    &cands.product_surface,
+                    wc,
+                )?;
                 ph.host_ms += ms_since(t);
                 x
             }
@@ -268,6 +260,30 @@ impl GpuRanker {
         })
     }
 
+    /// Token input rows of items given by their embeddings (`[post [n, Hi*D],
+    /// author [n, Ha*D]]` f32, surface ids `[n]`), as bf16 in `pinned` and
+    /// copied to a new `[n, stride]` device buffer: the layout of
+    /// [`Self::gather_items`], built on the host.
+    fn stage_items(
+        &self,
+        pinned: &mut Pinned,
+        [post, author]: [&[f32]; 2],
+        surface: &[i64],
+        stride: usize,
+    ) -> Result<CudaSlice<u16>> {
+        let n = surface.len();
+        let (wp, wa) = (post.len() / n.max(1), author.len() / n.max(1));
+        Ok(pinned.upload(&self.gpu, n * stride, |x| {
+            x.par_chunks_mut(stride).enumerate().for_each(|(r, row)| {
+                let (head, tail) = row.split_at_mut(wp);
+                fill_bf16(head, &post[r * wp..][..wp]);
+                fill_bf16(&mut tail[..wa], &author[r * wa..][..wa]);
+                let surface_row = self.surface_row(surface[r]);
+                fill_bf16(&mut row[stride - surface_row.len()..], surface_row);
+            })
+        })?)
+    }
+
     /// Token input rows of `n` items gathered from the resident tables into
     /// a new `[n, stride]` bf16 buffer, from `[post hashes [n, Hi], author
     /// hashes [n, Ha], product surfaces [n]]`: post rows, then author rows
@@ -305,11 +321,12 @@ impl GpuRanker {
             tables.author.shape(n, ha, stride, hi * d),
             &mut x,
         )?;
-        let surface_shape = GatherShape {
-            skip_row0: false,
-            ..st.shape(n, 1, stride, stride - d)
-        };
-        g.gather_rows(&surface, &st.data, surface_shape, &mut x)?;
+        g.gather_rows(
+            &surface,
+            &st.data,
+            st.shape(n, 1, stride, stride - d),
+            &mut x,
+        )?;
         Ok(x)
     }
 }
@@ -323,17 +340,6 @@ fn rows_given(what: &str, lens: &[(usize, usize)]) -> Result<()> {
         ))),
         None => Ok(()),
     }
-}
-
-/// One token input row as bf16: the post rows, then the author rows, from
-/// column 0, and the product-surface row in the last D columns (a history
-/// row's action block between them is written on the device).
-fn fill_item_row(row: &mut [u16], post: &[f32], author: &[f32], surface: &[f32]) {
-    let (head, tail) = row.split_at_mut(post.len());
-    fill_bf16(head, post);
-    fill_bf16(&mut tail[..author.len()], author);
-    let end = row.len();
-    fill_bf16(&mut row[end - surface.len()..], surface);
 }
 
 /// The history's action bits as signed bf16 (`2x - 1`), all zeros for a

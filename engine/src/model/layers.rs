@@ -50,20 +50,12 @@ impl Rope {
 
     /// `(cos, sin)` tables `[T, K/2]` for the given positions (angle = pos * inv_freq in f32).
     pub fn tables(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(positions.len() * half);
-        let mut sin = Vec::with_capacity(positions.len() * half);
-        for &p in positions {
-            for &f in &self.inv_freq {
-                let angle = p as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        let t = positions.len();
+        let t = crate::cpu::ops::RopeTables::new(positions, &self.inv_freq);
+        let (tokens, half) = (positions.len(), self.inv_freq.len());
+        let (cos, sin) = t.into_parts();
         Ok((
-            Tensor::from_vec(cos, (t, half), &Device::Cpu)?,
-            Tensor::from_vec(sin, (t, half), &Device::Cpu)?,
+            Tensor::from_vec(cos, (tokens, half), &Device::Cpu)?,
+            Tensor::from_vec(sin, (tokens, half), &Device::Cpu)?,
         ))
     }
 }

@@ -325,24 +325,47 @@ impl PhoenixRanker {
         }
         inputs.validate(&self.cfg)?;
         let cfg = &self.cfg;
-        let b = inputs.user.batch;
-        let (fast, dense): (Vec<usize>, Vec<usize>) =
-            (0..b).partition(|&r| inputs.user.user_valid(cfg, r));
-        if dense.is_empty() {
-            // The common case: every row takes the fast path, no row copies.
-            return self.fast_rows(&inputs.user, &inputs.candidates, chunk);
+        self.split_padded_users(
+            &inputs.user,
+            &inputs.candidates,
+            |user, cands| self.fast_rows(user, cands, chunk),
+            |dense| {
+                self.dense_unchecked(&RecsysInputs {
+                    user: inputs.user.select_rows(cfg, dense),
+                    candidates: inputs.candidates.select_rows(cfg, dense),
+                })
+            },
+        )
+    }
+
+    /// Rows with a valid user through `fast` (all of them in one call, the
+    /// common case, with no row copies), rows with a padding user through
+    /// `dense` (given their indices; the dense path's quirk), answers
+    /// scattered back into row order.
+    fn split_padded_users(
+        &self,
+        user: &UserInputs,
+        cands: &CandidateInputs,
+        fast: impl Fn(&UserInputs, &CandidateInputs) -> Result<RankerOutput>,
+        dense: impl Fn(&[usize]) -> Result<RankerOutput>,
+    ) -> Result<RankerOutput> {
+        let cfg = &self.cfg;
+        let b = user.batch;
+        let (fast_rows, dense_rows): (Vec<usize>, Vec<usize>) =
+            (0..b).partition(|&r| user.user_valid(cfg, r));
+        if dense_rows.is_empty() {
+            return fast(user, cands);
         }
         let mut parts = Vec::new();
-        if !fast.is_empty() {
-            let user = inputs.user.select_rows(cfg, &fast);
-            let cands = inputs.candidates.select_rows(cfg, &fast);
-            parts.push((fast, self.fast_rows(&user, &cands, chunk)?));
+        if !fast_rows.is_empty() {
+            let out = fast(
+                &user.select_rows(cfg, &fast_rows),
+                &cands.select_rows(cfg, &fast_rows),
+            )?;
+            parts.push((fast_rows, out));
         }
-        let sub = RecsysInputs {
-            user: inputs.user.select_rows(cfg, &dense),
-            candidates: inputs.candidates.select_rows(cfg, &dense),
-        };
-        parts.push((dense, self.dense_unchecked(&sub)?));
+        let out = dense(&dense_rows)?;
+        parts.push((dense_rows, out));
         Ok(RankerOutput::scatter_rows(b, &parts))
     }
 
@@ -379,31 +402,20 @@ impl PhoenixRanker {
             .filter(|g| g.table_placement() == crate::gpu::TablePlacement::Device)
         {
             let device = crate::gpu::TablePlacement::Device;
-            let user = tables.user_hashes(cfg, users, s)?;
-            let cand = tables.candidate_hashes(cfg, cands, width)?;
-            let (fast, dense): (Vec<usize>, Vec<usize>) =
-                (0..users.len()).partition(|&r| user.user_valid(cfg, r));
-            if dense.is_empty() {
-                return g.fast_rows(&user, &cand, device);
-            }
-            let mut parts = Vec::new();
-            if !fast.is_empty() {
-                let out = g.fast_rows(
-                    &user.select_rows(cfg, &fast),
-                    &cand.select_rows(cfg, &fast),
-                    device,
-                )?;
-                parts.push((fast, out));
-            }
-            // Padding users (the dense path's quirk) gather on the host.
-            let du: Vec<_> = dense.iter().map(|&r| users[r]).collect();
-            let dc: Vec<_> = dense.iter().map(|&r| cands[r]).collect();
-            let sub = RecsysInputs {
-                user: tables.user_inputs(cfg, &du, s)?,
-                candidates: tables.candidate_inputs(cfg, &dc, width)?,
-            };
-            parts.push((dense, self.dense_unchecked(&sub)?));
-            return Ok(RankerOutput::scatter_rows(users.len(), &parts));
+            return self.split_padded_users(
+                &tables.user_hashes(cfg, users, s)?,
+                &tables.candidate_hashes(cfg, cands, width)?,
+                |user, cand| g.fast_rows(user, cand, device),
+                // Padding users (the dense path) gather their rows on the host.
+                |dense| {
+                    let du: Vec<_> = dense.iter().map(|&r| users[r]).collect();
+                    let dc: Vec<_> = dense.iter().map(|&r| cands[r]).collect();
+                    self.dense_unchecked(&RecsysInputs {
+                        user: tables.user_inputs(cfg, &du, s)?,
+                        candidates: tables.candidate_inputs(cfg, &dc, width)?,
+                    })
+                },
+            );
         }
         let inputs = RecsysInputs {
             user: tables.user_inputs(cfg, users, s)?,
