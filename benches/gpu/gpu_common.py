@@ -1,6 +1,6 @@
 """Shared helpers for the Python GPU baselines in this folder (our own code).
 
-Timing follows /work/.library/device/METHOD.md and triton.testing.do_bench:
+Timing follows the usual GPU benchmarking method (as triton.testing.do_bench):
 
 * warm-up calls first (compilation, autotuning, handle creation stay out);
 * per timed call: flush the L2 by writing a buffer of ``2 x L2`` bytes, queue a

@@ -29,10 +29,12 @@ pub fn full_batch(ranker: &PhoenixRanker, batch: usize) -> foryou_engine::Result
         foryou_engine::EngineError::Input("bench model has no hash tables".into())
     })?;
     let (s, c) = (cfg.history_seq_len, cfg.candidate_seq_len);
-    let histories: Vec<Vec<HistoryItem>> = (0..batch as u64)
-        .map(|u| {
-            (0..s as u64)
-                .map(|i| HistoryItem {
+    let histories: Vec<Vec<HistoryItem>> = (0..)
+        .take(batch)
+        .map(|u: i64| {
+            (0..)
+                .take(s)
+                .map(|i: i64| HistoryItem {
                     post_id: 1 + u * 100_000 + i,
                     author_id: 1 + (u * 31 + i) % 997,
                     actions: 1 << (i % 19),
@@ -41,10 +43,12 @@ pub fn full_batch(ranker: &PhoenixRanker, batch: usize) -> foryou_engine::Result
                 .collect()
         })
         .collect();
-    let candidates: Vec<Vec<CandidateItem>> = (0..batch as u64)
-        .map(|u| {
-            (0..c as u64)
-                .map(|i| CandidateItem {
+    let candidates: Vec<Vec<CandidateItem>> = (0..)
+        .take(batch)
+        .map(|u: i64| {
+            (0..)
+                .take(c)
+                .map(|i: i64| CandidateItem {
                     post_id: 50_000_000 + u * 100_000 + i,
                     author_id: 1 + (u * 17 + i) % 991,
                     product_surface: (i % 16) as u32,
@@ -52,10 +56,9 @@ pub fn full_batch(ranker: &PhoenixRanker, batch: usize) -> foryou_engine::Result
                 .collect()
         })
         .collect();
-    let rows: Vec<(u64, &[HistoryItem])> = histories
-        .iter()
-        .enumerate()
-        .map(|(u, h)| (u as u64 + 1, h.as_slice()))
+    let rows: Vec<(i64, &[HistoryItem])> = (1..)
+        .zip(&histories)
+        .map(|(u, h)| (u, h.as_slice()))
         .collect();
     let cand_rows: Vec<&[CandidateItem]> = candidates.iter().map(|c| c.as_slice()).collect();
     Ok(RecsysInputs {

@@ -1,4 +1,5 @@
-//! Where the model runs: `cpu` or `cuda[:N]` (the `--device` flag).
+//! Where the model runs: `cpu` or `cuda[:N]` (the `--device` flag), as
+//! parsed; [`crate::backend::Device::open`] turns it into an opened device.
 
 use std::str::FromStr;
 
@@ -35,15 +36,6 @@ impl std::fmt::Display for ComputeDevice {
             Self::Cpu => write!(f, "cpu"),
             Self::Cuda(n) => write!(f, "cuda:{n}"),
         }
-    }
-}
-
-/// Without the `cuda` feature only the CPU is a device; the reason otherwise.
-#[cfg(not(feature = "cuda"))]
-pub(crate) fn cpu_only(device: ComputeDevice) -> Result<(), String> {
-    match device {
-        ComputeDevice::Cpu => Ok(()),
-        ComputeDevice::Cuda(_) => Err("this binary was built without the `cuda` feature".into()),
     }
 }
 

@@ -41,9 +41,10 @@ pub enum EngineError {
         /// The parser's message.
         message: String,
     },
-    /// The GPU path failed (driver, compiler, or device error).
-    #[error("gpu: {0}")]
-    Gpu(String),
+    /// The device cannot be used or failed (no `cuda` feature, driver,
+    /// compiler, an unsupported shape); the cause is kept.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
     /// A tensor operation failed (a bug or an exhausted resource, not bad input).
     #[error("tensor op: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
-
+use crate::backend::Device;
 use crate::config::{FpropDtype, ModelConfig, ModelKind};
+use crate::corpus::{Corpus, CorpusItem};
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use crate::model::ranker::PhoenixRanker;
@@ -38,6 +38,8 @@ pub struct EvalOptions {
     /// Where the ranker's fast path and the retriever run; a GPU that cannot
     /// be used is an error here.
     pub device: crate::ComputeDevice,
+    /// How the device is used (AMX on the CPU, table placement on a GPU).
+    pub device_options: crate::DeviceOptions,
 }
 
 impl Default for EvalOptions {
@@ -48,6 +50,7 @@ impl Default for EvalOptions {
             chunk: None,
             top_k: None,
             device: crate::ComputeDevice::Cpu,
+            device_options: crate::DeviceOptions::default(),
         }
     }
 }
@@ -97,11 +100,7 @@ fn tower_outputs(
     let cfg = retriever.config();
     let rep = retriever.candidate_representation(cands)?;
     Ok(vec![
-        OutTensor::f32(
-            rep_name,
-            vec![cands.batch, cands.count, cfg.emb_size],
-            &rep.flatten_all()?.to_vec1::<f32>()?,
-        ),
+        OutTensor::f32(rep_name, vec![cands.batch, cands.count, cfg.emb_size], &rep),
         OutTensor::u8(
             mask_name,
             vec![cands.batch, cands.count],
@@ -146,8 +145,16 @@ pub fn eval_retriever(
             "top_k {k} exceeds the corpus size {n}"
         )));
     }
-    let corpus = Tensor::from_vec(corpus.data, (n, cfg.emb_size), &Device::Cpu)?;
-    let got = retriever.retrieve(&user, &corpus, k)?;
+    // The fixture's corpus has no ids: row i stands for post i + 1.
+    let items = (1..)
+        .take(n)
+        .map(|post_id| CorpusItem {
+            post_id,
+            author_id: 0,
+        })
+        .collect();
+    let corpus = Corpus::from_representations(items, corpus.data, cfg.emb_size)?;
+    let got = corpus.retrieve(retriever, &user, k)?;
     let b = user.batch;
     let indices: Vec<i32> = got.top_k.iter().flatten().map(|&(i, _)| i as i32).collect();
     let scores: Vec<f32> = got.top_k.iter().flatten().map(|&(_, s)| s).collect();
@@ -195,19 +202,14 @@ pub fn eval_dir_with_inputs(
 ) -> Result<Vec<OutTensor>> {
     let (cfg, weights) = load_model_dir(dir)?;
     let dtype = opts.dtype.unwrap_or(cfg.fprop_dtype);
+    let device = Device::open(opts.device, opts.device_options)?;
     match cfg.kind {
         ModelKind::Ranker => {
-            let mut ranker = PhoenixRanker::new(cfg, weights, dtype)?;
-            ranker
-                .set_device(opts.device)
-                .map_err(|why| EngineError::Gpu(format!("{}: {why}", opts.device)))?;
+            let ranker = PhoenixRanker::on(&device, cfg, weights, dtype)?;
             eval_ranker(&ranker, inputs, opts)
         }
         ModelKind::Retrieval => {
-            let mut retriever = PhoenixRetriever::new(cfg, weights, dtype)?;
-            retriever
-                .set_device(opts.device)
-                .map_err(|why| EngineError::Gpu(format!("{}: {why}", opts.device)))?;
+            let retriever = PhoenixRetriever::on(&device, cfg, weights, dtype)?;
             eval_retriever(&retriever, inputs, opts)
         }
     }

@@ -50,11 +50,14 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The `k` hashes of entity `id` into a table of `rows` rows (see module doc).
-pub fn entity_hashes(kind: EntityKind, id: u64, k: usize, rows: usize) -> Vec<i64> {
+/// The `k` hashes of entity `id` into a table of `rows` rows (see module
+/// doc). The id's two's-complement bits are hashed, so a negative id is a
+/// valid entity like any other.
+pub fn entity_hashes(kind: EntityKind, id: i64, k: usize, rows: usize) -> Vec<i64> {
     if id == 0 || rows < 2 {
         return vec![0; k];
     }
+    let id = id.cast_unsigned();
     (0..k as u64)
         .map(|i| 1 + (mix(id ^ kind.salt() ^ mix(i + 1)) % (rows as u64 - 1)) as i64)
         .collect()
@@ -87,9 +90,9 @@ impl HashTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryItem {
     /// Post id (0 = padding).
-    pub post_id: u64,
+    pub post_id: i64,
     /// Author id.
-    pub author_id: u64,
+    pub author_id: i64,
     /// Bit `i` set when the user took action `i` (so at most 64 actions).
     pub actions: u64,
     /// Product-surface id in `[0, V)`.
@@ -100,9 +103,9 @@ pub struct HistoryItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CandidateItem {
     /// Post id (0 = padding).
-    pub post_id: u64,
+    pub post_id: i64,
     /// Author id.
-    pub author_id: u64,
+    pub author_id: i64,
     /// Product-surface id in `[0, V)`.
     pub product_surface: u32,
 }
@@ -164,7 +167,7 @@ impl HashTables {
     fn lookup(
         table: &HashTable,
         kind: EntityKind,
-        id: u64,
+        id: i64,
         k: usize,
         hashes: &mut Vec<i64>,
         embs: Option<&mut Vec<f32>>,
@@ -184,7 +187,7 @@ impl HashTables {
     pub fn user_inputs(
         &self,
         cfg: &ModelConfig,
-        rows: &[(u64, &[HistoryItem])],
+        rows: &[(i64, &[HistoryItem])],
         history_len: usize,
     ) -> Result<UserInputs> {
         let u = self.user_rows(cfg, rows, history_len, true)?;
@@ -197,7 +200,7 @@ impl HashTables {
     pub fn user_hashes(
         &self,
         cfg: &ModelConfig,
-        rows: &[(u64, &[HistoryItem])],
+        rows: &[(i64, &[HistoryItem])],
         history_len: usize,
     ) -> Result<UserInputs> {
         let u = self.user_rows(cfg, rows, history_len, false)?;
@@ -208,7 +211,7 @@ impl HashTables {
     fn user_rows(
         &self,
         cfg: &ModelConfig,
-        rows: &[(u64, &[HistoryItem])],
+        rows: &[(i64, &[HistoryItem])],
         history_len: usize,
         gather: bool,
     ) -> Result<UserInputs> {
@@ -372,7 +375,7 @@ mod tests {
     #[test]
     fn zero_id_is_padding_and_hashes_are_in_range() {
         assert_eq!(entity_hashes(EntityKind::Post, 0, 3, 100), vec![0, 0, 0]);
-        for id in 1..2000u64 {
+        for id in 1..2000i64 {
             for h in entity_hashes(EntityKind::Post, id, 4, 17) {
                 assert!((1..17).contains(&h), "id {id} hash {h}");
             }
@@ -392,6 +395,15 @@ mod tests {
         assert_ne!(u, p);
         assert_ne!(u[0], u[1], "the k functions must differ");
         assert_eq!(mix(0), 0);
+        // A negative id hashes its two's-complement bits.
+        let rows = 1u64 << 16;
+        let want: Vec<i64> = (0..2u64)
+            .map(|i| {
+                let h = mix(u64::MAX ^ EntityKind::Author.salt() ^ mix(i + 1)) % (rows - 1);
+                1 + i64::try_from(h).expect("below 2^16")
+            })
+            .collect();
+        assert_eq!(entity_hashes(EntityKind::Author, -1, 2, 1 << 16), want);
         assert_eq!(mix(1), 0x5692_161d_100b_05e5);
     }
 }

@@ -248,6 +248,26 @@ pub struct PhoenixWeights {
 }
 
 impl PhoenixWeights {
+    /// The ranker's head, or an error for a retriever's weights.
+    pub fn ranker_head(&self) -> Result<&RankerHead> {
+        match &self.head {
+            HeadWeights::Ranker(h) => Ok(h),
+            HeadWeights::Retrieval(_) => Err(EngineError::Input(
+                "weights carry a retrieval head, expected a ranker head".into(),
+            )),
+        }
+    }
+
+    /// The retriever's candidate tower, or an error for a ranker's weights.
+    pub fn candidate_tower(&self) -> Result<&CandidateTowerWeights> {
+        match &self.head {
+            HeadWeights::Retrieval(t) => Ok(t),
+            HeadWeights::Ranker(_) => Err(EngineError::Input(
+                "weights carry a ranker head, expected a candidate tower".into(),
+            )),
+        }
+    }
+
     /// Loads and checks every parameter of `cfg` from a safetensors file.
     pub fn load(path: &Path, cfg: &ModelConfig) -> Result<Self> {
         let file = SafetensorsFile::open(path)?;

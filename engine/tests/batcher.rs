@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foryou_engine::EngineError;
 use foryou_engine::batcher::{BatchError, BatchModel, BatchPolicy, Batcher};
 
 /// Doubles each input after `cost`; records every batch it computed. With a
@@ -66,7 +67,7 @@ impl BatchModel for Fake {
         u64::from(*r < 0)
     }
 
-    fn run(&self, batch: Vec<i64>) -> Result<Vec<i64>, String> {
+    fn run(&self, batch: Vec<i64>) -> Result<Vec<i64>, EngineError> {
         let gate = self.gate.lock().expect("lock").take();
         if let Some(g) = gate {
             let _ = g.entered.send(());
@@ -75,7 +76,7 @@ impl BatchModel for Fake {
             let _ = g.open.recv_timeout(Duration::from_secs(60));
         }
         if batch.contains(&FAIL) {
-            return Err("unlucky".into());
+            return Err(EngineError::Input("unlucky".into()));
         }
         if batch.contains(&PANIC) {
             panic!("model bug");
@@ -153,7 +154,7 @@ fn batches_never_exceed_the_max_and_every_caller_gets_its_own_answer() {
 fn a_lone_request_waits_about_the_queue_delay_not_forever() {
     let (b, batches) = start(policy(64, 30, 16), None);
     let t0 = Instant::now();
-    assert_eq!(wait(b.submit(21, None).expect("admitted")), Ok(42));
+    assert_eq!(wait(b.submit(21, None).expect("admitted")).ok(), Some(42));
     let waited = t0.elapsed();
     assert!(
         waited >= Duration::from_millis(30),
@@ -175,7 +176,7 @@ fn full_batches_go_without_waiting_out_the_delay() {
         .map(|x| b.submit(x, None).expect("admitted"))
         .collect();
     for (t, x) in tickets.into_iter().zip(1..=6) {
-        assert_eq!(wait(t), Ok(2 * x));
+        assert_eq!(wait(t).ok(), Some(2 * x));
     }
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     let sizes: Vec<usize> = batches.lock().expect("lock").iter().map(Vec::len).collect();
@@ -193,7 +194,7 @@ fn expired_requests_are_answered_without_compute() {
         .expect("admitted");
     std::thread::sleep(Duration::from_millis(20));
     handle.open();
-    assert_eq!(wait(holder), Ok(2));
+    assert_eq!(wait(holder).ok(), Some(2));
     assert!(matches!(
         wait(expired),
         Err(BatchError::DeadlineExceeded(_))
@@ -218,8 +219,8 @@ fn a_request_whose_caller_left_is_dropped_before_compute() {
     drop(b.submit(9, None).expect("admitted")); // the caller gives up
     let kept = b.submit(10, None).expect("admitted");
     handle.open();
-    assert_eq!(wait(holder), Ok(2));
-    assert_eq!(wait(kept), Ok(20));
+    assert_eq!(wait(holder).ok(), Some(2));
+    assert_eq!(wait(kept).ok(), Some(20));
     assert_eq!(
         b.stats()
             .cancelled
@@ -253,9 +254,9 @@ fn a_full_queue_rejects_at_once_and_admitted_requests_still_finish() {
         "rejection does not wait"
     );
     handle.open();
-    assert_eq!(wait(holder), Ok(2));
-    assert_eq!(wait(a), Ok(4));
-    assert_eq!(wait(c), Ok(6));
+    assert_eq!(wait(holder).ok(), Some(2));
+    assert_eq!(wait(a).ok(), Some(4));
+    assert_eq!(wait(c).ok(), Some(6));
     assert_eq!(b.waiting(), 0);
     assert!(b.submit(5, None).is_ok(), "room again once drained");
 }
@@ -272,9 +273,9 @@ fn buckets_never_share_a_batch_and_keep_their_order() {
         .map(|x| b.submit(*x, None).expect("admitted"))
         .collect();
     handle.open();
-    assert_eq!(wait(holder), Ok(200));
+    assert_eq!(wait(holder).ok(), Some(200));
     for (t, x) in tickets.into_iter().zip(xs) {
-        assert_eq!(wait(t), Ok(2 * x));
+        assert_eq!(wait(t).ok(), Some(2 * x));
     }
     drop(b);
     let arrival = [100, 1, -1, 2, -2, 3, -3];
@@ -295,17 +296,23 @@ fn buckets_never_share_a_batch_and_keep_their_order() {
 #[test]
 fn a_model_error_or_panic_fails_its_batch_and_the_thread_goes_on() {
     let (b, _batches) = start(policy(1, 0, 16), None);
-    assert_eq!(
-        wait(b.submit(FAIL, None).expect("admitted")),
-        Err(BatchError::Model("unlucky".into()))
-    );
+    // The engine's error reaches the caller with its cause.
+    match wait(b.submit(FAIL, None).expect("admitted")) {
+        Err(BatchError::Model(e)) => {
+            assert!(
+                matches!(*e, EngineError::Input(ref m) if m == "unlucky"),
+                "{e}"
+            )
+        }
+        other => panic!("expected the model's error, got {other:?}"),
+    }
     assert!(matches!(
         wait(b.submit(PANIC, None).expect("admitted")),
-        Err(BatchError::Model(_))
+        Err(BatchError::Panicked)
     ));
     assert_eq!(
-        wait(b.submit(5, None).expect("admitted")),
-        Ok(10),
+        wait(b.submit(5, None).expect("admitted")).ok(),
+        Some(10),
         "still serving"
     );
 }
@@ -318,7 +325,7 @@ fn dropping_the_batcher_answers_what_was_queued() {
         .collect();
     drop(b);
     for (t, x) in tickets.into_iter().zip(0..5) {
-        assert_eq!(wait(t), Ok(2 * x));
+        assert_eq!(wait(t).ok(), Some(2 * x));
     }
 }
 
@@ -335,12 +342,12 @@ fn a_second_worker_computes_while_the_first_is_busy() {
     let holder = b.submit(1, None).expect("admitted");
     handle.wait_entered(); // worker 1 is stuck at the gate
     assert_eq!(
-        wait(b.submit(5, None).expect("admitted")),
-        Ok(10),
+        wait(b.submit(5, None).expect("admitted")).ok(),
+        Some(10),
         "worker 2 answers"
     );
     handle.open();
-    assert_eq!(wait(holder), Ok(2));
+    assert_eq!(wait(holder).ok(), Some(2));
     drop(b);
     assert_eq!(batches.lock().expect("lock").len(), 2);
 }
@@ -357,9 +364,9 @@ fn with_every_worker_busy_arrivals_join_the_next_batch() {
         .map(|x| b.submit(x, None).expect("admitted"))
         .collect();
     handle.open();
-    assert_eq!(wait(holder), Ok(2));
+    assert_eq!(wait(holder).ok(), Some(2));
     for (t, x) in tickets.into_iter().zip(2..=6) {
-        assert_eq!(wait(t), Ok(2 * x));
+        assert_eq!(wait(t).ok(), Some(2 * x));
     }
     drop(b);
     let sizes: Vec<usize> = batches.lock().expect("lock").iter().map(Vec::len).collect();

@@ -28,7 +28,7 @@ fn ranker() -> (tempfile::TempDir, Arc<PhoenixRanker>) {
 }
 
 /// Viewer `u` with `h` history items and `c` candidates.
-fn request(u: u64, h: u64, c: u64) -> RankRequest {
+fn request(u: i64, h: i64, c: i64) -> RankRequest {
     RankRequest {
         user_id: u,
         history: (0..h)
@@ -113,7 +113,7 @@ fn the_batcher_routes_ranker_answers_to_their_callers() {
         )
         .expect("thread"),
     );
-    let threads: Vec<_> = (1..=6u64)
+    let threads: Vec<_> = (1..=6i64)
         .map(|u| {
             let b = batcher.clone();
             std::thread::spawn(move || {
@@ -142,69 +142,78 @@ fn retriever() -> (tempfile::TempDir, Arc<foryou_engine::PhoenixRetriever>) {
 }
 
 #[test]
-fn batched_retrieval_matches_unbatched_and_skips_excluded_rows() {
+fn batched_retrieval_matches_unbatched_and_skips_excluded_posts_and_authors() {
     use foryou_engine::batcher::{RetrieveRequest, RetrieverBatch};
+    use foryou_engine::{Corpus, CorpusItem};
     let (_dir, retriever) = retriever();
-    let tables = retriever.hash_tables().expect("tables");
-    let posts: Vec<CandidateItem> = (0..300)
-        .map(|i| CandidateItem {
+    // Post 5000 + i by author 1 + i % 23 is corpus row i.
+    let items: Vec<CorpusItem> = (0..300)
+        .map(|i| CorpusItem {
             post_id: 5_000 + i,
             author_id: 1 + i % 23,
-            product_surface: 0,
         })
         .collect();
-    let inputs = tables
-        .candidate_inputs(retriever.config(), &[&posts], posts.len())
-        .expect("inputs");
-    let corpus = retriever
-        .candidate_representation(&inputs)
-        .expect("tower")
-        .squeeze(0)
-        .expect("[N, D]");
+    let corpus = Arc::new(Corpus::build(&retriever, items).expect("corpus"));
     let model = RetrieverBatch::new(retriever, corpus);
-    let req = |u: u64, excluded: Vec<u32>| RetrieveRequest {
+    let req = |u: i64, posts: Vec<i64>, authors: Vec<i64>| RetrieveRequest {
         user_id: u,
         history: request(u, 12, 0).history,
         k: 20,
-        excluded_rows: excluded,
+        excluded_posts: posts,
+        excluded_authors: authors,
     };
     let reqs = vec![
-        req(1, vec![]),
-        req(2, vec![0, 5, 7]),
-        req(3, (0..290).collect()),
+        req(1, vec![], vec![]),
+        // The first viewer again, with three posts (and an unknown id) left out.
+        req(1, vec![5_000, 5_005, 5_007, 77], vec![]),
+        req(3, (5_000..5_290).collect(), vec![]),
+        req(4, vec![], vec![2, 3]),
     ];
     let batched = model.run(reqs.clone()).expect("batch");
     for (r, got) in reqs.iter().zip(&batched) {
         let alone = model.run(vec![r.clone()]).expect("alone");
         // The corpus product of a batch is one gemm instead of a gemv per
-        // viewer, so scores may differ in the last bits; rows may not.
-        let rows = |v: &[(u32, f32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
-        assert_eq!(rows(got), rows(&alone[0]), "user {}", r.user_id);
+        // viewer, so scores may differ in the last bits; posts may not.
+        let ids = |v: &[foryou_engine::Hit]| v.iter().map(|x| x.post_id).collect::<Vec<_>>();
+        assert_eq!(ids(got), ids(&alone[0]), "user {}", r.user_id);
         for (a, b) in got.iter().zip(&alone[0]) {
             assert!(
-                (a.1 - b.1).abs() <= 1e-6,
+                (a.score - b.score).abs() <= 1e-6,
                 "user {}: {} vs {}",
                 r.user_id,
-                a.1,
-                b.1
+                a.score,
+                b.score
             );
         }
-        assert!(got.iter().all(|(row, _)| !r.excluded_rows.contains(row)));
-        assert!(got.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
+        assert!(got.iter().all(|h| !r.excluded_posts.contains(&h.post_id)));
+        assert!(
+            got.iter()
+                .all(|h| !r.excluded_authors.contains(&h.author_id))
+        );
+        assert!(
+            got.iter()
+                .all(|h| h.author_id == 1 + (h.post_id - 5_000) % 23)
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].score >= w[1].score),
+            "best first"
+        );
     }
     assert_eq!(batched[0].len(), 20);
-    assert_eq!(batched[2].len(), 10, "only 10 rows are left to return");
-    // Excluding rows never changes the order of the others.
-    let unexcluded: Vec<u32> = batched[0]
-        .iter()
-        .map(|(row, _)| *row)
-        .filter(|row| ![0, 5, 7].contains(row))
-        .collect();
-    let with_exclusions: Vec<u32> = batched[1].iter().map(|(row, _)| *row).collect();
+    assert_eq!(batched[2].len(), 10, "only 10 posts are left to return");
     assert_eq!(
-        &with_exclusions[..unexcluded.len()].len(),
-        &unexcluded.len()
+        batched[3].len(),
+        20,
+        "other authors fill the excluded ones' places"
     );
+    // Excluding posts never changes the order of the others (same viewer).
+    let unexcluded: Vec<i64> = batched[0]
+        .iter()
+        .map(|h| h.post_id)
+        .filter(|p| ![5_000, 5_005, 5_007].contains(p))
+        .collect();
+    let with_exclusions: Vec<i64> = batched[1].iter().map(|h| h.post_id).collect();
+    assert_eq!(&with_exclusions[..unexcluded.len()], &unexcluded[..]);
 }
 
 #[test]

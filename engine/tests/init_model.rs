@@ -48,7 +48,7 @@ fn demo_model_scores_are_not_trivial_and_padding_row_is_zero() {
         tables.post.data[..cfg.emb_size].iter().all(|&v| v == 0.0),
         "row 0 is padding"
     );
-    let history: Vec<HistoryItem> = (1..20u64)
+    let history: Vec<HistoryItem> = (1..20i64)
         .map(|i| HistoryItem {
             post_id: 1000 + i,
             author_id: 50 + i % 7,
@@ -56,7 +56,7 @@ fn demo_model_scores_are_not_trivial_and_padding_row_is_zero() {
             product_surface: (i % 16) as u32,
         })
         .collect();
-    let cands: Vec<CandidateItem> = (0..8u64)
+    let cands: Vec<CandidateItem> = (0..8i64)
         .map(|i| CandidateItem {
             post_id: 5000 + i,
             author_id: 60 + i,
@@ -140,10 +140,10 @@ fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
     let (cfg, weights) = load_model_dir(dir.path()).expect("load");
     let ranker = PhoenixRanker::new(cfg.clone(), weights, FpropDtype::F32).expect("ranker");
     let tables = ranker.hash_tables().expect("tables");
-    let history: Vec<HistoryItem> = (1..=9)
+    let history: Vec<HistoryItem> = (1..=9u64)
         .map(|i| HistoryItem {
-            post_id: i * 11,
-            author_id: i,
+            post_id: i64::try_from(i * 11).expect("small"),
+            author_id: i64::try_from(i).expect("small"),
             actions: i,
             product_surface: (i % 4) as u32,
         })
@@ -156,7 +156,7 @@ fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
         })
         .collect();
     // Viewer 0 is a padding user (the dense route).
-    let users: Vec<(u64, &[HistoryItem])> = vec![(42, &history), (0, &history[..3])];
+    let users: Vec<(i64, &[HistoryItem])> = vec![(42, &history), (0, &history[..3])];
     let lists: Vec<&[CandidateItem]> = vec![&cands, &cands[..2]];
     let s = cfg.history_seq_len;
 

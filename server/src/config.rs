@@ -172,6 +172,10 @@ pub struct ServeConfig {
     /// Embedded Thunder: how long posts are kept, seconds.
     #[arg(long, env = "FORYOU_THUNDER_RETENTION_S", default_value_t = 172_800)]
     pub retention_s: i64,
+    /// The deployment environment; `prod` turns on the request-info side
+    /// effect (spec §2.9).
+    #[arg(long, env = "APP_ENV")]
+    pub app_env: Option<String>,
     /// The embedded Phoenix engine (unused with --phoenix-addr).
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -215,11 +219,29 @@ pub struct EngineArgs {
     /// directory).
     #[arg(long, env = "FORYOU_MODEL_CACHE")]
     pub model_cache: Option<PathBuf>,
-    /// Where the ranker runs: `cpu` or `cuda[:N]`. A GPU that cannot be
-    /// used (build without the `cuda` feature, no driver, no device) is
-    /// reported once and the ranker runs on the CPU.
+    /// Where the ranker and the retriever run: `cpu` or `cuda[:N]`. The
+    /// device is opened once and shared by both. A GPU that cannot be used
+    /// (build without the `cuda` feature, no driver, no device, a model
+    /// shape it has no kernel for) is reported once and both run on the CPU.
     #[arg(long, env = "FORYOU_DEVICE", default_value = "cpu")]
     pub device: foryou_engine::ComputeDevice,
+    /// bf16 products of the CPU engine on Intel AMX tiles when the CPU has
+    /// them (`false`, `0` or `off`: the gemm crate's AVX-512/AVX2 kernels;
+    /// for comparing the two).
+    #[arg(
+        long,
+        env = "FORYOU_CPU_AMX",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub cpu_amx: bool,
+    /// Where the hash tables live with a GPU device: `auto` (on the device
+    /// when they fit with a quarter of its memory, at least 4 GiB, left
+    /// free; a request then uploads only hashes) or `host` (rows gathered
+    /// and uploaded per request; for tables larger than the device).
+    #[arg(long, env = "FORYOU_GPU_TABLES", default_value = "auto")]
+    pub gpu_tables: foryou_engine::backend::GpuTables,
     /// Threads per engine op (0: all physical cores). 1 is fastest when
     /// requests run concurrently; raise it for one-at-a-time latency on a
     /// big host.
@@ -269,6 +291,14 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// How the engine may use its device.
+    pub fn device_options(&self) -> foryou_engine::DeviceOptions {
+        foryou_engine::DeviceOptions {
+            cpu_amx: self.cpu_amx,
+            gpu_tables: self.gpu_tables,
+        }
+    }
+
     /// The ranker batching policy for a ranker running on `device` (`None`: off).
     pub fn rank_batching(
         &self,
@@ -341,6 +371,23 @@ mod tests {
         let mut argv = vec!["test"];
         argv.extend_from_slice(flags);
         Wrap::try_parse_from(argv).expect("valid flags").engine
+    }
+
+    #[test]
+    fn device_options_come_from_flags_not_the_library() {
+        use foryou_engine::backend::GpuTables;
+        let d = args(&[]).device_options();
+        assert_eq!((d.cpu_amx, d.gpu_tables), (true, GpuTables::Auto));
+        let d = args(&["--cpu-amx", "0", "--gpu-tables", "host"]).device_options();
+        assert_eq!((d.cpu_amx, d.gpu_tables), (false, GpuTables::Host));
+        let d = args(&["--cpu-amx", "off"]).device_options();
+        assert!(!d.cpu_amx);
+        let mut argv = vec!["test", "--gpu-tables", "device"];
+        let err = Wrap::try_parse_from(argv.drain(..))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("expected auto or host"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Instant;
 use foryou_engine::FpropDtype;
 use foryou_engine::cpu::amx;
 use foryou_engine::cpu::matmul::Weight;
-use foryou_engine::model::Precision;
+use foryou_engine::numerics::Precision;
 use rand::{RngExt, SeedableRng};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -20,7 +20,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     if !amx::available() {
-        anyhow::bail!("this CPU (or FORYOU_CPU_AMX=0) offers no AMX bf16; nothing to compare");
+        anyhow::bail!("this CPU offers no AMX bf16; nothing to compare");
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut random =

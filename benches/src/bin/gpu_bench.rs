@@ -1,9 +1,10 @@
 //! GPU benchmarks (feature `cuda`): the device's two ceilings (copy
 //! bandwidth, bf16 GEMM rate), the attention kernel at the prod shape, the
 //! top-k kernel at N = 10M, and the ranker end to end (inputs with
-//! embeddings given, and requests by ids as served). Timings follow
-//! METHOD.md: warm-up, CUDA events (wall clock where the call includes host
-//! work), medians, fresh random inputs rotated so nothing is timed from L2.
+//! embeddings given, and requests by ids as served). Method: untimed warm-up
+//! calls first, then each repetition timed with CUDA events on the stream
+//! (wall clock where the call includes host work), the median reported, and
+//! fresh random inputs rotated so nothing is timed from L2.
 //!
 //! `gpu-bench [--only ceilings,attention,topk,ranker] [--json PATH]
 //!            [--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N]`
@@ -13,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::inputs::{CandidateInputs, RecsysInputs, UserInputs};
-use foryou_engine::{ComputeDevice, FpropDtype, ModelConfig, PhoenixRanker};
+use foryou_engine::{ComputeDevice, Device, DeviceOptions, FpropDtype, ModelConfig, PhoenixRanker};
 use foryou_kernels::cuda::gemm::GemmOut;
 use foryou_kernels::cuda::timing::median;
 use foryou_kernels::cuda::{Gpu, attention::SelfKvGpu};
@@ -35,6 +36,10 @@ impl Rng {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+    /// A random entity id in `1..=below`.
+    fn id(&mut self, below: u64) -> i64 {
+        i64::try_from(self.next() % below.max(1)).map_or(1, |v| v + 1)
     }
     /// Roughly standard normal (sum of four uniforms, rescaled).
     fn normal(&mut self) -> f32 {
@@ -313,21 +318,21 @@ fn id_requests(b: usize, s: usize, c: usize, rng: &mut Rng) -> IdRequests {
         .map(|_| {
             let history = (0..s)
                 .map(|_| HistoryItem {
-                    post_id: 1 + rng.next() % 10_000_000,
-                    author_id: 1 + rng.next() % 1_000_000,
+                    post_id: rng.id(10_000_000),
+                    author_id: rng.id(1_000_000),
                     actions: rng.next() & 0x7ffff,
                     product_surface: (rng.next() % 4) as u32,
                 })
                 .collect();
-            (1 + rng.next() % 1_000_000_000, history)
+            (rng.id(1_000_000_000), history)
         })
         .collect();
     let cands = (0..b)
         .map(|_| {
             (0..c)
                 .map(|_| CandidateItem {
-                    post_id: 1 + rng.next() % 10_000_000,
-                    author_id: 1 + rng.next() % 1_000_000,
+                    post_id: rng.id(10_000_000),
+                    author_id: rng.id(1_000_000),
                     product_surface: (rng.next() % 4) as u32,
                 })
                 .collect()
@@ -337,7 +342,7 @@ fn id_requests(b: usize, s: usize, c: usize, rng: &mut Rng) -> IdRequests {
 }
 
 /// Viewers (id, history) and their candidate lists.
-type IdRequests = (Vec<(u64, Vec<HistoryItem>)>, Vec<Vec<CandidateItem>>);
+type IdRequests = (Vec<(i64, Vec<HistoryItem>)>, Vec<Vec<CandidateItem>>);
 
 /// Medians of the GPU phase split over a run.
 #[derive(Default)]
@@ -352,11 +357,11 @@ struct PhaseLog {
 impl PhaseLog {
     fn push(&mut self, ms: f32, r: &PhoenixRanker) {
         self.times.push(ms);
-        if let Some(p) = r.gpu_phases() {
+        if let Some(p) = r.last_phases() {
             self.host.push(p.host_ms);
             self.upload.push(p.upload_ms);
-            self.gctx.push(p.gpu_context_ms);
-            self.gcand.push(p.gpu_candidates_ms);
+            self.gctx.push(p.device_context_ms);
+            self.gcand.push(p.device_candidates_ms);
         }
     }
 
@@ -387,9 +392,8 @@ fn ranker(dir: &str, batches: &[usize], reps: usize) -> Result<Vec<Value>> {
     let (cfg, weights) = foryou_engine::fixture::load_model_dir(std::path::Path::new(dir))
         .with_context(|| format!("loading {dir}"))?;
     let (s, c) = (cfg.history_seq_len, cfg.candidate_seq_len);
-    let mut r = PhoenixRanker::new(cfg.clone(), weights, FpropDtype::Bf16)?;
-    r.set_device(ComputeDevice::Cuda(0))
-        .map_err(anyhow::Error::msg)?;
+    let device = Device::open(ComputeDevice::Cuda(0), DeviceOptions::default())?;
+    let r = PhoenixRanker::on(&device, cfg.clone(), weights, FpropDtype::Bf16)?;
     let placement = format!("{:?}", r.table_placement());
     println!("ranker {dir}: hash-table rows gathered on {placement}");
     let has_tables = r.hash_tables().is_some();

@@ -20,8 +20,9 @@ fn main() -> anyhow::Result<()> {
     let tables = ranker
         .hash_tables()
         .ok_or_else(|| anyhow::anyhow!("no hash tables"))?;
-    let history: Vec<HistoryItem> = (0..cfg.history_seq_len as u64)
-        .map(|i| HistoryItem {
+    let history: Vec<HistoryItem> = (0..)
+        .take(cfg.history_seq_len)
+        .map(|i: i64| HistoryItem {
             post_id: 1 + i,
             author_id: 1 + i % 97,
             actions: 1 << (i % 19),
@@ -35,12 +36,13 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| candidates | median ms | p90 ms | µs / candidate |");
     println!("|---|---|---|---|");
-    for c in [250u64, 1000, 2000] {
+    for c in [250usize, 1000, 2000] {
         let mut times = Vec::with_capacity(reps);
-        for r in 0..reps as u64 + 2 {
+        for r in (0..).take(reps + 2) {
             // Fresh candidate ids every call (no warm caches of one request).
-            let cands: Vec<CandidateItem> = (0..c)
-                .map(|i| CandidateItem {
+            let cands: Vec<CandidateItem> = (0..)
+                .take(c)
+                .map(|i: i64| CandidateItem {
                     post_id: 10_000_000 + r * 100_000 + i,
                     author_id: 1 + (r * 7 + i) % 991,
                     product_surface: 0,
@@ -53,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             let t = Instant::now();
             let out = ranker.forward_chunked(&inputs, 512)?;
             let dt = t.elapsed().as_secs_f64() * 1e3;
-            assert_eq!(out.count, c as usize);
+            assert_eq!(out.count, c);
             if r >= 2 {
                 times.push(dt);
             }

@@ -16,6 +16,9 @@
 //!   computed.
 //! * **Results** go back through one oneshot channel per request; a model
 //!   error or panic fails that batch's requests, not the thread.
+//! * **Tracing**: a request carries its caller's span; the batch's compute
+//!   span follows from each of them, so a request can be followed from the
+//!   gRPC handler through the queue to the engine call.
 //! * **Metrics**: queue time, batch size, compute time, padding share
 //!   (histograms); shed requests by reason (counter).
 
@@ -25,6 +28,8 @@ mod worker;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::error::EngineError;
 
 pub use ranker::{RankRequest, RankerBatch, candidate_bucket};
 pub use retriever::{RetrieveRequest, RetrieverBatch};
@@ -66,7 +71,7 @@ impl Default for BatchPolicy {
 }
 
 /// Why a request got no result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BatchError {
     /// The queue was full when it was submitted.
     #[error("batcher queue full ({0} waiting), retry later")]
@@ -74,9 +79,21 @@ pub enum BatchError {
     /// Its deadline passed before compute started.
     #[error("deadline passed after {0:?} in the queue")]
     DeadlineExceeded(Duration),
-    /// The model failed on its batch.
+    /// The model failed on its batch (the engine's error, shared by the
+    /// batch's requests).
     #[error("model failed: {0}")]
-    Model(String),
+    Model(#[source] Arc<EngineError>),
+    /// The model returned a different number of answers than requests.
+    #[error("model returned {got} answers for {want} requests")]
+    Answers {
+        /// Answers returned.
+        got: usize,
+        /// Requests in the batch.
+        want: usize,
+    },
+    /// The model panicked on the batch.
+    #[error("model panicked")]
+    Panicked,
     /// The batcher has stopped.
     #[error("batcher stopped")]
     Stopped,
@@ -96,7 +113,7 @@ pub trait BatchModel: Send + Sync + 'static {
         0
     }
     /// Runs one batch; must return one answer per request, in order.
-    fn run(&self, batch: Vec<Self::Request>) -> Result<Vec<Self::Response>, String>;
+    fn run(&self, batch: Vec<Self::Request>) -> Result<Vec<Self::Response>, EngineError>;
 }
 
 /// The receiving end of one submitted request.
@@ -108,6 +125,8 @@ pub(crate) struct Job<Req, Resp> {
     pub(crate) bucket: u64,
     pub(crate) enqueued: Instant,
     pub(crate) deadline: Option<Instant>,
+    /// The caller's span at submission.
+    pub(crate) span: tracing::Span,
     pub(crate) reply: tokio::sync::oneshot::Sender<Result<Resp, BatchError>>,
 }
 

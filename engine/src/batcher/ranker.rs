@@ -15,14 +15,16 @@
 use std::sync::Arc;
 
 use super::{BatchModel, PADDING_RATIO};
+use crate::error::EngineError;
 use crate::hash_embed::{CandidateItem, HistoryItem};
-use crate::model::ranker::{PhoenixRanker, RankerOutput};
+use crate::model::ranker::{PhoenixRanker, SERVING_CHUNK};
+use crate::numerics::RankerOutput;
 
 /// One viewer's ranking request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankRequest {
     /// The viewer.
-    pub user_id: u64,
+    pub user_id: i64,
     /// Engagement history, oldest first (the last S items are used).
     pub history: Vec<HistoryItem>,
     /// Candidates to score.
@@ -45,7 +47,7 @@ impl RankerBatch {
     /// viewer, empty history), so the first real request of each bucket
     /// finds its buffers sized and its pages touched. Returns the buckets
     /// warmed, in order, without repeats.
-    pub fn warm_up(&self, candidate_counts: &[usize]) -> Result<Vec<usize>, String> {
+    pub fn warm_up(&self, candidate_counts: &[usize]) -> Result<Vec<usize>, EngineError> {
         let mut done: Vec<usize> = Vec::new();
         for &n in candidate_counts {
             let width = candidate_bucket(n.max(1));
@@ -55,10 +57,11 @@ impl RankerBatch {
             let request = RankRequest {
                 user_id: 1,
                 history: Vec::new(),
-                candidates: (0..width as u64)
+                candidates: (1..)
+                    .take(width)
                     .map(|i| CandidateItem {
-                        post_id: i + 1,
-                        author_id: i + 1,
+                        post_id: i,
+                        author_id: i,
                         product_surface: 0,
                     })
                     .collect(),
@@ -93,13 +96,13 @@ impl BatchModel for RankerBatch {
     /// The whole batch, input building included, runs on rayon's pool: a
     /// batch worker thread only waits, so the batcher's threads never
     /// compete with the pool's for the cores.
-    fn run(&self, batch: Vec<RankRequest>) -> Result<Vec<RankerOutput>, String> {
+    fn run(&self, batch: Vec<RankRequest>) -> Result<Vec<RankerOutput>, EngineError> {
         rayon::scope(|_| self.run_in_pool(&batch))
     }
 }
 
 impl RankerBatch {
-    fn run_in_pool(&self, batch: &[RankRequest]) -> Result<Vec<RankerOutput>, String> {
+    fn run_in_pool(&self, batch: &[RankRequest]) -> Result<Vec<RankerOutput>, EngineError> {
         // A lone request runs at its own size (padding it to its bucket
         // would only add work: 65 candidates would cost 128); a batch pads
         // every request to the widest bucket.
@@ -111,7 +114,7 @@ impl RankerBatch {
                 .max()
                 .unwrap_or(8),
         };
-        let users: Vec<(u64, &[HistoryItem])> = batch
+        let users: Vec<(i64, &[HistoryItem])> = batch
             .iter()
             .map(|r| (r.user_id, r.history.as_slice()))
             .collect();
@@ -122,10 +125,7 @@ impl RankerBatch {
             metrics::histogram!(PADDING_RATIO)
                 .record((slots - real.min(slots)) as f64 / slots as f64);
         }
-        let out = self
-            .ranker
-            .rank_ids(&users, &cands, width, crate::model::ranker::SERVING_CHUNK)
-            .map_err(|e| e.to_string())?;
+        let out = self.ranker.rank_ids(&users, &cands, width, SERVING_CHUNK)?;
         Ok(split_rows(&out, batch))
     }
 }

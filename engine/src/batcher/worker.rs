@@ -94,6 +94,7 @@ impl<M: BatchModel> Batcher<M> {
             bucket,
             enqueued: Instant::now(),
             deadline,
+            span: tracing::Span::current(),
             reply,
         };
         let before = self.waiting.fetch_add(1, Ordering::AcqRel);
@@ -303,14 +304,22 @@ fn take_batch<Req, Resp>(
 fn compute<M: BatchModel>(model: &M, batch: Vec<Job<M::Request, M::Response>>, stats: &BatchStats) {
     let started = Instant::now();
     let n = batch.len();
+    let span = tracing::debug_span!("batch", size = n);
     let mut requests = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
     for j in batch {
-        metrics::histogram!(QUEUE_SECONDS).record((started - j.enqueued).as_secs_f64());
+        let queued = started - j.enqueued;
+        metrics::histogram!(QUEUE_SECONDS).record(queued.as_secs_f64());
+        span.follows_from(&j.span);
+        j.span.in_scope(|| {
+            tracing::debug!(queue_ms = queued.as_secs_f64() * 1e3, batch = n, "batched")
+        });
         requests.push(j.request);
         replies.push(j.reply);
     }
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(requests)));
+    let out = span.in_scope(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(requests)))
+    });
     metrics::histogram!(COMPUTE_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::histogram!(BATCH_SIZE).record(n as f64);
     stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -323,19 +332,23 @@ fn compute<M: BatchModel>(model: &M, batch: Vec<Job<M::Request, M::Response>>, s
             }
         }
         Ok(Ok(answers)) => {
-            let e = BatchError::Model(format!("{} answers for {n} requests", answers.len()));
+            let e = BatchError::Answers {
+                got: answers.len(),
+                want: n,
+            };
             for reply in replies {
                 let _ = reply.send(Err(e.clone()));
             }
         }
-        Ok(Err(msg)) => {
+        Ok(Err(e)) => {
+            let e = std::sync::Arc::new(e);
             for reply in replies {
-                let _ = reply.send(Err(BatchError::Model(msg.clone())));
+                let _ = reply.send(Err(BatchError::Model(e.clone())));
             }
         }
         Err(_) => {
             for reply in replies {
-                let _ = reply.send(Err(BatchError::Model("model panicked".into())));
+                let _ = reply.send(Err(BatchError::Panicked));
             }
         }
     }

@@ -40,7 +40,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use super::simd::{round_bf16, wide};
+use crate::numerics::simd::{round_bf16, wide};
 
 /// Rows and columns of one output block of the microkernel.
 const BLOCK: usize = 32;
@@ -48,16 +48,11 @@ const BLOCK: usize = 32;
 const TILE_ELEMS: usize = 16 * 32;
 
 /// Whether AMX bf16 can be used in this process: the CPU has AMX-TILE and
-/// AMX-BF16, the kernel granted the tile state, and `FORYOU_CPU_AMX` is not
-/// `0`. Checked once.
+/// AMX-BF16 and the kernel granted the tile state. Checked once. Whether a
+/// model uses it is the caller's choice (`DeviceOptions::cpu_amx`).
 pub fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var("FORYOU_CPU_AMX").is_ok_and(|v| v == "0") {
-            return false;
-        }
-        detect_and_enable()
-    })
+    *AVAILABLE.get_or_init(detect_and_enable)
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

@@ -14,10 +14,10 @@ use rayon::prelude::*;
 
 use super::matmul::{View, gemm_views};
 use super::ops::{by_precision, rnd};
-use super::simd::{self, round_bf16, wide};
 use crate::config::ModelConfig;
-use crate::model::Precision;
-use crate::model::softcap::softcap_scalar;
+use crate::numerics::Precision;
+use crate::numerics::simd::{self, round_bf16, wide};
+use crate::numerics::softcap::softcap_scalar;
 
 /// Queries per task: bounds the score block to `QUERY_BLOCK x S` floats.
 const QUERY_BLOCK: usize = 128;

@@ -4,7 +4,7 @@
 //! the CPU has them.
 
 use super::amx::{self, PackedBf16};
-use crate::model::Precision;
+use crate::numerics::Precision;
 
 /// Work (multiply-adds) below which a product runs on one thread: 4 M
 /// (about 80 µs on one core); smaller ones lost more to the fork-join than

@@ -1,8 +1,8 @@
 //! The CPU fast path without a tensor library around it: the ranker's
 //! context and candidate passes over plain row-major buffers.
 //!
-//! candle runs the dense reference path (the oracle) and the token and head
-//! projections; the layer stack, where the time goes, runs here:
+//! The CPU backend (`backend::cpu`) runs the token and head projections on
+//! candle; the layer stack, where the time goes, runs here:
 //!
 //! * [`matmul`]: `x · W`, f32 through the `gemm` crate, or bf16 on
 //!   [`amx`] tiles in bf16 mode;
@@ -10,8 +10,6 @@
 //!   each;
 //! * [`attention`]: causal context attention and candidate isolation on
 //!   strided views of the fused q|k|v buffer;
-//! * [`simd`]: vectorisable `exp` and bf16 rounding, run at the CPU's
-//!   widest vectors;
 //! * [`stack`]: the layer loop.
 //!
 //! Why: on the mid shape, candle's per-op tensors (allocation, page faults,
@@ -22,7 +20,6 @@ pub mod amx;
 pub mod attention;
 pub mod matmul;
 pub mod ops;
-pub mod simd;
 pub mod stack;
 
 pub use stack::{CpuContext, CpuStack};

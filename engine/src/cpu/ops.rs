@@ -5,15 +5,16 @@
 use rayon::prelude::*;
 
 use crate::config::GeluKind;
-use crate::model::Precision;
-use crate::model::fused::gelu_tanh_scalar;
+use crate::numerics::Precision;
+use crate::numerics::gelu::gelu_tanh_scalar;
 
 /// Elements per parallel piece of a pass (whole rows); smaller passes stay
 /// on the calling thread.
 const PIECE: usize = 1 << 14;
 
-pub use super::simd::round_bf16;
-use super::simd::wide;
+use crate::numerics::rope::RopeTables;
+pub use crate::numerics::simd::round_bf16;
+use crate::numerics::simd::wide;
 
 /// Rounds to bf16 when `B` (the forward dtype is bf16): a compile-time
 /// choice, so the loops using it have no branch and vectorise.
@@ -109,41 +110,6 @@ fn residual_body<const B: bool>(h: &mut [f32], y: &[f32], scale: &[f32], eps: f3
         for ((hv, &yv), &g) in h.iter_mut().zip(y).zip(scale) {
             *hv = rnd::<B>(*hv + rnd::<B>(yv / m * g));
         }
-    }
-}
-
-/// RoPE angle tables for the positions of one pass: `[T, K/2]` each.
-#[derive(Debug, Clone)]
-pub struct RopeTables {
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-    half: usize,
-    tokens: usize,
-}
-
-impl RopeTables {
-    /// Angles `pos * inv_freq` in f32, as the reference forms them.
-    pub fn new(positions: &[usize], inv_freq: &[f32]) -> Self {
-        let mut cos = Vec::with_capacity(positions.len() * inv_freq.len());
-        let mut sin = Vec::with_capacity(cos.capacity());
-        for &p in positions {
-            for &f in inv_freq {
-                let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
-        }
-        Self {
-            cos,
-            sin,
-            half: inv_freq.len(),
-            tokens: positions.len(),
-        }
-    }
-
-    /// The `(cos, sin)` tables, `[T, K/2]` row-major each.
-    pub fn into_parts(self) -> (Vec<f32>, Vec<f32>) {
-        (self.cos, self.sin)
     }
 }
 

@@ -5,10 +5,11 @@
 
 use super::attention::{self, ContextKv, QkvView};
 use super::matmul::Weight;
-use super::ops::{self, RopeTables};
+use super::ops;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::model::Precision;
+use crate::numerics::Precision;
+use crate::numerics::rope::RopeTables;
 use crate::weights::{LayerWeights, concat_columns, host};
 
 fn weight(t: &candle_core::Tensor, prec: Precision, amx: bool) -> Result<Weight> {
@@ -97,7 +98,7 @@ impl CpuStack {
         prec: Precision,
         amx: bool,
     ) -> Result<Self> {
-        let inv_freq = crate::model::layers::Rope::new(cfg).inv_freq().to_vec();
+        let inv_freq = crate::numerics::rope::Rope::new(cfg).inv_freq().to_vec();
         Ok(Self {
             cfg: cfg.clone(),
             prec,

@@ -1,8 +1,9 @@
 //! The Phoenix ranker, fast path: the context (user + history) runs once,
 //! causal and padding-masked, and keeps every layer's K/V; candidates then
-//! attend to that cache plus themselves (`cpu::attention`), in chunks of any
-//! size with the same result. No T x T mask is ever built. Tokens and the
-//! head run on candle; the layer stack on [`crate::cpu`] (or the GPU).
+//! attend to that cache plus themselves, in chunks of any size with the
+//! same result. No T x T mask is ever built. The arithmetic runs on the
+//! model's [`Backend`] (CPU or GPU, chosen once); the chunk loop, the
+//! padding-user route and the id path are here, once.
 //!
 //! One reference quirk needs the dense path: a row whose user token is padding
 //! has a fully masked query at position 0, which the reference's -1e30 fill
@@ -10,98 +11,16 @@
 //! Such rows (garbage in any real request) are computed by the dense path so
 //! the result still matches the reference number for number.
 
-use candle_core::Tensor;
+use std::sync::Arc;
 
-use super::Precision;
-use super::layers::{linear, rms_norm};
-use super::tokens::TokenBuilder;
-use super::transformer::Transformer;
-use crate::config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind};
-use crate::cpu::{CpuContext, CpuStack};
+use crate::backend::{Backend, Context, Device, ModelParts, Phases, TablePlacement};
+use crate::config::{FpropDtype, ModelConfig, ModelKind};
 use crate::error::{EngineError, Result};
 use crate::hash_embed::{CandidateItem, HistoryItem};
 use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
-use crate::weights::{HeadWeights, PhoenixWeights, RankerHead};
-
-/// Logits and probabilities of a ranker call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RankerOutput {
-    /// B.
-    pub batch: usize,
-    /// C.
-    pub count: usize,
-    /// A.
-    pub num_actions: usize,
-    /// `[B, C, A]` raw action scores.
-    pub logits: Vec<f32>,
-    /// `[B, C, A]` `sigmoid(logits)`, `dwell_time` included.
-    pub probs: Vec<f32>,
-}
-
-impl RankerOutput {
-    /// Candidate slots per row by descending favorite probability (action 0),
-    /// stable (ties keep slot order); padded slots are included like in the
-    /// reference. `[B, C]`.
-    pub fn ranked_indices(&self) -> Vec<i32> {
-        let (c, a) = (self.count, self.num_actions);
-        let mut out = Vec::with_capacity(self.batch * c);
-        for b in 0..self.batch {
-            let fav = |i: usize| self.probs[(b * c + i) * a];
-            let mut idx: Vec<usize> = (0..c).collect();
-            idx.sort_by(|&x, &y| fav(y).total_cmp(&fav(x)));
-            out.extend(idx.into_iter().map(|i| i as i32));
-        }
-        out
-    }
-
-    /// Stacks outputs of row groups back into one batch: `parts[i]` holds the
-    /// rows `rows[i]` of the full batch.
-    fn scatter_rows(batch: usize, parts: &[(Vec<usize>, RankerOutput)]) -> Self {
-        let (count, num_actions) = parts
-            .first()
-            .map(|(_, o)| (o.count, o.num_actions))
-            .unwrap_or((0, 0));
-        let row = count * num_actions;
-        let mut logits = vec![0f32; batch * row];
-        let mut probs = vec![0f32; batch * row];
-        for (rows, out) in parts {
-            for (i, &r) in rows.iter().enumerate() {
-                logits[r * row..(r + 1) * row].copy_from_slice(&out.logits[i * row..(i + 1) * row]);
-                probs[r * row..(r + 1) * row].copy_from_slice(&out.probs[i * row..(i + 1) * row]);
-            }
-        }
-        Self {
-            batch,
-            count,
-            num_actions,
-            logits,
-            probs,
-        }
-    }
-
-    /// Concatenates candidate chunks of the same rows along the candidate axis.
-    fn concat_slots(chunks: &[RankerOutput]) -> Self {
-        let batch = chunks.first().map_or(0, |c| c.batch);
-        let num_actions = chunks.first().map_or(0, |c| c.num_actions);
-        let count = chunks.iter().map(|c| c.count).sum();
-        let mut logits = Vec::with_capacity(batch * count * num_actions);
-        let mut probs = Vec::with_capacity(batch * count * num_actions);
-        for b in 0..batch {
-            for ch in chunks {
-                let row = ch.count * num_actions;
-                logits.extend_from_slice(&ch.logits[b * row..(b + 1) * row]);
-                probs.extend_from_slice(&ch.probs[b * row..(b + 1) * row]);
-            }
-        }
-        Self {
-            batch,
-            count,
-            num_actions,
-            logits,
-            probs,
-        }
-    }
-}
+use crate::nn::tokens::TokenBuilder;
+use crate::numerics::{Precision, RankerOutput};
+use crate::weights::{PhoenixWeights, RankerHead};
 
 /// Candidate slots a serving call scores per chunk of the fast path: bounds
 /// the activations of a request with a huge candidate list (4096 x D floats
@@ -109,211 +28,162 @@ impl RankerOutput {
 /// 1000) run as one chunk.
 pub const SERVING_CHUNK: usize = 4096;
 
-/// The ranker: weights prepared for one forward dtype.
+/// The ranker: weights prepared for one forward dtype, on one backend.
 #[derive(Debug, Clone)]
 pub struct PhoenixRanker {
-    pub(crate) cfg: ModelConfig,
-    pub(crate) weights: PhoenixWeights,
-    pub(crate) transformer: Transformer,
-    /// The fast path's layer stack on the CPU.
-    pub(crate) cpu: CpuStack,
-    pub(crate) prec: Precision,
-    /// The fast path's device copy, when running on a GPU.
-    #[cfg(feature = "cuda")]
-    pub(crate) gpu: Option<std::sync::Arc<crate::gpu::GpuRanker>>,
+    /// Config, shared weights, precision and the dense stack (the
+    /// reference path).
+    pub(crate) parts: ModelParts,
+    /// Where the fast path computes.
+    backend: Arc<dyn Backend>,
 }
 
 impl PhoenixRanker {
-    /// Builds a ranker computing in `dtype` (the config's `fprop_dtype` is only a default).
+    /// Builds a ranker on the CPU computing in `dtype` (the config's
+    /// `fprop_dtype` is only a default).
     pub fn new(cfg: ModelConfig, weights: PhoenixWeights, dtype: FpropDtype) -> Result<Self> {
+        Self::on(&Device::cpu(), cfg, weights, dtype)
+    }
+
+    /// Builds a ranker on `device` computing in `dtype`.
+    pub fn on(
+        device: &Device,
+        cfg: ModelConfig,
+        weights: PhoenixWeights,
+        dtype: FpropDtype,
+    ) -> Result<Self> {
         if cfg.kind != ModelKind::Ranker {
             return Err(EngineError::Input(format!(
                 "config describes a {:?} model, expected a ranker",
                 cfg.kind
             )));
         }
-        let prec = Precision(dtype);
-        let transformer = Transformer::new(&cfg, &weights.layers, prec)?;
-        let cpu = CpuStack::new(&cfg, &weights.layers, prec, true)?;
-        Ok(Self {
-            cfg,
-            weights,
-            transformer,
-            cpu,
-            prec,
-            #[cfg(feature = "cuda")]
-            gpu: None,
-        })
+        weights.ranker_head()?;
+        let parts = ModelParts::new(cfg, weights, Precision(dtype))?;
+        let backend = device.load(&parts)?;
+        Ok(Self { parts, backend })
     }
 
-    /// Moves the fast path to `device`. On `Err(reason)` (no `cuda` feature,
-    /// no driver, no such device, an unsupported shape) the ranker stays on
-    /// the CPU, fully working; the caller reports the reason.
-    pub fn set_device(&mut self, device: crate::ComputeDevice) -> std::result::Result<(), String> {
-        #[cfg(feature = "cuda")]
-        {
-            let head = match device {
-                crate::ComputeDevice::Cpu => None,
-                crate::ComputeDevice::Cuda(_) => Some(self.head().map_err(|e| e.to_string())?),
-            };
-            self.gpu = crate::gpu::model_on(device, &self.cfg, &self.weights, head)?;
-            Ok(())
-        }
-        #[cfg(not(feature = "cuda"))]
-        crate::device::cpu_only(device)
-    }
-
-    /// Where the GPU fast path spent the last call's time (None on the CPU).
-    #[cfg(feature = "cuda")]
-    pub fn gpu_phases(&self) -> Option<crate::gpu::ranker::GpuPhases> {
-        self.gpu.as_ref().map(|g| g.last_phases())
+    /// Moves the fast path to `device`. On error (an unsupported shape, a
+    /// failed upload) the ranker stays where it was, fully working; the
+    /// caller reports the reason.
+    pub fn set_device(&mut self, device: &Device) -> Result<()> {
+        self.backend = device.load(&self.parts)?;
+        Ok(())
     }
 
     /// Where the fast path runs.
     pub fn device(&self) -> crate::ComputeDevice {
-        #[cfg(feature = "cuda")]
-        if let Some(g) = &self.gpu {
-            return crate::ComputeDevice::Cuda(g.gpu().context().ordinal());
-        }
-        crate::ComputeDevice::Cpu
+        self.backend.device()
+    }
+
+    /// Where requests given by ids ([`Self::rank_ids`]) gather their
+    /// hash-embedding rows.
+    pub fn table_placement(&self) -> TablePlacement {
+        self.backend.table_placement()
+    }
+
+    /// Where the last fast-path call spent its time, when the backend keeps
+    /// such a split (the GPU).
+    pub fn last_phases(&self) -> Option<Phases> {
+        self.backend.last_phases()
     }
 
     /// The validated config.
     pub fn config(&self) -> &ModelConfig {
-        &self.cfg
+        &self.parts.cfg
     }
 
     /// The hash tables that came with the weights, if any.
     pub fn hash_tables(&self) -> Option<&crate::hash_embed::HashTables> {
-        self.weights.hash_tables.as_ref()
+        self.parts.weights.hash_tables.as_ref()
     }
 
     pub(crate) fn head(&self) -> Result<&RankerHead> {
-        match &self.weights.head {
-            HeadWeights::Ranker(h) => Ok(h),
-            HeadWeights::Retrieval(_) => Err(EngineError::Input(
-                "weights carry a retrieval head, expected a ranker head".into(),
-            )),
-        }
+        self.parts.weights.ranker_head()
     }
 
     pub(crate) fn tokens(&self) -> TokenBuilder<'_> {
-        TokenBuilder::new(&self.cfg, &self.weights, self.prec)
+        TokenBuilder::new(&self.parts.cfg, &self.parts.weights, self.parts.prec)
     }
 
-    /// Final norm, unembedding and sigmoid for candidate states `h: [B, C, D]`.
-    pub(crate) fn predict(&self, h: &Tensor) -> Result<RankerOutput> {
-        let head = self.head()?;
-        let (b, c, _) = h.dims3()?;
-        let normed = rms_norm(h, &head.final_norm, self.cfg.rms_norm_eps, self.prec)?;
-        let logits = self.prec.round(linear(&normed, &head.unembeddings)?)?;
-        let probs = self.prec.round(candle_nn::ops::sigmoid(&logits)?)?;
-        Ok(RankerOutput {
-            batch: b,
-            count: c,
-            num_actions: self.cfg.num_actions,
-            logits: logits.flatten_all()?.to_vec1()?,
-            probs: probs.flatten_all()?.to_vec1()?,
-        })
+    /// Runs user + history once on the backend; the result serves any
+    /// number of candidate chunks ([`Self::score_candidates`]). Every row's
+    /// user token must be valid (see the module doc).
+    pub fn encode_context(&self, user: &UserInputs) -> Result<Context> {
+        self.encode(user, TablePlacement::Host)
     }
 
-    /// RoPE positions of candidate slots `first..first + count` after a context of `ctx_len`.
-    pub(crate) fn candidate_positions(
-        &self,
-        ctx_len: usize,
-        first: usize,
-        count: usize,
-    ) -> Vec<usize> {
-        match self.cfg.candidate_positions {
-            CandidatePositions::Absolute => (ctx_len + first..ctx_len + first + count).collect(),
-            CandidatePositions::Shared => vec![ctx_len; count],
-        }
-    }
-
-    /// Runs user + history once; the result serves any number of candidate chunks.
-    /// Every row's user token must be valid (see the module doc).
-    pub fn encode_context(&self, user: &UserInputs) -> Result<CpuContext> {
-        if let Some(b) = (0..user.batch).find(|&b| !user.user_valid(&self.cfg, b)) {
+    fn encode(&self, user: &UserInputs, rows: TablePlacement) -> Result<Context> {
+        if let Some(b) = (0..user.batch).find(|&b| !user.user_valid(&self.parts.cfg, b)) {
             return Err(EngineError::Input(format!(
                 "row {b} has a padding user token; the cached-context path needs a valid user"
             )));
         }
-        let x = self
-            .tokens()
-            .context(user)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        Ok(self
-            .cpu
-            .encode_context(x, user.batch, &user.context_valid(&self.cfg)))
+        self.backend.encode_context(user, rows)
     }
 
     /// Scores candidates against an encoded context; `first_slot` is the slot
     /// index of the first candidate (it sets RoPE positions in absolute mode).
     pub fn score_candidates(
         &self,
-        ctx: &CpuContext,
+        ctx: &mut Context,
         cands: &CandidateInputs,
         first_slot: usize,
     ) -> Result<RankerOutput> {
-        let head = self.head()?;
+        self.score(ctx, cands, first_slot, TablePlacement::Host)
+    }
+
+    fn score(
+        &self,
+        ctx: &mut Context,
+        cands: &CandidateInputs,
+        first_slot: usize,
+        rows: TablePlacement,
+    ) -> Result<RankerOutput> {
         if cands.batch != ctx.batch {
             return Err(EngineError::Input(format!(
                 "candidates have {} rows, the context {}",
                 cands.batch, ctx.batch
             )));
         }
-        let x = self.tokens().candidates(cands, &head.proj_candidate)?;
-        let x = x.flatten_all()?.to_vec1::<f32>()?;
-        let positions = self.candidate_positions(ctx.len, first_slot, cands.count);
-        let h = self
-            .cpu
-            .forward_candidates(x, &positions, &cands.valid_mask(&self.cfg), ctx);
-        let h = Tensor::from_vec(
-            h,
-            (cands.batch, cands.count, self.cfg.emb_size),
-            &candle_core::Device::Cpu,
-        )?;
-        self.predict(&h)
+        self.backend.score_candidates(ctx, cands, first_slot, rows)
     }
 
-    /// Context once, then candidates `chunk` slots at a time (rows with valid users).
+    /// Context once, then candidates `chunk` slots at a time (at most what
+    /// the backend takes per call), for rows with valid users. `rows` says
+    /// whether the inputs carry embeddings or hashes only.
     fn fast_rows(
         &self,
         user: &UserInputs,
         cands: &CandidateInputs,
         chunk: usize,
+        rows: TablePlacement,
     ) -> Result<RankerOutput> {
-        #[cfg(feature = "cuda")]
-        if let Some(g) = &self.gpu {
-            return g.fast_rows(user, cands, crate::gpu::TablePlacement::Host);
-        }
-        let ctx = self.encode_context(user)?;
-        let mut chunks = Vec::new();
-        let mut c0 = 0;
-        while c0 < cands.count {
-            let c1 = (c0 + chunk).min(cands.count);
-            let out = if c0 == 0 && c1 == cands.count {
-                self.score_candidates(&ctx, cands, 0)? // one chunk: no copy
-            } else {
-                self.score_candidates(&ctx, &cands.slots(&self.cfg, c0, c1), c0)?
-            };
-            chunks.push(out);
-            c0 = c1;
-        }
-        if chunks.is_empty() {
+        if user.batch == 0 || cands.count == 0 {
             return Ok(RankerOutput {
                 batch: user.batch,
                 count: 0,
-                num_actions: self.cfg.num_actions,
+                num_actions: self.parts.cfg.num_actions,
                 logits: Vec::new(),
                 probs: Vec::new(),
             });
         }
+        let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
+        let mut ctx = self.encode(user, rows)?;
+        if chunk >= cands.count {
+            return self.score(&mut ctx, cands, 0, rows); // one chunk: no copy
+        }
+        let mut chunks = Vec::with_capacity(cands.count.div_ceil(chunk));
+        for c0 in (0..cands.count).step_by(chunk) {
+            let c1 = (c0 + chunk).min(cands.count);
+            chunks.push(self.score(&mut ctx, &cands.slots(&self.parts.cfg, c0, c1), c0, rows)?);
+        }
         Ok(RankerOutput::concat_slots(&chunks))
     }
 
-    /// Fast path over the whole batch, all candidates in one chunk.
+    /// Fast path over the whole batch, all candidates in one chunk (as far
+    /// as the backend takes them).
     pub fn forward(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
         self.forward_chunked(inputs, inputs.candidates.count.max(1))
     }
@@ -323,16 +193,15 @@ impl PhoenixRanker {
         if chunk == 0 {
             return Err(EngineError::Input("candidate chunk size is 0".into()));
         }
-        inputs.validate(&self.cfg)?;
-        let cfg = &self.cfg;
+        inputs.validate(&self.parts.cfg)?;
         self.split_padded_users(
             &inputs.user,
             &inputs.candidates,
-            |user, cands| self.fast_rows(user, cands, chunk),
+            |user, cands| self.fast_rows(user, cands, chunk, TablePlacement::Host),
             |dense| {
                 self.dense_unchecked(&RecsysInputs {
-                    user: inputs.user.select_rows(cfg, dense),
-                    candidates: inputs.candidates.select_rows(cfg, dense),
+                    user: inputs.user.select_rows(&self.parts.cfg, dense),
+                    candidates: inputs.candidates.select_rows(&self.parts.cfg, dense),
                 })
             },
         )
@@ -349,7 +218,7 @@ impl PhoenixRanker {
         fast: impl Fn(&UserInputs, &CandidateInputs) -> Result<RankerOutput>,
         dense: impl Fn(&[usize]) -> Result<RankerOutput>,
     ) -> Result<RankerOutput> {
-        let cfg = &self.cfg;
+        let cfg = &self.parts.cfg;
         let b = user.batch;
         let (fast_rows, dense_rows): (Vec<usize>, Vec<usize>) =
             (0..b).partition(|&r| user.user_valid(cfg, r));
@@ -372,18 +241,22 @@ impl PhoenixRanker {
     /// Ranks requests given by ids, the serving path: row `r` is viewer
     /// `users[r]` (id, history oldest first) with candidates `cands[r]`,
     /// padded to `width` slots and scored `chunk` slots at a time. Needs the
-    /// weights' hash tables. When they are resident on the GPU the host only
-    /// hashes and the device gathers the rows; otherwise the host gathers
-    /// them. The same numbers either way (the device tables hold the bf16
-    /// values the host path uploads).
+    /// weights' hash tables. When the backend holds them on its device the
+    /// host only hashes and the device gathers the rows; otherwise the host
+    /// gathers them. The same numbers either way (device tables hold the
+    /// values the host path uploads). Padding users take the dense path
+    /// with host-gathered rows.
     pub fn rank_ids(
         &self,
-        users: &[(u64, &[HistoryItem])],
+        users: &[(i64, &[HistoryItem])],
         cands: &[&[CandidateItem]],
         width: usize,
         chunk: usize,
     ) -> Result<RankerOutput> {
-        let cfg = &self.cfg;
+        let cfg = &self.parts.cfg;
+        if chunk == 0 {
+            return Err(EngineError::Input("candidate chunk size is 0".into()));
+        }
         let tables = self.hash_tables().ok_or_else(|| {
             EngineError::Input("the ranker's weights carry no hash tables".into())
         })?;
@@ -395,39 +268,29 @@ impl PhoenixRanker {
             )));
         }
         let s = cfg.history_seq_len;
-        #[cfg(feature = "cuda")]
-        if let Some(g) = self
-            .gpu
-            .as_ref()
-            .filter(|g| g.table_placement() == crate::gpu::TablePlacement::Device)
-        {
-            let device = crate::gpu::TablePlacement::Device;
-            return self.split_padded_users(
-                &tables.user_hashes(cfg, users, s)?,
-                &tables.candidate_hashes(cfg, cands, width)?,
-                |user, cand| g.fast_rows(user, cand, device),
-                // Padding users (the dense path) gather their rows on the host.
-                |dense| {
-                    let du: Vec<_> = dense.iter().map(|&r| users[r]).collect();
-                    let dc: Vec<_> = dense.iter().map(|&r| cands[r]).collect();
-                    self.dense_unchecked(&RecsysInputs {
-                        user: tables.user_inputs(cfg, &du, s)?,
-                        candidates: tables.candidate_inputs(cfg, &dc, width)?,
-                    })
-                },
-            );
-        }
-        let inputs = RecsysInputs {
-            user: tables.user_inputs(cfg, users, s)?,
-            candidates: tables.candidate_inputs(cfg, cands, width)?,
+        let rows = self.backend.table_placement();
+        let (user, candidates) = match rows {
+            TablePlacement::Device => (
+                tables.user_hashes(cfg, users, s)?,
+                tables.candidate_hashes(cfg, cands, width)?,
+            ),
+            TablePlacement::Host => (
+                tables.user_inputs(cfg, users, s)?,
+                tables.candidate_inputs(cfg, cands, width)?,
+            ),
         };
-        self.forward_chunked(&inputs, chunk)
-    }
-
-    /// Where requests given by ids ([`Self::rank_ids`]) gather their
-    /// hash-embedding rows: `None` on the CPU (the host, as part of the model).
-    #[cfg(feature = "cuda")]
-    pub fn table_placement(&self) -> Option<crate::gpu::TablePlacement> {
-        self.gpu.as_ref().map(|g| g.table_placement())
+        self.split_padded_users(
+            &user,
+            &candidates,
+            |user, cand| self.fast_rows(user, cand, chunk, rows),
+            |dense| {
+                let du: Vec<_> = dense.iter().map(|&r| users[r]).collect();
+                let dc: Vec<_> = dense.iter().map(|&r| cands[r]).collect();
+                self.dense_unchecked(&RecsysInputs {
+                    user: tables.user_inputs(cfg, &du, s)?,
+                    candidates: tables.candidate_inputs(cfg, &dc, width)?,
+                })
+            },
+        )
     }
 }

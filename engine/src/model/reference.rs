@@ -5,10 +5,13 @@
 
 use candle_core::Tensor;
 
-use super::attention::KeyMask;
-use super::ranker::{PhoenixRanker, RankerOutput};
+use super::ranker::PhoenixRanker;
 use crate::error::Result;
 use crate::inputs::RecsysInputs;
+use crate::nn::attention::KeyMask;
+use crate::nn::head::rank_head;
+use crate::numerics::RankerOutput;
+use crate::numerics::rope::candidate_positions;
 
 /// `allowed[b, i, j]` of the reference ranker over `T = s1 + c` tokens.
 fn ranker_mask(valid: &[bool], batch: usize, s1: usize, c: usize, fill: f32) -> Result<KeyMask> {
@@ -31,12 +34,12 @@ fn ranker_mask(valid: &[bool], batch: usize, s1: usize, c: usize, fill: f32) -> 
 impl PhoenixRanker {
     /// The reference computation, densely masked, for the whole batch.
     pub fn forward_dense(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
-        inputs.validate(&self.cfg)?;
+        inputs.validate(&self.parts.cfg)?;
         self.dense_unchecked(inputs)
     }
 
     pub(crate) fn dense_unchecked(&self, inputs: &RecsysInputs) -> Result<RankerOutput> {
-        let cfg = &self.cfg;
+        let cfg = &self.parts.cfg;
         let (b, c) = (inputs.user.batch, inputs.candidates.count);
         let s1 = 1 + inputs.user.history_len;
         let head = self.head()?;
@@ -53,8 +56,8 @@ impl PhoenixRanker {
         }
         let mask = ranker_mask(&valid, b, s1, c, cfg.attn_mask_fill)?;
         let mut positions: Vec<usize> = (0..s1).collect();
-        positions.extend(self.candidate_positions(s1, 0, c));
-        let h = self.transformer.forward_dense(&x, &positions, &mask)?;
-        self.predict(&h.narrow(1, s1, c)?)
+        positions.extend(candidate_positions(cfg, s1, 0, c));
+        let h = self.parts.dense.forward_dense(&x, &positions, &mask)?;
+        rank_head(cfg, head, self.parts.prec, &h.narrow(1, s1, c)?)
     }
 }

@@ -1,5 +1,6 @@
-//! Device-side timing with CUDA events (METHOD.md: events around the
-//! region, warm-up first, many repetitions, medians).
+//! Device-side timing with CUDA events: untimed warm-up runs first, then
+//! many repetitions, each between two events recorded on the stream, and
+//! the median of those times reported.
 
 use cudarc::driver::sys::CUevent_flags;
 

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::Tensor;
 use clap::Args;
+use foryou_engine::corpus::Query;
 use foryou_engine::fixture::load_model_dir;
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
-use foryou_engine::{ModelKind, PhoenixRanker, PhoenixRetriever};
-use foryou_server::phoenix::{Corpus, CorpusPost, demo_model_dir, ensure_demo_models, load_models};
+use foryou_engine::{Corpus, CorpusItem, Device, ModelKind, PhoenixRanker, PhoenixRetriever};
+use foryou_server::phoenix::{demo_model_dir, ensure_demo_models, load_models};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -74,7 +74,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 fn history(rng: &mut ChaCha8Rng, s: usize) -> Vec<HistoryItem> {
     (0..s)
         .map(|_| HistoryItem {
-            post_id: rng.random_range(1..u64::MAX / 2),
+            post_id: rng.random_range(1..i64::MAX / 2),
             author_id: rng.random_range(1..1_000_000),
             actions: rng.random_range(1..1 << 18),
             product_surface: 0,
@@ -85,7 +85,7 @@ fn history(rng: &mut ChaCha8Rng, s: usize) -> Vec<HistoryItem> {
 fn candidates(rng: &mut ChaCha8Rng, c: usize) -> Vec<CandidateItem> {
     (0..c)
         .map(|_| CandidateItem {
-            post_id: rng.random_range(1..u64::MAX / 2),
+            post_id: rng.random_range(1..i64::MAX / 2),
             author_id: rng.random_range(1..1_000_000),
             product_surface: 0,
         })
@@ -133,11 +133,8 @@ fn rank_rows(
         rows.push(time_batches("ranker", b, c, calls, || {
             let hs: Vec<Vec<HistoryItem>> = (0..b).map(|_| history(rng, s)).collect();
             let cs: Vec<Vec<CandidateItem>> = (0..b).map(|_| candidates(rng, c)).collect();
-            let users: Vec<(u64, &[HistoryItem])> = hs
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (i as u64 + 1, h.as_slice()))
-                .collect();
+            let users: Vec<(i64, &[HistoryItem])> =
+                (1..).zip(&hs).map(|(id, h)| (id, h.as_slice())).collect();
             let cand_rows: Vec<&[CandidateItem]> = cs.iter().map(Vec::as_slice).collect();
             // Timed as served: hashing and the rows' gather (on the host,
             // or on the device when the tables live there) included.
@@ -160,28 +157,33 @@ fn retrieve_rows(
     retriever
         .hash_tables()
         .context("retriever has no hash tables")?;
-    let posts: Vec<CorpusPost> = (0..args.corpus)
-        .map(|i| CorpusPost {
-            post_id: i as i64 + 1,
+    let posts: Vec<CorpusItem> = (1..)
+        .take(args.corpus)
+        .map(|post_id| CorpusItem {
+            post_id,
             author_id: rng.random_range(1..100_000),
         })
         .collect();
-    let corpus = Corpus::build(retriever, posts).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let reps: &Tensor = &corpus.reps;
+    let corpus = Corpus::build(retriever, posts)?;
     let s = args.history.unwrap_or(cfg.history_seq_len);
     let mut rows = Vec::new();
     for &b in &args.batch {
         let calls = (args.requests / b.max(1)).max(5);
         rows.push(time_batches("retriever", b, args.corpus, calls, || {
             let hs: Vec<Vec<HistoryItem>> = (0..b).map(|_| history(rng, s)).collect();
-            let users: Vec<(u64, &[HistoryItem])> = hs
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (i as u64 + 1, h.as_slice()))
-                .collect();
+            let users: Vec<(i64, &[HistoryItem])> =
+                (1..).zip(&hs).map(|(id, h)| (id, h.as_slice())).collect();
+            let queries = vec![
+                Query {
+                    k: args.top_k,
+                    ..Query::default()
+                };
+                b
+            ];
+            // Timed as served: the user tower and one search of the batch.
             let t = Instant::now();
             let rep = retriever.represent_ids(&users)?;
-            retriever.search(&rep, reps, args.top_k)?;
+            corpus.search(retriever, &rep, &queries)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         })?);
     }
@@ -205,15 +207,7 @@ pub fn run(args: BatchBenchArgs) -> anyhow::Result<()> {
     let rows = if dir.join("config.json").exists() {
         one_model_rows(&dir, &args, &mut rng)?
     } else {
-        let mut models = load_models(&dir)?;
-        models
-            .ranker
-            .set_device(args.device)
-            .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
-        models
-            .retriever
-            .set_device(args.device)
-            .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
+        let models = load_models(&dir, &open(&args)?)?;
         let mut rows = rank_rows(&models.ranker, &args, &mut rng)?;
         rows.extend(retrieve_rows(&models.retriever, &args, &mut rng)?);
         rows
@@ -224,6 +218,12 @@ pub fn run(args: BatchBenchArgs) -> anyhow::Result<()> {
         write_outputs(out, &rows, &md, args.device)?;
     }
     Ok(())
+}
+
+/// `--device`, opened; a GPU that cannot be used is an error here.
+fn open(args: &BatchBenchArgs) -> anyhow::Result<Device> {
+    Device::open(args.device, foryou_engine::DeviceOptions::default())
+        .with_context(|| format!("--device {}", args.device))
 }
 
 /// Times the one model in `dir` (a ranker or a retriever).
@@ -237,19 +237,13 @@ fn one_model_rows(
     let dtype = cfg.fprop_dtype;
     match cfg.kind {
         ModelKind::Ranker => {
-            let mut ranker = PhoenixRanker::new(cfg, weights, dtype)
+            let ranker = PhoenixRanker::on(&open(args)?, cfg, weights, dtype)
                 .with_context(|| format!("building the ranker in {}", dir.display()))?;
-            ranker
-                .set_device(args.device)
-                .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
             rank_rows(&ranker, args, rng)
         }
         ModelKind::Retrieval => {
-            let mut retriever = PhoenixRetriever::new(cfg, weights, dtype)
+            let retriever = PhoenixRetriever::on(&open(args)?, cfg, weights, dtype)
                 .with_context(|| format!("building the retriever in {}", dir.display()))?;
-            retriever
-                .set_device(args.device)
-                .map_err(|why| anyhow::anyhow!("--device {}: {why}", args.device))?;
             retrieve_rows(&retriever, args, rng)
         }
     }

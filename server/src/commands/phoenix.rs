@@ -128,6 +128,7 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
                 chunk,
                 top_k,
                 device,
+                device_options: foryou_engine::DeviceOptions::default(),
             };
             let inputs = inputs.unwrap_or_else(|| fixture.join("inputs.safetensors"));
             eval(&fixture, &inputs, &out, &opts)

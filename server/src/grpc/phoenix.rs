@@ -10,6 +10,7 @@ use foryou_proto::v1::phoenix_retrieval_server::{PhoenixRetrieval, PhoenixRetrie
 use tonic::codec::CompressionEncoding::{Gzip, Zstd};
 use tonic::{Request, Response, Status};
 
+use foryou_engine::EngineError;
 use foryou_engine::batcher::{BatchError, BatchModel, Batcher, RankerBatch, RetrieverBatch};
 
 use super::status::ServiceError;
@@ -62,10 +63,14 @@ fn batch_error(e: BatchError) -> ServiceError {
 }
 
 impl From<EngineFailure> for ServiceError {
+    /// Requests the server or the engine refuses are INVALID_ARGUMENT; an
+    /// engine that fails is INTERNAL (with the engine's message).
     fn from(e: EngineFailure) -> Self {
         match e {
-            EngineFailure::InvalidArgument(m) => ServiceError::InvalidArgument(m),
-            EngineFailure::Model(m) => ServiceError::Internal(m),
+            EngineFailure::InvalidArgument(m) | EngineFailure::Engine(EngineError::Input(m)) => {
+                ServiceError::InvalidArgument(m)
+            }
+            EngineFailure::Engine(other) => ServiceError::Internal(other.to_string()),
         }
     }
 }
@@ -167,8 +172,8 @@ impl PhoenixService {
         let Some(r) = self.engine.retrieve_request(&req)? else {
             return Ok(pb::RetrieveResponse::default());
         };
-        let rows = batched(batcher, r, deadline).await?;
-        Ok(self.engine.retrieve_response(&rows))
+        let hits = batched(batcher, r, deadline).await?;
+        Ok(PhoenixEngine::retrieve_response(&hits))
     }
 
     /// The two tonic services with compression and message limits.
@@ -237,6 +242,8 @@ mod tests {
             )),
             tonic::Code::DeadlineExceeded
         );
-        assert_eq!(code(BatchError::Model("x".into())), tonic::Code::Internal);
+        let failed = BatchError::Model(Arc::new(EngineError::Input("x".into())));
+        assert_eq!(code(failed), tonic::Code::Internal);
+        assert_eq!(code(BatchError::Panicked), tonic::Code::Internal);
     }
 }

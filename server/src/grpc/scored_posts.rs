@@ -71,7 +71,14 @@ impl HomeMixerService {
             .max_encoding_message_size(max_message_bytes)
     }
 
-    /// The request without the transport.
+    /// The request without the transport, in a `get_scored_posts` span
+    /// carrying the viewer id and, once generated, the request id; the
+    /// pipeline's component spans nest under it.
+    #[tracing::instrument(
+        name = "get_scored_posts",
+        skip_all,
+        fields(viewer_id = req.viewer_id, request_id = tracing::field::Empty)
+    )]
     pub async fn get_scored_posts_inner(
         &self,
         req: pb::ScoredPostsQuery,
@@ -83,6 +90,7 @@ impl HomeMixerService {
             ));
         }
         let mut query = self.query(req);
+        tracing::Span::current().record("request_id", query.request_id.as_str());
         if let Some(store) = &self.impressions {
             match store.seen_ids(query.user_id).await {
                 Ok(ids) => query.seen_ids.extend(ids),
@@ -235,5 +243,70 @@ impl ScoredPostsService for HomeMixerService {
         Ok(Response::new(
             self.get_scored_posts_inner(request.into_inner()).await?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::pipeline::framework::{CandidatePipeline, ComponentError, Source};
+    use crate::telemetry::testing::SpanCapture;
+
+    /// One candidate, whatever the query.
+    struct OnePost;
+    #[async_trait]
+    impl Source<ScoredPostsQuery, PostCandidate> for OnePost {
+        async fn get_candidates(
+            &self,
+            _: &ScoredPostsQuery,
+        ) -> Result<Vec<PostCandidate>, ComponentError> {
+            Ok(vec![PostCandidate {
+                tweet_id: 7,
+                ..PostCandidate::default()
+            }])
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_span_carries_request_and_viewer_ids_and_wraps_the_pipeline() {
+        let capture = SpanCapture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        let service = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        let response = service
+            .get_scored_posts_inner(pb::ScoredPostsQuery {
+                viewer_id: 42,
+                ..pb::ScoredPostsQuery::default()
+            })
+            .await
+            .expect("a valid request");
+        assert_eq!(response.scored_posts.len(), 1);
+
+        let spans = capture.spans();
+        let request: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name == "get_scored_posts")
+            .collect();
+        assert_eq!(request.len(), 1, "one request span: {spans:?}");
+        let request = request[0];
+        assert_eq!(request.field("viewer_id"), "42");
+        let request_id = request.field("request_id");
+        assert!(
+            request_id.ends_with("-42"),
+            "request_id is ⟨random⟩-⟨viewer⟩, got {request_id:?}"
+        );
+        let source = spans
+            .iter()
+            .find(|s| s.name == "component" && s.field("component") == "OnePost")
+            .expect("the source's component span");
+        assert_eq!(
+            source.parent,
+            Some("get_scored_posts"),
+            "the pipeline runs inside the request span"
+        );
+        assert_eq!(source.field("request_id"), request_id);
     }
 }

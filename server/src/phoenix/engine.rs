@@ -1,40 +1,31 @@
-//! [`PhoenixEngine`]: the ranker and the retriever behind the
-//! `PhoenixRanker` / `PhoenixRetrieval` messages, on the CPU engine. Calls
-//! block (they are compute); async callers go through `spawn_blocking`.
+//! [`PhoenixEngine`]: the ranker, the retriever and the retrieval corpus
+//! behind the `PhoenixRanker` / `PhoenixRetrieval` messages, on whichever
+//! device the models were placed (`--device`). It turns wire requests into
+//! the engine's requests (validating what the engine cannot: user 0,
+//! product surfaces, action counts) and the engine's answers into wire
+//! responses. Calls block (they are compute); the gRPC layer
+//! (`grpc::phoenix`) runs them on rayon's pool or through a batcher.
 
 use std::sync::Arc;
 
 use foryou_engine::batcher::{BatchModel, RankRequest, RetrieveRequest, RetrieverBatch};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
-use foryou_engine::{ModelConfig, PhoenixRanker, PhoenixRetriever, RankerOutput};
+use foryou_engine::{
+    Corpus, EngineError, Hit, ModelConfig, PhoenixRanker, PhoenixRetriever, RankerOutput,
+};
 use foryou_proto::v1 as pb;
-
-use super::corpus::Corpus;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineFailure {
-    /// The request breaks a rule (bad surface id, too many actions...).
+    /// The request breaks a rule the server checks (user 0, a surface id
+    /// outside the vocabulary, too many action flags).
     #[error("{0}")]
     InvalidArgument(String),
-    /// The model cannot run.
-    #[error("{0}")]
-    Model(String),
-}
-
-impl From<foryou_engine::EngineError> for EngineFailure {
-    fn from(e: foryou_engine::EngineError) -> Self {
-        match e {
-            foryou_engine::EngineError::Input(m) => Self::InvalidArgument(m),
-            other => Self::Model(other.to_string()),
-        }
-    }
-}
-
-impl From<candle_core::Error> for EngineFailure {
-    fn from(e: candle_core::Error) -> Self {
-        Self::Model(e.to_string())
-    }
+    /// The engine refused the request or failed; bad input is
+    /// [`EngineError::Input`].
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// The models and the corpus.
@@ -50,11 +41,12 @@ impl PhoenixEngine {
     /// An engine over these models and corpus.
     pub fn new(ranker: PhoenixRanker, retriever: PhoenixRetriever, corpus: Corpus) -> Self {
         let retriever = Arc::new(retriever);
-        let retrieval = RetrieverBatch::new(retriever.clone(), corpus.reps.clone());
+        let corpus = Arc::new(corpus);
+        let retrieval = RetrieverBatch::new(retriever.clone(), corpus.clone());
         Self {
             ranker: Arc::new(ranker),
             retriever,
-            corpus: Arc::new(corpus),
+            corpus,
             retrieval,
         }
     }
@@ -92,14 +84,14 @@ impl PhoenixEngine {
             .map(|c| {
                 check_surface(cfg, c.product_surface, "candidates.product_surface")?;
                 Ok(CandidateItem {
-                    post_id: c.post_id as u64,
-                    author_id: c.author_id as u64,
+                    post_id: c.post_id,
+                    author_id: c.author_id,
                     product_surface: c.product_surface,
                 })
             })
             .collect::<Result<Vec<_>, EngineFailure>>()?;
         Ok(Some(RankRequest {
-            user_id: req.user_id as u64,
+            user_id: req.user_id,
             history,
             candidates,
         }))
@@ -152,8 +144,8 @@ impl PhoenixEngine {
         &self.retrieval
     }
 
-    /// Validates a Retrieve request and turns it into the engine's request
-    /// (exclusions as corpus rows); `None` when nothing can be returned.
+    /// Validates a Retrieve request and turns it into the engine's request;
+    /// `None` when nothing can be returned.
     pub fn retrieve_request(
         &self,
         req: &pb::RetrieveRequest,
@@ -164,27 +156,23 @@ impl PhoenixEngine {
         check_user(req.user_id)?;
         let history = history_items(self.retriever.config(), &req.history)?;
         Ok(Some(RetrieveRequest {
-            user_id: req.user_id as u64,
+            user_id: req.user_id,
             history,
-            k: req.top_k as usize,
-            excluded_rows: self
-                .corpus
-                .rows_of(&req.excluded_post_ids, &req.excluded_author_ids),
+            k: usize::try_from(req.top_k).unwrap_or(usize::MAX),
+            excluded_posts: req.excluded_post_ids.clone(),
+            excluded_authors: req.excluded_author_ids.clone(),
         }))
     }
 
-    /// The Retrieve response for the model's (row, score) list.
-    pub fn retrieve_response(&self, rows: &[(u32, f32)]) -> pb::RetrieveResponse {
+    /// The Retrieve response for the engine's hits.
+    pub fn retrieve_response(hits: &[Hit]) -> pb::RetrieveResponse {
         pb::RetrieveResponse {
-            posts: rows
+            posts: hits
                 .iter()
-                .filter_map(|&(row, score)| {
-                    let p = self.corpus.posts.get(row as usize)?;
-                    Some(pb::RetrievedPost {
-                        post_id: p.post_id,
-                        author_id: p.author_id,
-                        score,
-                    })
+                .map(|h| pb::RetrievedPost {
+                    post_id: h.post_id,
+                    author_id: h.author_id,
+                    score: h.score,
                 })
                 .collect(),
         }
@@ -200,13 +188,8 @@ impl PhoenixEngine {
         let Some(r) = self.retrieve_request(req)? else {
             return Ok(pb::RetrieveResponse::default());
         };
-        let rows = self
-            .retrieval
-            .run(vec![r])
-            .map_err(EngineFailure::Model)?
-            .pop()
-            .unwrap_or_default();
-        Ok(self.retrieve_response(&rows))
+        let hits = self.retrieval.run(vec![r])?.pop().unwrap_or_default();
+        Ok(Self::retrieve_response(&hits))
     }
 }
 
@@ -251,8 +234,8 @@ fn history_items(
                 .enumerate()
                 .fold(0u64, |m, (i, &on)| m | (u64::from(on) << i));
             Ok(HistoryItem {
-                post_id: item.post_id as u64,
-                author_id: item.author_id as u64,
+                post_id: item.post_id,
+                author_id: item.author_id,
                 actions,
                 product_surface: item.product_surface,
             })

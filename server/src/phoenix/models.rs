@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use foryou_engine::fixture::load_model_dir;
 use foryou_engine::init::{Preset, preset_config, write_random_model};
-use foryou_engine::{ModelKind, PhoenixRanker, PhoenixRetriever};
+use foryou_engine::{Device, EngineError, ModelKind, PhoenixRanker, PhoenixRetriever};
 
 /// Rows per hash table of the demo models.
 pub const DEMO_TABLE_ROWS: usize = 16_384;
@@ -19,7 +19,35 @@ pub struct ModelError {
     /// The directory at fault.
     pub path: PathBuf,
     /// What went wrong.
-    pub cause: String,
+    #[source]
+    pub cause: ModelFault,
+}
+
+impl ModelError {
+    /// Whether the device, not the files, is at fault (the model loads on
+    /// the CPU).
+    pub fn is_device_fault(&self) -> bool {
+        matches!(self.cause, ModelFault::Engine(EngineError::Backend(_)))
+    }
+}
+
+/// What is wrong with a model directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFault {
+    /// The engine could not write, read or build it.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Its config is of the other kind.
+    #[error("config says {found:?}, expected {expected:?}")]
+    Kind {
+        /// The kind the config names.
+        found: ModelKind,
+        /// The kind the directory should hold.
+        expected: ModelKind,
+    },
+    /// Its weights carry no hash tables.
+    #[error("params.safetensors has no hash tables; serving needs them to embed ids")]
+    NoHashTables,
 }
 
 /// The ranker and the retriever, ready to run.
@@ -70,45 +98,45 @@ pub fn ensure_demo_models(dir: &Path, seed: u64) -> Result<bool, ModelError> {
         )
         .map_err(|e| ModelError {
             path: path.clone(),
-            cause: e.to_string(),
+            cause: e.into(),
         })?;
         wrote = true;
     }
     Ok(wrote)
 }
 
-/// Loads `dir/ranker` and `dir/retrieval`; both must carry hash tables.
-pub fn load_models(dir: &Path) -> Result<PhoenixModels, ModelError> {
+/// Loads `dir/ranker` and `dir/retrieval` onto `device`; both must carry
+/// hash tables.
+pub fn load_models(dir: &Path, device: &Device) -> Result<PhoenixModels, ModelError> {
     let load = |kind| {
         let path = sub(dir, kind);
-        let err = |cause: String| ModelError {
+        let err = |cause: ModelFault| ModelError {
             path: path.clone(),
             cause,
         };
-        let (cfg, weights) = load_model_dir(&path).map_err(|e| err(e.to_string()))?;
+        let (cfg, weights) = load_model_dir(&path).map_err(|e| err(e.into()))?;
         if cfg.kind != kind {
-            return Err(err(format!(
-                "config says {:?}, expected {kind:?}",
-                cfg.kind
-            )));
+            return Err(err(ModelFault::Kind {
+                found: cfg.kind,
+                expected: kind,
+            }));
         }
         if weights.hash_tables.is_none() {
-            return Err(err(
-                "params.safetensors has no hash tables; serving needs them to embed ids".into(),
-            ));
+            return Err(err(ModelFault::NoHashTables));
         }
         Ok((cfg, weights))
     };
     let (rcfg, rw) = load(ModelKind::Ranker)?;
     let (qcfg, qw) = load(ModelKind::Retrieval)?;
-    let err = |kind, e: foryou_engine::EngineError| ModelError {
+    let err = |kind, e: EngineError| ModelError {
         path: sub(dir, kind),
-        cause: e.to_string(),
+        cause: e.into(),
     };
     let dtype = rcfg.fprop_dtype;
-    let ranker = PhoenixRanker::new(rcfg, rw, dtype).map_err(|e| err(ModelKind::Ranker, e))?;
+    let ranker =
+        PhoenixRanker::on(device, rcfg, rw, dtype).map_err(|e| err(ModelKind::Ranker, e))?;
     let dtype = qcfg.fprop_dtype;
     let retriever =
-        PhoenixRetriever::new(qcfg, qw, dtype).map_err(|e| err(ModelKind::Retrieval, e))?;
+        PhoenixRetriever::on(device, qcfg, qw, dtype).map_err(|e| err(ModelKind::Retrieval, e))?;
     Ok(PhoenixModels { ranker, retriever })
 }

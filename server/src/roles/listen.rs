@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-use super::thunder::RoleError;
+use super::error::RoleError;
 
 /// Binds `addr` and returns the listener with its actual address.
 pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), RoleError> {
@@ -26,7 +26,7 @@ pub fn reflection() -> Result<
         .register_encoded_file_descriptor_set(foryou_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| RoleError::Reflection(e.to_string()))
+        .map_err(RoleError::from)
 }
 
 /// The accepted connections of `listener` with Nagle's algorithm off.

@@ -1,7 +1,13 @@
-//! Process roles: what `foryou thunder` (and later `foryou serve`) run.
+//! Process roles: what `foryou serve` (every role in one process), `foryou
+//! thunder` and `foryou phoenix serve` run, with what they share: binding
+//! and reflection ([`listen`]), graceful shutdown ([`shutdown`]) and the
+//! typed start-up error ([`RoleError`]).
 
+pub mod error;
 pub mod listen;
 pub mod phoenix;
 pub mod serve;
 pub mod shutdown;
 pub mod thunder;
+
+pub use error::RoleError;

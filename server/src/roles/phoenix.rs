@@ -9,8 +9,8 @@ use foryou_proto::v1::phoenix_ranker_server::PhoenixRankerServer;
 use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
 use tonic_health::ServingStatus;
 
+use super::error::RoleError;
 use super::serve::{build_engine, world_from};
-use super::thunder::RoleError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::PhoenixServeConfig;
 use crate::grpc::phoenix::PhoenixService;
@@ -34,8 +34,7 @@ pub async fn run_phoenix(
         let world = world_from(c.world.as_deref(), &spec)?;
         build_engine(&c.engine, c.seed, &world, world.now_ms - CORPUS_WINDOW_MS)
     })
-    .await
-    .map_err(|e| RoleError::Worker(e.to_string()))??;
+    .await??;
     let (listener, local) = super::listen::bind(cfg.listen).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -45,8 +44,8 @@ pub async fn run_phoenix(
         .set_serving::<PhoenixRetrievalServer<PhoenixService>>()
         .await;
     health.set_service_status("", ServingStatus::Serving).await;
-    let service = PhoenixService::from_args(Arc::new(engine), &cfg.engine)
-        .map_err(|e| RoleError::Worker(e.to_string()))?;
+    let service =
+        PhoenixService::from_args(Arc::new(engine), &cfg.engine).map_err(RoleError::Thread)?;
     let (ranker, retrieval) = service.into_servers(cfg.max_message_bytes);
     tracing::info!(addr = %local, "phoenix listening on {local}");
     tonic::transport::Server::builder()

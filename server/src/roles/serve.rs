@@ -18,7 +18,7 @@ use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
 use foryou_proto::v1::scored_posts_service_server::ScoredPostsServiceServer;
 use tonic_health::ServingStatus;
 
-use super::thunder::RoleError;
+use super::error::RoleError;
 use crate::clients::{
     EmbeddedPhoenix, EmbeddedThunder, InMemoryRequestInfo, InNetworkPostsClient,
     PhoenixRankerClient, PhoenixRetrievalClient, RemotePhoenix, RemoteThunder,
@@ -29,11 +29,12 @@ use crate::grpc::in_network_posts::ThunderService;
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::scored_posts::HomeMixerService;
 use crate::phoenix::{
-    Corpus, CorpusPost, PhoenixEngine, demo_model_dir, ensure_demo_models, load_models,
+    PhoenixEngine, PhoenixModels, demo_model_dir, ensure_demo_models, load_models,
 };
 use crate::pipeline::home_mixer::{HomeMixerDeps, Params, build_pipeline};
 use crate::thunder::{PostStore, ThunderParams};
 use crate::world::{World, WorldServices, WorldSpec, generate, read_world};
+use foryou_engine::{ComputeDevice, Corpus, CorpusItem, Device};
 
 /// Builds everything, then serves until `shutdown` resolves.
 pub async fn run_serve(
@@ -42,7 +43,7 @@ pub async fn run_serve(
 ) -> Result<(), RoleError> {
     let started = Instant::now();
     let params = match &cfg.params {
-        Some(path) => Params::from_toml_file(path).map_err(|e| RoleError::Setup(e.to_string()))?,
+        Some(path) => Params::from_toml_file(path)?,
         None => Params::default(),
     };
     if let Some(addr) = cfg.metrics_listen.0 {
@@ -53,9 +54,7 @@ pub async fn run_serve(
     // The world and its clock.
     let world = {
         let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || load_or_generate(&cfg))
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))??
+        tokio::task::spawn_blocking(move || load_or_generate(&cfg)).await??
     };
     let world = Arc::new(world);
     tracing::info!("world: {}", world.summary());
@@ -72,10 +71,7 @@ pub async fn run_serve(
     let thunder_service =
         ThunderService::new(store.clone()).with_following_lookup(Arc::new(services.clone()));
     let thunder: Arc<dyn InNetworkPostsClient> = match &cfg.thunder_addr {
-        Some(addr) => Arc::new(
-            RemoteThunder::new(addr, timeout, cfg.max_message_bytes)
-                .map_err(|e| RoleError::Setup(e.to_string()))?,
-        ),
+        Some(addr) => Arc::new(RemoteThunder::new(addr, timeout, cfg.max_message_bytes)?),
         None => {
             let (s, w, min_video) = (store.clone(), world.clone(), params.min_video_duration_ms);
             let inserted = tokio::task::spawn_blocking(move || {
@@ -83,8 +79,7 @@ pub async fn run_serve(
                 s.finalize_init();
                 summary.inserted
             })
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))?;
+            .await?;
             tracing::info!(inserted, "thunder store filled from the world");
             Arc::new(EmbeddedThunder(thunder_service.clone()))
         }
@@ -97,10 +92,7 @@ pub async fn run_serve(
         Arc<dyn PhoenixRetrievalClient>,
     ) = match &cfg.phoenix_addr {
         Some(addr) => {
-            let remote = Arc::new(
-                RemotePhoenix::new(addr, timeout, cfg.max_message_bytes)
-                    .map_err(|e| RoleError::Setup(e.to_string()))?,
-            );
+            let remote = Arc::new(RemotePhoenix::new(addr, timeout, cfg.max_message_bytes)?);
             (remote.clone(), remote)
         }
         None => {
@@ -109,10 +101,9 @@ pub async fn run_serve(
             let engine = tokio::task::spawn_blocking(move || {
                 build_engine(&cfg2.engine, cfg2.seed, &w, now - retention_ms)
             })
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))??;
+            .await??;
             let service = PhoenixService::from_args(Arc::new(engine), &cfg.engine)
-                .map_err(|e| RoleError::Worker(e.to_string()))?;
+                .map_err(RoleError::Thread)?;
             phoenix_service = Some(service.clone());
             let embedded = Arc::new(EmbeddedPhoenix(service));
             (embedded.clone(), embedded)
@@ -130,7 +121,7 @@ pub async fn run_serve(
         visibility: Arc::new(services.clone()),
         request_info: Arc::new(InMemoryRequestInfo::default()),
         clock: clock.clone(),
-        app_env: std::env::var("APP_ENV").ok(),
+        app_env: cfg.app_env.clone(),
     };
     let pipeline = Arc::new(build_pipeline(&params, &deps));
     let home_mixer = HomeMixerService::new(pipeline, params.result_size)
@@ -177,7 +168,6 @@ pub async fn run_serve(
     }
     tracing::info!(
         addr = %local,
-        engine_threads = candle_core::utils::get_num_threads(),
         startup_ms = started.elapsed().as_millis() as u64,
         "foryou serving on {local}"
     );
@@ -202,18 +192,31 @@ fn load_or_generate(cfg: &ServeConfig) -> Result<World, RoleError> {
 /// The world in `file`, or the one `spec` generates.
 pub fn world_from(file: Option<&Path>, spec: &WorldSpec) -> Result<World, RoleError> {
     match file {
-        Some(path) => read_world(path).map_err(|e| RoleError::Setup(e.to_string())),
+        Some(path) => Ok(read_world(path)?),
         None => {
-            spec.validate()
-                .map_err(|e| RoleError::Setup(format!("--{e}")))?;
+            spec.validate().map_err(RoleError::WorldSpec)?;
             Ok(generate(spec))
         }
     }
 }
 
+/// Opens `--device` once (every kernel compiled once, shared by the ranker
+/// and the retriever); a GPU that cannot be used is reported once and the
+/// engine runs on the CPU.
+pub fn open_device(args: &EngineArgs) -> Device {
+    let options = args.device_options();
+    match Device::open(args.device, options) {
+        Ok(device) => device,
+        Err(why) => {
+            tracing::warn!(device = %args.device, %why, "GPU unavailable, the engine runs on the CPU");
+            Device::open(ComputeDevice::Cpu, options).unwrap_or_else(|_| Device::cpu())
+        }
+    }
+}
+
 /// Loads `--model` (or makes the seeded demo pair under `--model-cache`)
-/// and encodes the corpus: every post of the world created after
-/// `since_ms` that is not a retweet.
+/// onto `--device`, and encodes the corpus: every post of the world created
+/// after `since_ms` that is not a retweet.
 pub fn build_engine(
     args: &EngineArgs,
     seed: u64,
@@ -224,38 +227,85 @@ pub fn build_engine(
         Some(dir) => dir.clone(),
         None => {
             let dir = demo_model_dir(args.model_cache.as_deref(), seed);
-            if ensure_demo_models(&dir, seed).map_err(|e| RoleError::Setup(e.to_string()))? {
+            if ensure_demo_models(&dir, seed)? {
                 tracing::info!(dir = %dir.display(), "wrote the demo model");
             }
             dir
         }
     };
-    let mut models = load_models(&dir).map_err(|e| RoleError::Setup(e.to_string()))?;
-    match models.ranker.set_device(args.device) {
-        Ok(()) => tracing::info!(device = %args.device, "ranker device"),
-        Err(why) => {
-            tracing::warn!(device = %args.device, %why, "GPU unavailable, the ranker runs on the CPU")
-        }
-    }
-    if let Err(why) = models.retriever.set_device(args.device) {
-        tracing::warn!(device = %args.device, %why, "GPU unavailable, the retriever runs on the CPU");
-    }
-    let posts: Vec<CorpusPost> = world
+    let models = load_on_device(&dir, &open_device(args))?;
+    tracing::info!(device = %models.ranker.device(), "engine device");
+    let posts: Vec<CorpusItem> = world
         .posts
         .values()
         .filter(|p| p.retweet_of.is_none() && p.created_ms > since_ms)
-        .map(|p| CorpusPost {
+        .map(|p| CorpusItem {
             post_id: p.id,
             author_id: p.author,
         })
         .collect();
     let t = Instant::now();
-    let corpus =
-        Corpus::build(&models.retriever, posts).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let corpus = Corpus::build(&models.retriever, posts)?;
     tracing::info!(
         posts = corpus.len(),
         ms = t.elapsed().as_millis() as u64,
         "retrieval corpus encoded"
     );
     Ok(PhoenixEngine::new(models.ranker, models.retriever, corpus))
+}
+
+/// The models of `dir` on `device`; a model the device cannot run (a
+/// shape without a kernel, a failed upload) is reported once and both
+/// models load on the CPU instead.
+fn load_on_device(dir: &Path, device: &Device) -> Result<PhoenixModels, RoleError> {
+    match load_models(dir, device) {
+        Ok(models) => Ok(models),
+        Err(e) if device.spec() != ComputeDevice::Cpu && e.is_device_fault() => {
+            tracing::warn!(device = %device.spec(), why = %e, "the engine runs on the CPU");
+            let cpu = Device::open(ComputeDevice::Cpu, device.options())
+                .unwrap_or_else(|_| Device::cpu());
+            Ok(load_models(dir, &cpu)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        engine: EngineArgs,
+    }
+
+    #[test]
+    fn an_unusable_gpu_falls_back_to_the_cpu_with_the_flags_options() {
+        // No GPU here (and no `cuda` feature in the default build): the
+        // device opens as the CPU, keeping the other options.
+        let args = Wrap::try_parse_from(["t", "--device", "cuda:0", "--cpu-amx", "false"])
+            .expect("flags")
+            .engine;
+        if Device::open(args.device, args.device_options()).is_ok() {
+            return; // a usable GPU: nothing to fall back from
+        }
+        let device = open_device(&args);
+        assert_eq!(device.spec(), ComputeDevice::Cpu);
+        assert!(!device.options().cpu_amx);
+    }
+
+    #[test]
+    fn setup_errors_keep_their_kind_and_name_the_input() {
+        let spec = WorldSpec::demo(1, 0);
+        let missing = Path::new("/nonexistent/world.jsonl");
+        let e = world_from(Some(missing), &spec).expect_err("no such file");
+        assert!(matches!(e, RoleError::World(_)), "{e:?}");
+        assert!(e.to_string().contains("/nonexistent/world.jsonl"), "{e}");
+        let bad = WorldSpec { users: 0, ..spec };
+        let e = world_from(None, &bad).expect_err("no users");
+        assert!(matches!(e, RoleError::WorldSpec(_)), "{e:?}");
+        assert!(e.to_string().starts_with("--users"), "{e}");
+    }
 }

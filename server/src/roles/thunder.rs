@@ -8,17 +8,17 @@
 //! auto-trim and stats tasks start.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use foryou_proto::v1::in_network_posts_service_server::InNetworkPostsServiceServer;
 use tonic_health::ServingStatus;
 
+use super::error::RoleError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ThunderConfig;
 use crate::grpc::in_network_posts::ThunderService;
-use crate::thunder::event_file::{EventFileError, EventFileReader};
+use crate::thunder::event_file::EventFileReader;
 use crate::thunder::events::{ApplySummary, PostEvent, apply_events, count_malformed};
 use crate::thunder::maintenance::{spawn_auto_trim, spawn_stats_logger};
 use crate::thunder::synth::{SynthSpec, synth_events};
@@ -26,40 +26,6 @@ use crate::thunder::{PostStore, ThunderParams};
 
 /// Events per batch when loading a file.
 const LOAD_BATCH: usize = 10_000;
-
-/// A role that could not start or serve.
-#[derive(Debug, thiserror::Error)]
-pub enum RoleError {
-    /// Binding the listen address failed.
-    #[error("cannot listen on {addr}: {cause}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        cause: std::io::Error,
-    },
-    /// The event file is unreadable or corrupt.
-    #[error(transparent)]
-    Events(#[from] EventFileError),
-    /// The metrics endpoint could not start.
-    #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
-    /// Kafka could not start, or the binary lacks the feature.
-    #[error("{0}")]
-    Kafka(String),
-    /// The gRPC server failed.
-    #[error("grpc server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// Building the reflection service failed.
-    #[error("reflection: {0}")]
-    Reflection(String),
-    /// A blocking worker panicked.
-    #[error("worker: {0}")]
-    Worker(String),
-    /// A world, model or params file is unusable (the message names it).
-    #[error("{0}")]
-    Setup(String),
-}
 
 /// What loading an event file did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -126,13 +92,9 @@ pub async fn run_thunder(
 ) -> Result<(), RoleError> {
     let params: ThunderParams = cfg.params();
     let world = match cfg.world.clone() {
-        Some(path) => Some(
-            tokio::task::spawn_blocking(move || {
-                crate::world::read_world(&path).map_err(|e| RoleError::Setup(e.to_string()))
-            })
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))??,
-        ),
+        Some(path) => {
+            Some(tokio::task::spawn_blocking(move || crate::world::read_world(&path)).await??)
+        }
         None => None,
     };
     let clock: Arc<dyn Clock> = match &world {
@@ -180,8 +142,7 @@ pub async fn run_thunder(
                 None => "empty store".to_owned(),
             })
         })
-        .await
-        .map_err(|e| RoleError::Worker(e.to_string()))??;
+        .await??;
         tracing::info!("loaded {loaded}");
     }
 
@@ -208,19 +169,14 @@ pub async fn run_thunder(
             extra: Vec::new(),
         };
         let s = store.clone();
-        let ingest = tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, s))
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))?
-            .map_err(|e| RoleError::Kafka(e.to_string()))?;
+        let ingest = tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, s)).await??;
         Some(ingest)
     } else {
         None
     };
     #[cfg(not(feature = "kafka"))]
     if kafka_requested(&cfg) {
-        return Err(RoleError::Kafka(
-            "--kafka-brokers needs a binary built with `--features kafka`".into(),
-        ));
+        return Err(RoleError::KafkaNotBuilt);
     }
 
     // Readiness: after the load (now) or the Kafka catch-up (later).
@@ -274,10 +230,7 @@ pub async fn run_thunder(
     }
     #[cfg(feature = "kafka")]
     if let Some(k) = kafka {
-        tokio::task::spawn_blocking(move || k.stop())
-            .await
-            .map_err(|e| RoleError::Worker(e.to_string()))?
-            .map_err(|e| RoleError::Kafka(e.to_string()))?;
+        tokio::task::spawn_blocking(move || k.stop()).await??;
     }
     served?;
     Ok(())

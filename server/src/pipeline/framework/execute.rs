@@ -7,11 +7,12 @@
 //! | hydrators (pre, post) | at once, all on the same snapshot | skipped |
 //! | filters (pre, post) | in order, each on the previous kept list | input restored |
 //! | scorers | in order, each sees earlier scorers' fields | skipped |
+//! | selector | one synchronous call | cannot fail; see `select` for the budget |
 //! | side effects | one spawned task, enabled ones at once | ignored |
 //!
 //! Updates are applied in declaration order once a stage's calls finish.
 //! Our addition: a per-component time budget; a call that overruns it is a
-//! failed call.
+//! failed call. The selector, being synchronous, is never cut short.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use super::component::{
     SideEffectInput, Source,
 };
 use super::observe::{Stage, log_failure, observe};
-use super::result::{ComponentRun, Outcome, PipelineResult};
+use super::result::{ComponentRun, PipelineResult};
 
 /// A pipeline: its components in declaration order and the time budget.
 pub struct CandidatePipeline<Q, C> {
@@ -151,19 +152,7 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
             .await;
         let scored = self.score(&query, kept, &mut trace).await;
         let selected = match &self.selector {
-            Some(s) if s.enable(&query) => {
-                let started = std::time::Instant::now();
-                let out = s.select(&query, scored);
-                trace.push(ComponentRun {
-                    stage: Stage::Selector,
-                    component: s.name(),
-                    duration: started.elapsed(),
-                    outcome: Outcome::Ok,
-                    output_len: Some(out.len()),
-                    removed: 0,
-                });
-                out
-            }
+            Some(s) if s.enable(&query) => self.select(&**s, &query, scored, &mut trace).await,
             _ => scored,
         };
         let hydrated = self
@@ -379,6 +368,45 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
             trace.push(run);
         }
         candidates
+    }
+
+    /// The selector, observed like every other component.
+    ///
+    /// Budget rule (ours): `select` is synchronous, so it runs to completion
+    /// the first time the budget's timeout polls it (tokio polls the inner
+    /// future before looking at the deadline) and is never cut short. A
+    /// selector slower than the budget still has its output used; only the
+    /// latency metric shows the overrun. Should the budget ever fire before
+    /// the selector has run, the call counts as failed and the scored list
+    /// passes through as if the selector were disabled (fail-open, like a
+    /// timed-out filter whose input is restored).
+    async fn select(
+        &self,
+        selector: &dyn Selector<Q, C>,
+        query: &Q,
+        scored: Vec<C>,
+        trace: &mut Vec<ComponentRun>,
+    ) -> Vec<C> {
+        let rid = query.request_id();
+        // Taken by the call when it runs; still here if it never did.
+        let mut input = Some(scored);
+        let (result, run) = observe(
+            Stage::Selector,
+            selector.name(),
+            rid,
+            self.budget,
+            Vec::len,
+            async { Ok(selector.select(query, input.take().unwrap_or_default())) },
+        )
+        .await;
+        trace.push(run);
+        match result {
+            Ok(selected) => selected,
+            Err(e) => {
+                log_failure(Stage::Selector, selector.name(), rid, &e);
+                input.unwrap_or_default()
+            }
+        }
     }
 
     /// Spawns the enabled side effects in one task and returns at once.

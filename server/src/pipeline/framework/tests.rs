@@ -6,8 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tracing_subscriber::layer::SubscriberExt;
 
+use super::observe::{COMPONENT_DURATION, COMPONENT_OUTPUT};
 use super::*;
+use crate::telemetry::testing::SpanCapture;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Q {
@@ -238,6 +244,42 @@ impl Selector<Q, C> for ByScore {
     fn size(&self) -> Option<usize> {
         self.0
     }
+}
+
+/// Takes `delay` (blocking, like a long sort) before keeping the best `keep`.
+struct SlowSelector {
+    keep: usize,
+    delay: Duration,
+}
+impl Selector<Q, C> for SlowSelector {
+    fn score(&self, c: &C) -> f64 {
+        c.score
+    }
+    fn size(&self) -> Option<usize> {
+        std::thread::sleep(self.delay);
+        Some(self.keep)
+    }
+}
+
+/// The metrics recorded so far (reading drains histograms, so read once).
+type Recorded = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
+
+/// The values histogram `name` recorded under (stage, component).
+fn histogram(recorded: &Recorded, name: &str, stage: Stage, component: &str) -> Vec<f64> {
+    recorded
+        .iter()
+        .filter(|(k, ..)| {
+            let key = k.key();
+            let label = |l: &str| key.labels().find(|x| x.key() == l).map(|x| x.value());
+            key.name() == name
+                && label("stage") == Some(stage.as_str())
+                && label("component") == Some(component)
+        })
+        .flat_map(|(.., v)| match v {
+            DebugValue::Histogram(v) => v.iter().map(|f| f.0).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 /// Counts calls; disabled by `enabled = false`.
@@ -484,4 +526,65 @@ async fn an_overrunning_component_counts_as_failed() {
         .filter(|t| t.outcome == Outcome::TimedOut)
         .count();
     assert_eq!(timed_out, 2);
+}
+
+#[tokio::test]
+async fn the_selector_is_observed_like_every_other_component() {
+    let recorder = DebuggingRecorder::new();
+    let snapshots = recorder.snapshotter();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
+    let capture = SpanCapture::default();
+    let _spans =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let r = CandidatePipeline::<Q, C>::new()
+        .with_budget(Some(Duration::from_secs(5)))
+        .source(src(&[1, 2, 3]))
+        .selector(ByScore(Some(2), true))
+        .execute(query())
+        .await;
+    assert_eq!(r.selected_candidates.len(), 2);
+
+    let recorded = snapshots.snapshot().into_vec();
+    let durations = histogram(&recorded, COMPONENT_DURATION, Stage::Selector, "ByScore");
+    assert_eq!(durations.len(), 1, "one latency sample for the selector");
+    assert_eq!(
+        histogram(&recorded, COMPONENT_OUTPUT, Stage::Selector, "ByScore"),
+        vec![2.0],
+        "output size after truncation"
+    );
+    let spans = capture.spans();
+    let selector = spans
+        .iter()
+        .find(|s| s.name == "component" && s.field("stage") == "Selector")
+        .expect("a component span for the selector");
+    assert_eq!(selector.field("component"), "ByScore");
+    assert_eq!(selector.field("request_id"), "r-1");
+    let run = r.trace.last().expect("traced");
+    assert_eq!(
+        (run.stage, run.component, run.output_len),
+        (Stage::Selector, "ByScore", Some(2))
+    );
+}
+
+#[tokio::test]
+async fn a_selector_slower_than_the_budget_still_selects() {
+    let budget = Duration::from_millis(100);
+    let r = CandidatePipeline::<Q, C>::new()
+        .with_budget(Some(budget))
+        .source(src(&[1, 2, 3]))
+        .scorer(scorer(1.0))
+        .selector(SlowSelector {
+            keep: 2,
+            delay: budget * 3,
+        })
+        .execute(query())
+        .await;
+    assert_eq!(
+        ids(&r.selected_candidates),
+        vec![1, 2],
+        "truncated: not passed through"
+    );
+    let run = r.trace.last().expect("traced");
+    assert_eq!((run.stage, &run.outcome), (Stage::Selector, &Outcome::Ok));
+    assert!(run.duration >= budget, "the overrun is measured");
 }

@@ -6,9 +6,9 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::Precision;
 use crate::config::ModelConfig;
 use crate::inputs::{CandidateInputs, UserInputs};
+use crate::numerics::Precision;
 use crate::weights::PhoenixWeights;
 
 /// Builds token embeddings for one model's weights.

@@ -6,13 +6,13 @@
 
 use candle_core::{Result, Tensor};
 
-use super::Precision;
 use crate::config::ModelConfig;
+use crate::numerics::Precision;
 
 /// Multiplier and soft-cap applied to raw `q.k` logits (rounded first: in bf16
 /// the reference forms `q.k` in bf16 and widens it).
 fn transform_logits(s: Tensor, cfg: &ModelConfig, prec: Precision) -> Result<Tensor> {
-    super::softcap::softcap(
+    crate::numerics::softcap::softcap(
         &prec.round(s)?,
         cfg.attn_output_multiplier,
         cfg.attn_logit_softcap,

@@ -1,13 +1,16 @@
 //! The decoder stack on candle, dense over a masked sequence: the reference
 //! ranker (the oracle the fast path is tested against) and the retriever's
-//! user tower. The ranker's fast path runs on [`crate::cpu`].
+//! user tower. The ranker's fast path runs on a backend.
 
 use candle_core::{Result, Tensor};
 
-use super::Precision;
 use super::attention::{KeyMask, masked_attention};
-use super::layers::{DecoderLayer, Rope};
+use super::layers::DecoderLayer;
+use super::tokens::TokenBuilder;
 use crate::config::ModelConfig;
+use crate::inputs::UserInputs;
+use crate::numerics::Precision;
+use crate::numerics::rope::Rope;
 use crate::weights::LayerWeights;
 
 /// The decoder layers with their RoPE tables and rounding policy.
@@ -59,5 +62,24 @@ impl Transformer {
             h = layer.finish(&self.cfg, &h, &attn, self.prec)?;
         }
         Ok(h)
+    }
+}
+
+impl Transformer {
+    /// The user tower on candle: `[user | history]` tokens of `user`
+    /// through every layer, causal and padding-masked, absolute positions.
+    /// Hidden states `[B, 1 + S, D]` row-major (no final norm).
+    pub fn user_tower(
+        &self,
+        tokens: &TokenBuilder<'_>,
+        user: &UserInputs,
+    ) -> crate::error::Result<Vec<f32>> {
+        let (b, len) = (user.batch, 1 + user.history_len);
+        let x = tokens.context(user)?;
+        let valid = user.context_valid(&self.cfg);
+        let mask = causal_mask(&valid, b, len, self.cfg.attn_mask_fill)?;
+        let positions: Vec<usize> = (0..len).collect();
+        let h = self.forward_dense(&x, &positions, &mask)?;
+        Ok(h.flatten_all()?.to_vec1()?)
     }
 }

@@ -18,11 +18,11 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 /// GELU (tanh approximation) of one value, via the logistic identity, with
-/// the vectorisable `cpu::simd::exp` (the CPU stack's GELU loop uses it).
+/// the vectorisable `numerics::simd::exp` (the CPU stack's GELU loop uses it).
 #[inline(always)]
 pub fn gelu_tanh_scalar(x: f32) -> f32 {
     let u = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
-    x / (1.0 + crate::cpu::simd::exp(-2.0 * u))
+    x / (1.0 + super::simd::exp(-2.0 * u))
 }
 
 struct GeluTanh;

@@ -2,10 +2,10 @@
 //! (split-halves form, f32 angles as the reference forms them), the gated GELU
 //! FFN, and the layer's two halves around attention.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 
-use super::Precision;
 use crate::config::{GeluKind, ModelConfig};
+use crate::numerics::Precision;
 use crate::weights::LayerWeights;
 
 /// `x @ w` over the last axis of `x` (any leading dims), `w: [In, Out]`.
@@ -25,39 +25,6 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// rounded to the forward dtype.
 pub fn rms_norm(x: &Tensor, scale: &Tensor, eps: f32, prec: Precision) -> Result<Tensor> {
     prec.round(candle_nn::ops::rms_norm(&x.contiguous()?, scale, eps)?)
-}
-
-/// RoPE angles for a list of positions.
-#[derive(Debug, Clone)]
-pub struct Rope {
-    inv_freq: Vec<f32>,
-}
-
-impl Rope {
-    /// `inv_freq_i = 1 / base^(2i / K)` for `i < K/2`, in f32 like the reference.
-    pub fn new(cfg: &ModelConfig) -> Self {
-        let k = cfg.key_size;
-        let inv_freq = (0..k / 2)
-            .map(|i| 1.0f32 / cfg.rope_base.powf((2 * i) as f32 / k as f32))
-            .collect();
-        Self { inv_freq }
-    }
-
-    /// The inverse frequencies `[K/2]`.
-    pub fn inv_freq(&self) -> &[f32] {
-        &self.inv_freq
-    }
-
-    /// `(cos, sin)` tables `[T, K/2]` for the given positions (angle = pos * inv_freq in f32).
-    pub fn tables(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
-        let t = crate::cpu::ops::RopeTables::new(positions, &self.inv_freq);
-        let (tokens, half) = (positions.len(), self.inv_freq.len());
-        let (cos, sin) = t.into_parts();
-        Ok((
-            Tensor::from_vec(cos, (tokens, half), &Device::Cpu)?,
-            Tensor::from_vec(sin, (tokens, half), &Device::Cpu)?,
-        ))
-    }
 }
 
 /// Applies RoPE to `x: [B, T, H, K]` with tables `[T, K/2]`:
@@ -147,7 +114,7 @@ impl DecoderLayer {
         let x = rms_norm(&h, &self.w.ffn_norm, eps, prec)?;
         let gate = prec.round(linear(&x, &self.w.w_gelu)?)?;
         let gate = prec.round(match cfg.gelu {
-            GeluKind::Tanh => super::fused::gelu_tanh(&gate)?,
+            GeluKind::Tanh => crate::numerics::gelu::gelu_tanh(&gate)?,
             GeluKind::Erf => gate.gelu_erf()?,
         })?;
         let lin = prec.round(linear(&x, &self.w.w_lin)?)?;

@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 /// `tanh(z)` for f32, see the module comment for the method and its error.
 /// Both forms are computed and one is selected, with the vectorisable
-/// `cpu::simd::exp`, so loops over it vectorise (the CPU stack's softmax).
+/// `numerics::simd::exp`, so loops over it vectorise (the CPU stack's softmax).
 #[inline(always)]
 pub fn tanh_f32(z: f32) -> f32 {
     let a = z.abs();
@@ -31,7 +31,7 @@ pub fn tanh_f32(z: f32) -> f32 {
     let p = p * z2 + 2.0 / 15.0;
     let p = p * z2 - 1.0 / 3.0;
     let series = z + z * z2 * p;
-    let far = (1.0 - 2.0 / (crate::cpu::simd::exp(2.0 * a) + 1.0)).copysign(z);
+    let far = (1.0 - 2.0 / (super::simd::exp(2.0 * a) + 1.0)).copysign(z);
     if a < 0.3 { series } else { far }
 }
 
@@ -56,7 +56,7 @@ impl CustomOp1 for SoftCap {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (mult, cap) = (self.mult, self.cap);
-        super::fused::map_f32(self.name(), storage, layout, |x| {
+        super::gelu::map_f32(self.name(), storage, layout, |x| {
             softcap_scalar(x, mult, cap)
         })
     }

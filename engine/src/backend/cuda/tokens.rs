@@ -10,8 +10,9 @@ use foryou_kernels::cuda::gemm::GemmOut;
 use half::bf16;
 use rayon::prelude::*;
 
-use super::ranker::{ContextKv, GpuPhases, GpuRanker, Staging, fill_bf16, ms_since};
-use super::tables::{GpuTables, TablePlacement, indices};
+use super::ranker::{ContextKv, GpuRanker, Staging, fill_bf16, ms_since};
+use super::tables::{GpuTables, indices};
+use crate::backend::{Phases, TablePlacement};
 use crate::config::CandidatePositions;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
@@ -29,7 +30,7 @@ impl GpuRanker {
         full: bool,
         rows: TablePlacement,
         staging: &mut Staging,
-        ph: &mut GpuPhases,
+        ph: &mut Phases,
     ) -> Result<(ContextKv, CudaSlice<f32>)> {
         let cfg = &self.cfg;
         let g = &*self.gpu;
@@ -165,14 +166,14 @@ impl GpuRanker {
         first: usize,
         rows: TablePlacement,
         staging: &mut Staging,
-        ph: &mut GpuPhases,
+        ph: &mut Phases,
     ) -> Result<Vec<f32>> {
         let cfg = &self.cfg;
         let g = &*self.gpu;
         let head = self
             .head
             .as_ref()
-            .ok_or_else(|| EngineError::Gpu("a user tower has no ranker head".into()))?;
+            .ok_or_else(|| EngineError::Input("a user tower has no ranker head".into()))?;
         let (b, c, d) = (cands.batch, cands.count, cfg.emb_size);
         let (hi, ha, a) = (cfg.num_item_hashes, cfg.num_author_hashes, cfg.num_actions);
         let wc = (hi + ha + 1) * d;
@@ -256,7 +257,9 @@ impl GpuRanker {
     /// The resident tables, or an error for a call that needs them.
     fn resident(&self) -> Result<&GpuTables> {
         self.tables.as_ref().ok_or_else(|| {
-            EngineError::Gpu("inputs without embeddings need the hash tables on the device".into())
+            EngineError::Input(
+                "inputs without embeddings need the hash tables on the device".into(),
+            )
         })
     }
 
@@ -295,7 +298,7 @@ impl GpuRanker {
         ids: [&[i64]; 3],
         n: usize,
         stride: usize,
-        ph: &mut GpuPhases,
+        ph: &mut Phases,
     ) -> Result<CudaSlice<u16>> {
         let g = &*self.gpu;
         let tables = self.resident()?;

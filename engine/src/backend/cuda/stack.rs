@@ -11,6 +11,7 @@ use foryou_kernels::reference::ops::QkvShape;
 
 use super::ranker::{ContextKv, GpuRanker};
 use super::weights::GpuLayer;
+use crate::backend::BackendError;
 use crate::config::GeluKind;
 use crate::error::{EngineError, Result};
 
@@ -178,9 +179,9 @@ impl GpuRanker {
             c,
             pos,
             |_| {
-                pool.borrow_mut()
-                    .take()
-                    .ok_or_else(|| EngineError::Gpu("self K/V buffers in use".into()))
+                pool.borrow_mut().take().ok_or_else(|| {
+                    EngineError::Backend(BackendError::Internal("self K/V buffers in use".into()))
+                })
             },
             |i, s, ks, vs| {
                 let self_kv = SelfKvGpu {

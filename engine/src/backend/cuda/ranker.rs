@@ -1,9 +1,12 @@
-//! The ranker's fast path on the GPU, the same computation as
-//! `model::ranker` in bf16 (inputs and token projections in `tokens.rs`,
-//! the layer stack in `stack.rs`):
+//! The ranker's fast path on the GPU, the same computation as the CPU
+//! backend in bf16 (inputs and token projections in `tokens.rs`, the layer
+//! stack in `stack.rs`), as two calls the model's chunk loop drives:
+//! [`GpuRanker::encode`] (steps 1-2) once, [`GpuRanker::score_chunk`]
+//! (step 3) per chunk of candidates.
 //!
-//! 1. Host: the token inputs as bf16 rows (hash embeddings, product-surface
-//!    rows, signed actions), one upload per tensor.
+//! 1. Inputs: hashes gathered into token rows on the device from resident
+//!    tables, or bf16 rows built on the host into pinned memory and copied
+//!    asynchronously; signed actions from the host.
 //! 2. Device: token projections (cuBLAS), then the context (user + history)
 //!    through every layer, causal and padding-masked, keeping each layer's
 //!    K/V. The last layer's context needs only its K/V, so its attention and
@@ -21,16 +24,17 @@ use std::sync::{Arc, Mutex};
 use foryou_kernels::cuda::cudarc::driver::sys::CUevent_flags;
 use foryou_kernels::cuda::cudarc::driver::{CudaEvent, CudaSlice};
 use foryou_kernels::cuda::staging::Pinned;
-use foryou_kernels::cuda::{Gpu, bf16_bits};
+use foryou_kernels::cuda::{Gpu, GpuError, bf16_bits};
 use foryou_kernels::reference::attention::AttentionShape;
 use half::bf16;
 
-use super::tables::{DeviceTable, GpuTables, TablePlacement};
+use super::tables::{DeviceTable, GpuTables};
 use super::weights::{GpuLayer, host, matrix, vector};
+use crate::backend::{BackendError, GpuTables as TablePolicy, Phases, TablePlacement};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
-use crate::model::ranker::RankerOutput;
+use crate::numerics::RankerOutput;
 use crate::weights::PhoenixWeights;
 
 /// Candidate rows (batch x slots) per device pass: bounds the activations
@@ -57,27 +61,16 @@ pub struct GpuRanker {
     /// One forward pass at a time on the stream, with its pinned buffers.
     lock: Mutex<Staging>,
     /// Where the last ranker call spent its time.
-    last: Mutex<GpuPhases>,
+    last: Mutex<Phases>,
 }
 
-/// Wall-clock split of one ranker call, ms: building the inputs on the
-/// host, the synchronous uploads, and the whole call. The rest of `total`
-/// is device work and the logits' download; host work for the candidates
-/// overlaps the context's device work.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct GpuPhases {
-    /// Input assembly: hashing to indices, or bf16 rows written into
-    /// pinned memory (in parallel) with their asynchronous copies started.
-    pub host_ms: f32,
-    /// Synchronous (pageable) copies: indices, positions, masks, actions.
-    pub upload_ms: f32,
-    /// The whole call.
-    pub total_ms: f32,
-    /// GPU timeline (CUDA events) from the call's start to the end of the
-    /// context pass: input copies plus the context's layers.
-    pub gpu_context_ms: f32,
-    /// GPU timeline from there to the logits' arrival on the host.
-    pub gpu_candidates_ms: f32,
+/// A ranker call in progress: the context's K/V, the call's timing events
+/// (start, context done, last chunk done) and its phase split so far.
+pub struct GpuContext {
+    kv: ContextKv,
+    marks: [CudaEvent; 3],
+    started: std::time::Instant,
+    phases: Phases,
 }
 
 pub(super) fn ms_since(t: std::time::Instant) -> f32 {
@@ -113,6 +106,11 @@ pub(super) struct GpuHead {
     pub(super) unembeddings: CudaSlice<u16>,
 }
 
+/// A model the GPU path cannot run.
+fn unsupported(why: String) -> EngineError {
+    EngineError::Backend(BackendError::Unsupported(why))
+}
+
 /// `dst = bf16 bits of src` (round to nearest even).
 pub(super) fn fill_bf16(dst: &mut [u16], src: &[f32]) {
     for (d, &v) in dst.iter_mut().zip(src) {
@@ -137,17 +135,18 @@ impl GpuRanker {
         cfg: &ModelConfig,
         w: &PhoenixWeights,
         head: Option<&crate::weights::RankerHead>,
+        policy: TablePolicy,
     ) -> Result<Self> {
         if !matches!(cfg.key_size, 32 | 64 | 128) {
-            return Err(EngineError::Gpu(format!(
+            return Err(unsupported(format!(
                 "key_size {} has no GPU attention kernel (32, 64 or 128)",
                 cfg.key_size
             )));
         }
         if w.layers.is_empty() {
-            return Err(EngineError::Gpu("a model with no layers".into()));
+            return Err(unsupported("a model with no layers".into()));
         }
-        let inv_freq = crate::model::layers::Rope::new(cfg).inv_freq().to_vec();
+        let inv_freq = crate::numerics::rope::Rope::new(cfg).inv_freq().to_vec();
         let surface_table: Vec<f32> = host(&w.product_surface_table)?
             .into_iter()
             .map(|v| bf16::from_f32(v).to_f32())
@@ -160,7 +159,7 @@ impl GpuRanker {
             skip_row0: false,
         };
         let tables = match &w.hash_tables {
-            Some(t) => GpuTables::place(&gpu, t)?,
+            Some(t) => GpuTables::place(&gpu, t, policy)?,
             None => None,
         };
         let layers = w
@@ -189,7 +188,7 @@ impl GpuRanker {
             cfg: cfg.clone(),
             gpu,
             lock: Mutex::new(Staging::default()),
-            last: Mutex::new(GpuPhases::default()),
+            last: Mutex::new(Phases::default()),
         })
     }
 
@@ -216,7 +215,7 @@ impl GpuRanker {
     }
 
     /// Where the last ranker call spent its time.
-    pub fn last_phases(&self) -> GpuPhases {
+    pub fn last_phases(&self) -> Phases {
         self.last.lock().map(|p| *p).unwrap_or_default()
     }
 
@@ -247,67 +246,70 @@ impl GpuRanker {
         }
     }
 
-    /// Scores `cands` against `user` (every row's user token valid; the
-    /// caller routes other rows to the dense CPU path). `[B, C, A]` out.
-    /// With `rows` = `Device` the inputs' embeddings are not read (they may
-    /// be empty): rows are gathered from the resident tables by hash.
-    pub fn fast_rows(
+    /// Most candidate slots per scoring pass for `batch` rows.
+    pub fn max_chunk(&self, batch: usize) -> usize {
+        (MAX_CANDIDATE_ROWS / batch.max(1)).max(1)
+    }
+
+    /// Starts a ranker call: user + history through every layer (every
+    /// row's user token valid; the model routes other rows to the dense
+    /// CPU path), K/V kept for [`Self::score_chunk`]. With `rows` =
+    /// `Device` the inputs' embeddings are not read (they may be empty):
+    /// rows are gathered from the resident tables by hash.
+    pub fn encode(&self, user: &UserInputs, rows: TablePlacement) -> Result<GpuContext> {
+        let mut staging = self.claim()?;
+        let started = std::time::Instant::now();
+        let mut phases = Phases::default();
+        let marks = self.marks()?;
+        marks[0].record(self.gpu.stream())?;
+        let kv = self
+            .encode_context(user, false, rows, &mut staging, &mut phases)?
+            .0;
+        marks[1].record(self.gpu.stream())?;
+        Ok(GpuContext {
+            kv,
+            marks,
+            started,
+            phases,
+        })
+    }
+
+    /// Scores candidate slots `first..first + C` of `cands` against an
+    /// encoded context: `[B, C, A]` logits and probabilities, rounded to
+    /// bf16 as the reference rounds them. Updates the call's phase split.
+    pub fn score_chunk(
         &self,
-        user: &UserInputs,
+        ctx: &mut GpuContext,
         cands: &CandidateInputs,
+        first: usize,
         rows: TablePlacement,
     ) -> Result<RankerOutput> {
-        if cands.batch == 0 || cands.count == 0 {
+        let (b, c, a) = (cands.batch, cands.count, self.cfg.num_actions);
+        if b == 0 || c == 0 {
             return Ok(RankerOutput {
-                batch: cands.batch,
-                count: cands.count,
-                num_actions: self.cfg.num_actions,
+                batch: b,
+                count: c,
+                num_actions: a,
                 logits: Vec::new(),
                 probs: Vec::new(),
             });
         }
         let mut staging = self.claim()?;
-        let t0 = std::time::Instant::now();
-        let mut ph = GpuPhases::default();
-        let marks = self.marks()?;
-        marks[0].record(self.gpu.stream())?;
-        let ctx = self
-            .encode_context(user, false, rows, &mut staging, &mut ph)?
-            .0;
-        marks[1].record(self.gpu.stream())?;
-        let (b, c) = (cands.batch, cands.count);
-        let a = self.cfg.num_actions;
-        let mut logits = vec![0f32; b * c * a];
-        let chunk = (MAX_CANDIDATE_ROWS / b.max(1)).max(1);
-        let mut c0 = 0;
-        while c0 < c {
-            let c1 = c.min(c0 + chunk);
-            let part = if c0 == 0 && c1 == c {
-                self.score(&ctx, cands, 0, rows, &mut staging, &mut ph)?
-            } else {
-                let part = cands.slots(&self.cfg, c0, c1);
-                self.score(&ctx, &part, c0, rows, &mut staging, &mut ph)?
-            };
-            let n = c1 - c0;
-            for r in 0..b {
-                logits[(r * c + c0) * a..(r * c + c1) * a]
-                    .copy_from_slice(&part[r * n * a..(r + 1) * n * a]);
-            }
-            c0 = c1;
-        }
+        let logits = self.score(&ctx.kv, cands, first, rows, &mut staging, &mut ctx.phases)?;
         // The reference rounds the logits and the probabilities to bf16.
         let logits: Vec<f32> = logits.iter().map(|&x| bf16::from_f32(x).to_f32()).collect();
         let probs = logits
             .iter()
             .map(|&x| bf16::from_f32(1.0 / (1.0 + (-x).exp())).to_f32())
             .collect();
-        marks[2].record(self.gpu.stream())?;
-        marks[2].synchronize()?;
-        ph.gpu_context_ms = marks[0].elapsed_ms(&marks[1])?;
-        ph.gpu_candidates_ms = marks[1].elapsed_ms(&marks[2])?;
-        ph.total_ms = ms_since(t0);
+        let [_, context_done, done] = &ctx.marks;
+        done.record(self.gpu.stream())?;
+        done.synchronize()?;
+        ctx.phases.device_context_ms = ctx.marks[0].elapsed_ms(context_done)?;
+        ctx.phases.device_candidates_ms = context_done.elapsed_ms(done)?;
+        ctx.phases.total_ms = ms_since(ctx.started);
         if let Ok(mut last) = self.last.lock() {
-            *last = ph;
+            *last = ctx.phases;
         }
         Ok(RankerOutput {
             batch: b,
@@ -324,11 +326,11 @@ impl GpuRanker {
         let guard = self
             .lock
             .lock()
-            .map_err(|_| EngineError::Gpu("an earlier GPU call panicked".into()))?;
+            .map_err(|_| EngineError::Backend(BackendError::Poisoned))?;
         self.gpu
             .context()
             .bind_to_thread()
-            .map_err(|e| EngineError::Gpu(e.to_string()))?;
+            .map_err(GpuError::from)?;
         Ok(guard)
     }
 
@@ -340,8 +342,7 @@ impl GpuRanker {
             return Ok(Vec::new());
         }
         let mut staging = self.claim()?;
-        let (_, h) =
-            self.encode_context(user, true, rows, &mut staging, &mut GpuPhases::default())?;
+        let (_, h) = self.encode_context(user, true, rows, &mut staging, &mut Phases::default())?;
         Ok(self.gpu.download(&h)?)
     }
 }

@@ -44,7 +44,7 @@ macro_rules! wide {
                 fn v4<const B: bool>($($a: $t),*) {
                     $body::<B>($($a),*)
                 }
-                if $crate::cpu::simd::has_avx512() {
+                if $crate::numerics::simd::has_avx512() {
                     #[allow(unsafe_code)]
                     // SAFETY: the CPU has every feature `v4` is compiled for.
                     unsafe { v4::<B>($($a),*) };

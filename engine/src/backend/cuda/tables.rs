@@ -7,15 +7,16 @@
 //! Placement: the tables (bf16, as the host path rounds them) go to the
 //! device when they fit in its free memory with a reserve left for
 //! activations: a quarter of the device, at least 4 GiB. Otherwise, or with
-//! `FORYOU_GPU_TABLES=host`, rows are gathered on the host as before.
+//! `--gpu-tables host`, rows are gathered on the host as before.
 
-use foryou_kernels::cuda::Gpu;
 use foryou_kernels::cuda::cudarc::driver::CudaSlice;
+use foryou_kernels::cuda::{Gpu, GpuError};
 use foryou_kernels::reference::ops::GatherShape;
 use rayon::prelude::*;
 
 use super::ranker::fill_bf16;
-use crate::error::{EngineError, Result};
+use crate::backend::GpuTables as TablePolicy;
+use crate::error::Result;
 use crate::hash_embed::{HashTable, HashTables};
 
 /// Rows converted and copied per step of an upload (bounds the host copy).
@@ -37,26 +38,17 @@ pub(crate) struct GpuTables {
     pub(crate) author: DeviceTable,
 }
 
-/// Where hash-embedding rows are gathered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TablePlacement {
-    /// On the device (tables resident).
-    Device,
-    /// On the host (the caller's embeddings are uploaded).
-    Host,
-}
-
 /// Bytes a placement must leave free on a device of `total` bytes.
 fn reserve(total: usize) -> usize {
     (total / 4).max(4 << 30)
 }
 
 /// Whether tables of `bytes` go to a device with `free` of `total` bytes
-/// free, under the placement override `env` (`FORYOU_GPU_TABLES`).
-pub(crate) fn fits(bytes: usize, free: usize, total: usize, env: Option<&str>) -> bool {
-    match env {
-        Some("host") => false,
-        _ => bytes.saturating_add(reserve(total)) <= free,
+/// free, under the placement `policy`.
+pub(crate) fn fits(bytes: usize, free: usize, total: usize, policy: TablePolicy) -> bool {
+    match policy {
+        TablePolicy::Host => false,
+        TablePolicy::Auto => bytes.saturating_add(reserve(total)) <= free,
     }
 }
 
@@ -76,7 +68,7 @@ impl DeviceTable {
             let mut view = data.slice_mut(at..at + len);
             gpu.stream()
                 .memcpy_htod(&staged[..len], &mut view)
-                .map_err(|e| EngineError::Gpu(e.to_string()))?;
+                .map_err(GpuError::from)?;
             at += len;
         }
         // The staging buffer is reused by the next step: the copy above is
@@ -118,16 +110,16 @@ impl DeviceTable {
 impl GpuTables {
     /// The tables on `gpu` when they fit (see the module doc); `None` keeps
     /// the host gather.
-    pub(crate) fn place(gpu: &Gpu, tables: &HashTables) -> Result<Option<Self>> {
+    pub(crate) fn place(
+        gpu: &Gpu,
+        tables: &HashTables,
+        policy: TablePolicy,
+    ) -> Result<Option<Self>> {
         let bytes = DeviceTable::bytes(&tables.user)
             + DeviceTable::bytes(&tables.post)
             + DeviceTable::bytes(&tables.author);
-        let (free, total) = gpu
-            .context()
-            .mem_get_info()
-            .map_err(|e| EngineError::Gpu(e.to_string()))?;
-        let env = std::env::var("FORYOU_GPU_TABLES").ok();
-        if !fits(bytes, free, total, env.as_deref()) {
+        let (free, total) = gpu.context().mem_get_info().map_err(GpuError::from)?;
+        if !fits(bytes, free, total, policy) {
             tracing::info!(
                 table_mb = bytes >> 20,
                 free_mb = free >> 20,
@@ -162,13 +154,13 @@ mod tests {
     fn placement_leaves_a_reserve_and_honours_the_override() {
         let gib = 1usize << 30;
         // 80 GiB device: the reserve is 20 GiB.
-        assert!(fits(50 * gib, 70 * gib, 80 * gib, None));
-        assert!(!fits(51 * gib, 70 * gib, 80 * gib, None));
+        let auto = TablePolicy::Auto;
+        assert!(fits(50 * gib, 70 * gib, 80 * gib, auto));
+        assert!(!fits(51 * gib, 70 * gib, 80 * gib, auto));
         // A small device keeps at least 4 GiB.
-        assert!(fits(gib, 5 * gib, 8 * gib, None));
-        assert!(!fits(gib + 1, 5 * gib, 8 * gib, None));
-        assert!(!fits(1, 70 * gib, 80 * gib, Some("host")));
-        assert!(fits(1, 70 * gib, 80 * gib, Some("device")));
+        assert!(fits(gib, 5 * gib, 8 * gib, auto));
+        assert!(!fits(gib + 1, 5 * gib, 8 * gib, auto));
+        assert!(!fits(1, 70 * gib, 80 * gib, TablePolicy::Host));
     }
 
     #[test]
