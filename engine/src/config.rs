@@ -132,6 +132,68 @@ pub struct PhoenixConfig {
     /// RoPE position of candidates (our option; the reference is `absolute`).
     #[serde(default)]
     pub candidate_positions: CandidatePositions,
+    /// May 2026: IP-hash embeddings per user, summed into the user token
+    /// (0: none).
+    #[serde(default)]
+    pub num_ip_hashes: usize,
+    /// May 2026: a flag of the reference's config the model never reads
+    /// (IP embeddings are used whenever given and `num_ip_hashes` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_ip_address: Option<bool>,
+    /// May 2026 ranker: post-age bucket width, minutes; with the
+    /// continuous keys it turns on the post-age and dwell blocks and the
+    /// continuous head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_age_granularity_mins: Option<u32>,
+    /// May 2026: the reference's constant 4800 (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_age_max_minutes: Option<u32>,
+    /// May 2026: `4800 / granularity + 2` (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_age_vocab_size: Option<usize>,
+    /// May 2026 ranker: width of the continuous head (and of the
+    /// continuous-action input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_continuous_actions: Option<usize>,
+    /// May 2026 ranker: hidden width of the dwell MLP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_action_hidden_dim: Option<usize>,
+    /// May 2026 ranker: dwell normalisation scale, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_norm_scale: Option<f64>,
+    /// May 2026 ranker: normalise dwell by `log1p` instead of linearly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_norm_use_log: Option<bool>,
+    /// May 2026 ranker: RoPE positions anchored at the end of the history,
+    /// every candidate at `1 + S`, padded tokens at 0.
+    #[serde(default)]
+    pub right_anchored_rope: bool,
+    /// May 2026: a training flag the forward pass never reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_neg_feedback_on_negatives: Option<bool>,
+    /// May 2026: names of the continuous actions (metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous_action_names: Option<Vec<String>>,
+    /// May 2026: the continuous-action column holding dwell seconds; the
+    /// reference reads column 1 (checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dwell_time_continuous_index: Option<usize>,
+    /// May 2026 retrieval: the candidate tower's MLP (`true`, the default)
+    /// or a mean over the hash embeddings (`false`, no parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_linear_proj: Option<bool>,
+    /// Fixture metadata, accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional_inputs_present: Option<serde_json::Value>,
+    /// Fixture metadata, accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional_inputs_absent: Option<serde_json::Value>,
+    /// Fixture metadata, accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_age_buckets: Option<serde_json::Value>,
+    /// Fixture metadata, accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_files_sha256: Option<serde_json::Value>,
     /// Retrieval: number of results the fixture asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
@@ -219,6 +281,63 @@ pub fn ffn_size(emb_size: usize, widening_factor: f64) -> usize {
     f.div_ceil(8) * 8
 }
 
+/// The reference's post-age horizon, minutes (a constant there).
+pub const POST_AGE_MAX_MINUTES: i64 = 4800;
+
+/// May 2026 ranker: the post-age block of candidate tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostAgeConfig {
+    /// Bucket width G, minutes.
+    pub granularity_mins: i64,
+    /// Rows of `post_age_embedding_table`: `4800 / G + 2` (bucket 0 is
+    /// missing or negative, the last one is overflow).
+    pub vocab: usize,
+}
+
+impl PostAgeConfig {
+    /// The bucket of a candidate seen at `impression_s` and created at
+    /// `created_s` (unix seconds), as the reference computes it in integer
+    /// arithmetic: `age_min = floor((impression - created) / 60)`, bucket
+    /// `age_min / G + 1` clipped to `[0, 4800 / G + 1]`, and 0 when the age
+    /// is negative or either timestamp is 0 (missing).
+    pub fn bucket(&self, impression_s: i64, created_s: i64) -> i64 {
+        if impression_s == 0 || created_s == 0 {
+            return 0;
+        }
+        let age_min = impression_s.saturating_sub(created_s).div_euclid(60);
+        if age_min < 0 {
+            return 0;
+        }
+        let overflow = POST_AGE_MAX_MINUTES / self.granularity_mins + 1;
+        (age_min / self.granularity_mins + 1).clamp(0, overflow)
+    }
+}
+
+/// How dwell seconds are normalised before the dwell MLP.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContinuousConfig {
+    /// NC, width of the continuous head.
+    pub num_actions: usize,
+    /// H, hidden width of the dwell MLP.
+    pub hidden: usize,
+    /// Dwell is clipped to `[0, norm_scale]` seconds.
+    pub norm_scale: f32,
+    /// `log1p(clip) / log1p(scale)` instead of `clip / scale`.
+    pub use_log: bool,
+}
+
+impl ContinuousConfig {
+    /// The normalised dwell value fed to the dwell MLP.
+    pub fn normalize(&self, dwell_s: f32) -> f32 {
+        let c = dwell_s.clamp(0.0, self.norm_scale);
+        if self.use_log {
+            c.ln_1p() / self.norm_scale.ln_1p()
+        } else {
+            c / self.norm_scale
+        }
+    }
+}
+
 /// Validated runtime configuration; every size is non-zero and consistent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
@@ -270,6 +389,16 @@ pub struct ModelConfig {
     pub candidate_positions: CandidatePositions,
     /// Retrieval top-k asked for by the config, if any.
     pub top_k: Option<usize>,
+    /// May 2026 ranker: post-age block (with `continuous`, or neither).
+    pub post_age: Option<PostAgeConfig>,
+    /// May 2026 ranker: dwell block and continuous head.
+    pub continuous: Option<ContinuousConfig>,
+    /// IP-hash embeddings per user summed into the user token (0: none).
+    pub num_ip_hashes: usize,
+    /// Right-anchored RoPE positions (May 2026).
+    pub right_anchored_rope: bool,
+    /// Retrieval: the candidate tower's MLP (`false`: mean pool).
+    pub candidate_tower_projection: bool,
 }
 
 impl ModelConfig {
@@ -427,6 +556,7 @@ impl PhoenixConfig {
         if self.top_k == Some(0) {
             return Err("field 'top_k' is 0, expected a positive count".into());
         }
+        let (post_age, continuous) = self.may_ranker()?;
         Ok(ModelConfig {
             kind: self.model_kind,
             emb_size: self.emb_size,
@@ -452,7 +582,84 @@ impl PhoenixConfig {
             l2_eps: self.l2_norm_eps_on_squared_norm as f32,
             candidate_positions: self.candidate_positions,
             top_k: self.top_k,
+            post_age,
+            continuous,
+            num_ip_hashes: self.num_ip_hashes,
+            right_anchored_rope: self.right_anchored_rope,
+            candidate_tower_projection: self.enable_linear_proj.unwrap_or(true),
         })
+    }
+
+    /// The May 2026 ranker's blocks: both (a May ranker always has the
+    /// post-age table, the dwell MLP and the continuous head) or neither.
+    fn may_ranker(
+        &self,
+    ) -> std::result::Result<(Option<PostAgeConfig>, Option<ContinuousConfig>), String> {
+        let post_age = match self.post_age_granularity_mins {
+            None => None,
+            Some(0) => return Err("field 'post_age_granularity_mins' is 0".into()),
+            Some(g) => {
+                let g = i64::from(g);
+                let vocab = usize::try_from(POST_AGE_MAX_MINUTES / g + 2).unwrap_or(2);
+                if let Some(m) = self.post_age_max_minutes
+                    && i64::from(m) != POST_AGE_MAX_MINUTES
+                {
+                    return Err(format!(
+                        "field 'post_age_max_minutes' ({m}) must be {POST_AGE_MAX_MINUTES}"
+                    ));
+                }
+                if let Some(v) = self.post_age_vocab_size
+                    && v != vocab
+                {
+                    return Err(format!(
+                        "field 'post_age_vocab_size' ({v}) disagrees with 4800 / post_age_granularity_mins + 2 = {vocab}"
+                    ));
+                }
+                Some(PostAgeConfig {
+                    granularity_mins: g,
+                    vocab,
+                })
+            }
+        };
+        let continuous = match (
+            self.num_continuous_actions,
+            self.continuous_action_hidden_dim,
+        ) {
+            (None, None) => None,
+            (Some(nc), Some(h)) if nc > 0 && h > 0 => {
+                let scale = self.continuous_norm_scale.unwrap_or(30.0);
+                if !(scale.is_finite() && scale > 0.0) {
+                    return Err(format!(
+                        "field 'continuous_norm_scale' ({scale}) must be a positive number"
+                    ));
+                }
+                if let Some(i) = self.dwell_time_continuous_index
+                    && i != 1
+                {
+                    return Err(format!(
+                        "field 'dwell_time_continuous_index' ({i}) must be 1 (the column the reference reads)"
+                    ));
+                }
+                Some(ContinuousConfig {
+                    num_actions: nc,
+                    hidden: h,
+                    norm_scale: scale as f32,
+                    use_log: self.continuous_norm_use_log.unwrap_or(false),
+                })
+            }
+            _ => {
+                return Err("fields 'num_continuous_actions' and 'continuous_action_hidden_dim' must both be positive, or both absent".into());
+            }
+        };
+        match (self.model_kind, post_age.is_some(), continuous.is_some()) {
+            (ModelKind::Ranker, true, true) | (_, false, false) => Ok((post_age, continuous)),
+            (ModelKind::Retrieval, _, _) => Err(
+                "the May 2026 ranker keys (post_age_granularity_mins, num_continuous_actions) do not apply to a retrieval model".into(),
+            ),
+            (ModelKind::Ranker, _, _) => Err(
+                "a May 2026 ranker needs both 'post_age_granularity_mins' and 'num_continuous_actions' with 'continuous_action_hidden_dim'".into(),
+            ),
+        }
     }
 }
 
@@ -539,6 +746,85 @@ mod tests {
             .expect_err("truncated json must fail")
             .to_string();
         assert!(err.contains("x.json"), "{err}");
+    }
+
+    #[test]
+    fn post_age_buckets_follow_the_reference_integer_rules() {
+        let hour = PostAgeConfig {
+            granularity_mins: 60,
+            vocab: 82,
+        };
+        let t = 1_778_000_000;
+        for (age_s, want) in [
+            (0, 1),
+            (59, 1),
+            (3599, 1),
+            (3600, 2),
+            (2 * 3600 + 1, 3),
+            (4799 * 60 + 59, 80),
+            (4800 * 60, 81),
+            (90 * 3600, 81), // overflow
+            (-30, 0),        // floor(-0.5 min) = -1: negative
+            (-59, 0),
+            (-2 * 3600, 0),
+        ] {
+            assert_eq!(hour.bucket(t, t - age_s), want, "age {age_s} s");
+        }
+        assert_eq!(hour.bucket(0, t), 0, "no impression time");
+        assert_eq!(hour.bucket(t, 0), 0, "no creation time");
+        // G = 7 does not divide 4800: overflow (686) starts at 685 * 7 = 4795 min.
+        let week = PostAgeConfig {
+            granularity_mins: 7,
+            vocab: 687,
+        };
+        assert_eq!(week.bucket(t, t - 4794 * 60), 685);
+        assert_eq!(week.bucket(t, t - 4795 * 60), 686);
+        assert_eq!(week.bucket(t, t - 9999 * 60), 686);
+    }
+
+    #[test]
+    fn dwell_is_clipped_then_normalised_linearly_or_by_log1p() {
+        let mut c = ContinuousConfig {
+            num_actions: 8,
+            hidden: 4,
+            norm_scale: 30.0,
+            use_log: false,
+        };
+        assert_eq!(c.normalize(-1.0), 0.0);
+        assert_eq!(c.normalize(15.0), 0.5);
+        assert_eq!(c.normalize(120.0), 1.0);
+        c.use_log = true;
+        assert!((c.normalize(15.0) - 16f32.ln() / 31f32.ln()).abs() < 1e-7);
+        assert_eq!(c.normalize(45.5), 1.0);
+    }
+
+    #[test]
+    fn may_ranker_keys_come_together_and_are_checked() {
+        let mut v = demo_json();
+        v["post_age_granularity_mins"] = 60.into();
+        v["num_continuous_actions"] = 8.into();
+        v["continuous_action_hidden_dim"] = 64.into();
+        v["post_age_vocab_size"] = 82.into();
+        let cfg = parse(v.clone()).expect("a May ranker");
+        assert_eq!(cfg.post_age.map(|a| a.vocab), Some(82));
+        assert_eq!(
+            cfg.continuous.map(|c| (c.num_actions, c.hidden)),
+            Some((8, 64))
+        );
+        let mut bad = v.clone();
+        bad["post_age_vocab_size"] = 81.into();
+        assert!(error_of(bad).contains("post_age_vocab_size"));
+        let mut half = v.clone();
+        half.as_object_mut()
+            .expect("object")
+            .remove("num_continuous_actions");
+        assert!(error_of(half).contains("num_continuous_actions"));
+        let mut only_age = demo_json();
+        only_age["post_age_granularity_mins"] = 60.into();
+        assert!(error_of(only_age).contains("both"));
+        let mut dwell_col = v;
+        dwell_col["dwell_time_continuous_index"] = 2.into();
+        assert!(error_of(dwell_col).contains("dwell_time_continuous_index"));
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub fn load_model_dir(dir: &Path) -> Result<(ModelConfig, PhoenixWeights)> {
     Ok((cfg, weights))
 }
 
-/// Runs the ranker on an inputs file and returns `logits`, `probs`, `ranked_indices`.
+/// Runs the ranker on an inputs file and returns `logits`, `probs`,
+/// `ranked_indices` and (May 2026 models) `continuous_preds`.
 pub fn eval_ranker(
     ranker: &PhoenixRanker,
     inputs: &Path,
@@ -76,7 +77,7 @@ pub fn eval_ranker(
         (RankerPath::Fast, Some(chunk)) => ranker.forward_chunked(&batch, chunk)?,
     };
     let shape = vec![out.batch, out.count, out.num_actions];
-    Ok(vec![
+    let mut tensors = vec![
         OutTensor::f32("logits", shape.clone(), &out.logits),
         OutTensor::f32("probs", shape, &out.probs),
         OutTensor::i32(
@@ -84,7 +85,15 @@ pub fn eval_ranker(
             vec![out.batch, out.count],
             &out.ranked_indices(),
         ),
-    ])
+    ];
+    if out.num_continuous > 0 {
+        tensors.push(OutTensor::f32(
+            "continuous_preds",
+            vec![out.batch, out.count, out.num_continuous],
+            &out.continuous,
+        ));
+    }
+    Ok(tensors)
 }
 
 fn padding_mask(c: &CandidateInputs, cfg: &ModelConfig) -> Vec<u8> {

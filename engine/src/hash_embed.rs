@@ -238,6 +238,8 @@ impl HashTables {
             user_embeddings: Vec::new(),
             history_post_embeddings: Vec::new(),
             history_author_embeddings: Vec::new(),
+            history_dwell: Vec::new(),
+            user_ip_embeddings: Vec::new(),
         };
         let pad = HistoryItem {
             post_id: 0,
@@ -328,6 +330,7 @@ impl HashTables {
             product_surface: Vec::new(),
             post_embeddings: Vec::new(),
             author_embeddings: Vec::new(),
+            post_age_buckets: Vec::new(),
         };
         let pad = CandidateItem {
             post_id: 0,

@@ -33,6 +33,12 @@ pub struct UserInputs {
     pub history_post_embeddings: Vec<f32>,
     /// `[B, S, Ha, D]`.
     pub history_author_embeddings: Vec<f32>,
+    /// May 2026: `[B, S]` dwell seconds of each history item (column 1 of
+    /// the reference's `history_continuous_actions`); empty = all 0.
+    pub history_dwell: Vec<f32>,
+    /// May 2026: `[B, num_ip_hashes, D]` IP-hash embeddings summed into the
+    /// user token; empty = none.
+    pub user_ip_embeddings: Vec<f32>,
 }
 
 /// `count` candidates for each of `batch` users.
@@ -52,6 +58,9 @@ pub struct CandidateInputs {
     pub post_embeddings: Vec<f32>,
     /// `[B, C, Ha, D]`.
     pub author_embeddings: Vec<f32>,
+    /// May 2026: `[B, C]` post-age buckets (`PostAgeConfig::bucket`);
+    /// empty = all 0 (age unknown).
+    pub post_age_buckets: Vec<i64>,
 }
 
 /// A full model batch.
@@ -139,7 +148,16 @@ impl UserInputs {
         )?;
         check_finite("user_embeddings", &self.user_embeddings)?;
         check_finite("history_post_embeddings", &self.history_post_embeddings)?;
-        check_finite("history_author_embeddings", &self.history_author_embeddings)
+        check_finite("history_author_embeddings", &self.history_author_embeddings)?;
+        if !self.user_ip_embeddings.is_empty() {
+            check_len(
+                "user_ip_embeddings",
+                self.user_ip_embeddings.len(),
+                &[b, cfg.num_ip_hashes, d],
+            )?;
+            check_finite("user_ip_embeddings", &self.user_ip_embeddings)?;
+        }
+        Ok(())
     }
 
     /// Checks everything but the embeddings: the whole of hash-only inputs
@@ -180,7 +198,12 @@ impl UserInputs {
             &self.history_product_surface,
             cfg,
         )?;
-        check_finite("history_actions", &self.history_actions)
+        check_finite("history_actions", &self.history_actions)?;
+        if !self.history_dwell.is_empty() {
+            check_len("history_dwell", self.history_dwell.len(), &[b, s])?;
+            check_finite("history_dwell", &self.history_dwell)?;
+        }
+        Ok(())
     }
 
     /// The rows `rows` of the batch, in that order.
@@ -202,6 +225,8 @@ impl UserInputs {
             user_embeddings: pick(&self.user_embeddings, hu * d, rows),
             history_post_embeddings: pick(&self.history_post_embeddings, s * hi * d, rows),
             history_author_embeddings: pick(&self.history_author_embeddings, s * ha * d, rows),
+            history_dwell: pick(&self.history_dwell, s, rows),
+            user_ip_embeddings: pick(&self.user_ip_embeddings, cfg.num_ip_hashes * d, rows),
         }
     }
 }
@@ -231,6 +256,7 @@ impl CandidateInputs {
             product_surface: pick(&self.product_surface, c, rows),
             post_embeddings: pick(&self.post_embeddings, c * hi * d, rows),
             author_embeddings: pick(&self.author_embeddings, c * ha * d, rows),
+            post_age_buckets: pick(&self.post_age_buckets, c, rows),
         }
     }
 
@@ -252,6 +278,7 @@ impl CandidateInputs {
             product_surface: pick_slots(&self.product_surface, b, c, 1, slots),
             post_embeddings: pick_slots(&self.post_embeddings, b, c, hi * d, slots),
             author_embeddings: pick_slots(&self.author_embeddings, b, c, ha * d, slots),
+            post_age_buckets: pick_slots(&self.post_age_buckets, b, c, 1, slots),
         }
     }
 
@@ -299,7 +326,23 @@ impl CandidateInputs {
             &format!("{what}product_surface"),
             &self.product_surface,
             cfg,
-        )
+        )?;
+        if !self.post_age_buckets.is_empty() {
+            let name = format!("{what}post_age_buckets");
+            check_len(&name, self.post_age_buckets.len(), &[b, c])?;
+            let p = cfg.post_age.map_or(1, |a| a.vocab) as i64;
+            if let Some(i) = self
+                .post_age_buckets
+                .iter()
+                .position(|x| !(0..p).contains(x))
+            {
+                return Err(EngineError::Input(format!(
+                    "'{name}' holds bucket {} at flat index {i}, expected a bucket in [0, {p})",
+                    self.post_age_buckets[i]
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -420,6 +463,13 @@ impl UserInputs {
             history_author_embeddings: file
                 .read_f32("history_author_embeddings", Some(&[b, s, ha, d]))?
                 .data,
+            history_dwell: dwell_column(file, b, s)?,
+            user_ip_embeddings: if cfg.num_ip_hashes > 0 && file.contains("user_ip_embeddings") {
+                file.read_f32("user_ip_embeddings", Some(&[b, cfg.num_ip_hashes, d]))?
+                    .data
+            } else {
+                Vec::new()
+            },
         };
         user.validate(cfg)?;
         Ok(user)
@@ -464,8 +514,56 @@ impl CandidateInputs {
             author_embeddings: file
                 .read_f32(&format!("{prefix}author_embeddings"), Some(&[b, c, ha, d]))?
                 .data,
+            post_age_buckets: post_age_buckets(file, cfg, prefix, b, c)?,
         };
         cands.validate(cfg, prefix)?;
         Ok(cands)
+    }
+}
+
+/// Column 1 (dwell seconds) of an optional `history_continuous_actions`
+/// `[B, S, NC]`, as `[B, S]`; empty when the file has none.
+fn dwell_column(file: &SafetensorsFile, b: usize, s: usize) -> Result<Vec<f32>> {
+    const NAME: &str = "history_continuous_actions";
+    if !file.contains(NAME) {
+        return Ok(Vec::new());
+    }
+    let t = file.read_f32(NAME, None)?;
+    match t.shape.as_slice() {
+        [bb, ss, nc] if *bb == b && *ss == s && *nc >= 2 => {
+            Ok(t.data.chunks_exact(*nc).map(|row| row[1]).collect())
+        }
+        other => Err(EngineError::Input(format!(
+            "{}: tensor '{NAME}' has shape {other:?}, expected [{b}, {s}, NC >= 2]",
+            file.path().display()
+        ))),
+    }
+}
+
+/// Post-age buckets from optional `{prefix}impr_ts` and
+/// `{prefix}post_creation_ts` (`[B, C]` unix seconds); empty unless the
+/// model has the post-age block and the file has both.
+fn post_age_buckets(
+    file: &SafetensorsFile,
+    cfg: &ModelConfig,
+    prefix: &str,
+    b: usize,
+    c: usize,
+) -> Result<Vec<i64>> {
+    let (impr, created) = (
+        format!("{prefix}impr_ts"),
+        format!("{prefix}post_creation_ts"),
+    );
+    match cfg.post_age {
+        Some(age) if file.contains(&impr) && file.contains(&created) => {
+            let impr = file.read_int(&impr, Some(&[b, c]))?.data;
+            let created = file.read_int(&created, Some(&[b, c]))?.data;
+            Ok(impr
+                .iter()
+                .zip(&created)
+                .map(|(&i, &p)| age.bucket(i, p))
+                .collect())
+        }
+        _ => Ok(Vec::new()),
     }
 }

@@ -80,6 +80,18 @@ pub fn model_prefix(kind: ModelKind) -> &'static str {
 
 const TOWER: &str = "~build_candidate_representation/candidate_tower";
 
+/// D-wide blocks of a history token before `proj_mat_3`: post and author
+/// hash embeddings, actions, product surface, and (May 2026) dwell.
+pub fn history_blocks(cfg: &ModelConfig) -> usize {
+    cfg.num_item_hashes + cfg.num_author_hashes + 2 + usize::from(cfg.continuous.is_some())
+}
+
+/// D-wide blocks of a candidate token before `proj_mat_2`: post and author
+/// hash embeddings, product surface, and (May 2026) post age.
+pub fn candidate_blocks(cfg: &ModelConfig) -> usize {
+    cfg.num_item_hashes + cfg.num_author_hashes + 1 + usize::from(cfg.post_age.is_some())
+}
+
 /// Every parameter the config's model reads, sorted by name.
 pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
     use ParamInit::*;
@@ -102,13 +114,43 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
             Normal,
         ),
         spec(format!("{p}/proj_mat_1"), vec![hu * d, d], FanIn),
-        spec(format!("{p}/proj_mat_3"), vec![(hi + ha + 2) * d, d], FanIn),
+        spec(
+            format!("{p}/proj_mat_3"),
+            vec![history_blocks(cfg) * d, d],
+            FanIn,
+        ),
     ];
+    if let Some(age) = cfg.post_age {
+        out.push(spec(
+            format!("{p}/post_age_embedding_table"),
+            vec![age.vocab, d],
+            Normal,
+        ));
+    }
+    if let Some(c) = cfg.continuous {
+        out.extend([
+            spec(
+                format!("{p}/history_dwell_time_proj1"),
+                vec![1, c.hidden],
+                FanIn,
+            ),
+            spec(
+                format!("{p}/history_dwell_time_proj2"),
+                vec![c.hidden, d],
+                FanIn,
+            ),
+            spec(
+                format!("{p}/continuous_unembeddings"),
+                vec![d, c.num_actions],
+                FanIn,
+            ),
+        ]);
+    }
     match cfg.kind {
         ModelKind::Ranker => {
             out.push(spec(
                 format!("{p}/proj_mat_2"),
-                vec![(hi + ha + 1) * d, d],
+                vec![candidate_blocks(cfg) * d, d],
                 FanIn,
             ));
             out.push(spec(format!("{p}/rms_norm/scale"), vec![d], NormScale));
@@ -118,7 +160,7 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
                 FanIn,
             ));
         }
-        ModelKind::Retrieval => {
+        ModelKind::Retrieval if cfg.candidate_tower_projection => {
             out.push(spec(
                 format!("{p}/{TOWER}/candidate_tower_projection_1"),
                 vec![(hi + ha) * d, 2 * d],
@@ -130,6 +172,7 @@ pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
                 FanIn,
             ));
         }
+        ModelKind::Retrieval => {}
     }
     let (q, kv, f) = (
         cfg.num_q_heads * cfg.key_size,
@@ -202,12 +245,26 @@ pub struct LayerWeights {
 /// Ranker-only parameters.
 #[derive(Debug, Clone)]
 pub struct RankerHead {
-    /// Candidate token projection `[(Hi+Ha+1)*D, D]`.
+    /// Candidate token projection `[(Hi+Ha+1)*D, D]` (one more block with
+    /// the post age).
     pub proj_candidate: Tensor,
     /// Final RMSNorm gain `[D]`.
     pub final_norm: Tensor,
     /// Output head `[D, A]`.
     pub unembeddings: Tensor,
+    /// May 2026: post-age table `[P, D]`.
+    pub post_age_table: Option<Tensor>,
+    /// May 2026: continuous head `[D, NC]`.
+    pub continuous_unembeddings: Option<Tensor>,
+}
+
+/// May 2026: the dwell MLP of history tokens, `gelu(v * proj_1[0]) @ proj_2`.
+#[derive(Debug, Clone)]
+pub struct DwellWeights {
+    /// `[1, H]`.
+    pub proj_1: Tensor,
+    /// `[H, D]`.
+    pub proj_2: Tensor,
 }
 
 /// Retrieval-only parameters (the candidate tower).
@@ -224,8 +281,9 @@ pub struct CandidateTowerWeights {
 pub enum HeadWeights {
     /// Ranker.
     Ranker(RankerHead),
-    /// Retrieval.
-    Retrieval(CandidateTowerWeights),
+    /// Retrieval: the candidate tower's MLP, or `None` for the mean-pool
+    /// tower (May 2026 `enable_linear_proj: false`, no parameters).
+    Retrieval(Option<CandidateTowerWeights>),
 }
 
 /// All parameters of a Phoenix model, as f32 tensors on the CPU.
@@ -243,6 +301,8 @@ pub struct PhoenixWeights {
     pub layers: Vec<LayerWeights>,
     /// Ranker head or candidate tower.
     pub head: HeadWeights,
+    /// May 2026 ranker: the dwell MLP.
+    pub dwell: Option<DwellWeights>,
     /// Hash tables, when the file carries them.
     pub hash_tables: Option<HashTables>,
 }
@@ -258,10 +318,11 @@ impl PhoenixWeights {
         }
     }
 
-    /// The retriever's candidate tower, or an error for a ranker's weights.
-    pub fn candidate_tower(&self) -> Result<&CandidateTowerWeights> {
+    /// The retriever's candidate-tower MLP (`None`: the mean-pool tower),
+    /// or an error for a ranker's weights.
+    pub fn candidate_tower(&self) -> Result<Option<&CandidateTowerWeights>> {
         match &self.head {
-            HeadWeights::Retrieval(t) => Ok(t),
+            HeadWeights::Retrieval(t) => Ok(t.as_ref()),
             HeadWeights::Ranker(_) => Err(EngineError::Input(
                 "weights carry a ranker head, expected a candidate tower".into(),
             )),
@@ -332,17 +393,39 @@ impl PhoenixWeights {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let may = cfg.continuous.is_some();
         let head = match cfg.kind {
             ModelKind::Ranker => HeadWeights::Ranker(RankerHead {
                 proj_candidate: get(&format!("{p}/proj_mat_2"))?,
                 final_norm: get(&format!("{p}/rms_norm/scale"))?,
                 unembeddings: get(&format!("{p}/unembeddings"))?,
+                post_age_table: cfg
+                    .post_age
+                    .map(|_| get(&format!("{p}/post_age_embedding_table")))
+                    .transpose()?,
+                continuous_unembeddings: may
+                    .then(|| get(&format!("{p}/continuous_unembeddings")))
+                    .transpose()?,
             }),
-            ModelKind::Retrieval => HeadWeights::Retrieval(CandidateTowerWeights {
-                proj_1: get(&format!("{p}/{TOWER}/candidate_tower_projection_1"))?,
-                proj_2: get(&format!("{p}/{TOWER}/candidate_tower_projection_2"))?,
-            }),
+            ModelKind::Retrieval => HeadWeights::Retrieval(
+                cfg.candidate_tower_projection
+                    .then(|| -> Result<_> {
+                        Ok(CandidateTowerWeights {
+                            proj_1: get(&format!("{p}/{TOWER}/candidate_tower_projection_1"))?,
+                            proj_2: get(&format!("{p}/{TOWER}/candidate_tower_projection_2"))?,
+                        })
+                    })
+                    .transpose()?,
+            ),
         };
+        let dwell = may
+            .then(|| -> Result<_> {
+                Ok(DwellWeights {
+                    proj_1: get(&format!("{p}/history_dwell_time_proj1"))?,
+                    proj_2: get(&format!("{p}/history_dwell_time_proj2"))?,
+                })
+            })
+            .transpose()?;
         let hash_tables = HashTables::from_file(&file, cfg)?;
         Ok(Self {
             action_projection: get(&format!("{p}/action_projection"))?,
@@ -351,6 +434,7 @@ impl PhoenixWeights {
             proj_history: get(&format!("{p}/proj_mat_3"))?,
             layers,
             head,
+            dwell,
             hash_tables,
         })
     }

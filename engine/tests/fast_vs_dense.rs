@@ -1,6 +1,7 @@
 //! The fast path against the dense oracle on random configs and inputs:
 //! shapes, GQA ratios, layer counts, paddings (padded users included) and
-//! chunk sizes; and the two RoPE modes' slot behaviour.
+//! chunk sizes, with and without the May 2026 inputs; and the RoPE modes'
+//! slot behaviour.
 
 mod common;
 
@@ -30,10 +31,18 @@ proptest! {
         chunk in 1usize..=9,
         pad in prop::sample::select(vec![0.0f32, 0.3, 0.6]),
         shared in any::<bool>(),
+        may in any::<bool>(),
+        use_log in any::<bool>(),
+        granularity in prop::sample::select(vec![7u32, 60, 1440]),
     ) {
         let mut cfg = small_config(d, k, hkv * group, hkv, layers);
         if shared {
             cfg.candidate_positions = CandidatePositions::Shared;
+        }
+        if may {
+            // Every May 2026 input on: post age, dwell (linear or log),
+            // IP embeddings, right-anchored RoPE, the continuous head.
+            may_2026(&mut cfg, granularity, use_log);
         }
         let (_dir, ranker) = random_ranker(&cfg, seed);
         let mut rng = Rng(seed ^ 0x5555);
@@ -43,6 +52,11 @@ proptest! {
         let dl = max_abs_diff(&dense.logits, &fast.logits);
         prop_assert!(dl <= 1e-5, "logits differ by {dl}");
         prop_assert!(max_abs_diff(&dense.probs, &fast.probs) <= 1e-5);
+        prop_assert_eq!(dense.continuous.len(), fast.continuous.len());
+        prop_assert!(max_abs_diff(&dense.continuous, &fast.continuous) <= 1e-5);
+        if may {
+            prop_assert_eq!(fast.continuous.len(), b * c * 8);
+        }
     }
 }
 

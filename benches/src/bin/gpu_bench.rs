@@ -299,6 +299,8 @@ fn random_inputs(cfg: &ModelConfig, b: usize, s: usize, c: usize, rng: &mut Rng)
             user_embeddings: ue,
             history_post_embeddings: hpe,
             history_author_embeddings: hae,
+            history_dwell: Vec::new(),
+            user_ip_embeddings: Vec::new(),
         },
         candidates: CandidateInputs {
             batch: b,
@@ -308,6 +310,7 @@ fn random_inputs(cfg: &ModelConfig, b: usize, s: usize, c: usize, rng: &mut Rng)
             product_surface: surf(b * c),
             post_embeddings: cpe,
             author_embeddings: cae,
+            post_age_buckets: Vec::new(),
         },
     }
 }

@@ -16,7 +16,7 @@ use crate::inputs::{CandidateInputs, UserInputs};
 use crate::nn::head::{candidate_tower, rank_head};
 use crate::nn::tokens::TokenBuilder;
 use crate::nn::transformer::Transformer;
-use crate::numerics::rope::candidate_positions;
+use crate::numerics::rope::{candidate_positions, context_positions};
 use crate::numerics::{Precision, RankerOutput};
 use crate::topk::top_k_rows;
 use crate::weights::PhoenixWeights;
@@ -104,9 +104,10 @@ impl Backend for CpuBackend {
             .context(user)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let ctx = self
-            .stack()?
-            .encode_context(x, user.batch, &user.context_valid(&self.cfg));
+        let (b, len) = (user.batch, 1 + user.history_len);
+        let valid = user.context_valid(&self.cfg);
+        let positions = context_positions(&self.cfg, &valid, b, len);
+        let ctx = self.stack()?.encode_context(x, b, &valid, &positions);
         Ok(Context::new(ctx.batch, ctx.len, ctx))
     }
 
@@ -121,12 +122,11 @@ impl Backend for CpuBackend {
         let head = self.weights.ranker_head()?;
         let len = ctx.len;
         let ctx: &mut CpuContext = ctx.state_mut()?;
-        let x = self.tokens().candidates(cands, &head.proj_candidate)?;
+        let x = self.tokens().candidates(cands, head)?;
         let x = x.flatten_all()?.to_vec1::<f32>()?;
-        let positions = candidate_positions(&self.cfg, len, first_slot, cands.count);
-        let h = self
-            .stack()?
-            .forward_candidates(x, &positions, &cands.valid_mask(&self.cfg), ctx);
+        let valid = cands.valid_mask(&self.cfg);
+        let positions = candidate_positions(&self.cfg, len, first_slot, cands.count, &valid);
+        let h = self.stack()?.forward_candidates(x, &positions, &valid, ctx);
         let h = Tensor::from_vec(
             h,
             (cands.batch, cands.count, self.cfg.emb_size),

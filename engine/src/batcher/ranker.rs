@@ -132,20 +132,9 @@ impl RankerBatch {
 
 /// Row `b` of `out`, cut to the request's own candidates.
 fn split_rows(out: &RankerOutput, batch: &[RankRequest]) -> Vec<RankerOutput> {
-    let (c, a) = (out.count, out.num_actions);
     batch
         .iter()
         .enumerate()
-        .map(|(b, r)| {
-            let n = r.candidates.len();
-            let row = b * c * a;
-            RankerOutput {
-                batch: 1,
-                count: n,
-                num_actions: a,
-                logits: out.logits[row..row + n * a].to_vec(),
-                probs: out.probs[row..row + n * a].to_vec(),
-            }
-        })
+        .map(|(b, r)| out.row(b, r.candidates.len()))
         .collect()
 }

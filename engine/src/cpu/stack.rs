@@ -160,13 +160,19 @@ impl CpuStack {
     }
 
     /// Runs the context `h: [B * S1, D]` (S1 = `valid.len() / B`) through
-    /// every layer, keeping each layer's K/V; the last layer stops after its
+    /// every layer at RoPE `positions` (S1 shared by every row, or B * S1),
+    /// keeping each layer's K/V; the last layer stops after its
     /// K/V, which is all the candidates read.
-    pub fn encode_context(&self, mut h: Vec<f32>, batch: usize, valid: &[bool]) -> CpuContext {
+    pub fn encode_context(
+        &self,
+        mut h: Vec<f32>,
+        batch: usize,
+        valid: &[bool],
+        positions: &[usize],
+    ) -> CpuContext {
         let len = valid.len() / batch.max(1);
         let rows = batch * len;
-        let positions: Vec<usize> = (0..len).collect();
-        let rope = RopeTables::new(&positions, &self.inv_freq);
+        let rope = RopeTables::new(positions, &self.inv_freq);
         let mut s = self.scratch(rows);
         let mut kv = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
@@ -199,7 +205,8 @@ impl CpuStack {
         }
     }
 
-    /// Candidates `h: [B * C, D]` at RoPE `positions` (one per slot), each
+    /// Candidates `h: [B * C, D]` at RoPE `positions` (one per slot, or
+    /// B * C, one per candidate), each
     /// attending to `ctx` and to itself when `valid[b * C + c]`. Returns the
     /// hidden states `[B * C, D]`.
     pub fn forward_candidates(
@@ -209,7 +216,7 @@ impl CpuStack {
         valid: &[bool],
         ctx: &CpuContext,
     ) -> Vec<f32> {
-        let (batch, count) = (ctx.batch, positions.len());
+        let (batch, count) = (ctx.batch, valid.len() / ctx.batch.max(1));
         let rows = batch * count;
         let rope = RopeTables::new(positions, &self.inv_freq);
         let mut s = self.scratch(rows);

@@ -161,13 +161,12 @@ impl PhoenixRanker {
         rows: TablePlacement,
     ) -> Result<RankerOutput> {
         if user.batch == 0 || cands.count == 0 {
-            return Ok(RankerOutput {
-                batch: user.batch,
-                count: 0,
-                num_actions: self.parts.cfg.num_actions,
-                logits: Vec::new(),
-                probs: Vec::new(),
-            });
+            let nc = self.parts.cfg.continuous.map_or(0, |c| c.num_actions);
+            return Ok(RankerOutput::empty(
+                user.batch,
+                self.parts.cfg.num_actions,
+                nc,
+            ));
         }
         let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
         let mut ctx = self.encode(user, rows)?;

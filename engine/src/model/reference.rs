@@ -11,7 +11,7 @@ use crate::inputs::RecsysInputs;
 use crate::nn::attention::KeyMask;
 use crate::nn::head::rank_head;
 use crate::numerics::RankerOutput;
-use crate::numerics::rope::candidate_positions;
+use crate::numerics::rope::{candidate_positions, context_positions};
 
 /// `allowed[b, i, j]` of the reference ranker over `T = s1 + c` tokens.
 fn ranker_mask(valid: &[bool], batch: usize, s1: usize, c: usize, fill: f32) -> Result<KeyMask> {
@@ -45,7 +45,7 @@ impl PhoenixRanker {
         let head = self.head()?;
         let tokens = self.tokens();
         let ctx = tokens.context(&inputs.user)?;
-        let cands = tokens.candidates(&inputs.candidates, &head.proj_candidate)?;
+        let cands = tokens.candidates(&inputs.candidates, head)?;
         let x = Tensor::cat(&[ctx, cands], 1)?;
         let ctx_valid = inputs.user.context_valid(cfg);
         let cand_valid = inputs.candidates.valid_mask(cfg);
@@ -55,8 +55,21 @@ impl PhoenixRanker {
             valid.extend_from_slice(&cand_valid[r * c..(r + 1) * c]);
         }
         let mask = ranker_mask(&valid, b, s1, c, cfg.attn_mask_fill)?;
-        let mut positions: Vec<usize> = (0..s1).collect();
-        positions.extend(candidate_positions(cfg, s1, 0, c));
+        let ctx_pos = context_positions(cfg, &ctx_valid, b, s1);
+        let cand_pos = candidate_positions(cfg, s1, 0, c, &cand_valid);
+        let positions: Vec<usize> = if cfg.right_anchored_rope {
+            // One row of T positions per batch row.
+            (0..b)
+                .flat_map(|r| {
+                    ctx_pos[r * s1..(r + 1) * s1]
+                        .iter()
+                        .chain(&cand_pos[r * c..(r + 1) * c])
+                        .copied()
+                })
+                .collect()
+        } else {
+            ctx_pos.into_iter().chain(cand_pos).collect()
+        };
         let h = self.parts.dense.forward_dense(&x, &positions, &mask)?;
         rank_head(cfg, head, self.parts.prec, &h.narrow(1, s1, c)?)
     }

@@ -23,12 +23,23 @@ pub fn rank_head(
     let normed = rms_norm(h, &head.final_norm, cfg.rms_norm_eps, prec)?;
     let logits = prec.round(linear(&normed, &head.unembeddings)?)?;
     let probs = prec.round(candle_nn::ops::sigmoid(&logits)?)?;
+    // May 2026: sigmoid(normed @ continuous_unembeddings) in f32, then
+    // rounded to the forward dtype.
+    let (num_continuous, continuous) = match &head.continuous_unembeddings {
+        Some(w) => {
+            let p = prec.round(candle_nn::ops::sigmoid(&linear(&normed, w)?)?)?;
+            (w.dim(1)?, p.flatten_all()?.to_vec1()?)
+        }
+        None => (0, Vec::new()),
+    };
     Ok(RankerOutput {
         batch: b,
         count: c,
         num_actions: cfg.num_actions,
         logits: logits.flatten_all()?.to_vec1()?,
         probs: probs.flatten_all()?.to_vec1()?,
+        num_continuous,
+        continuous,
     })
 }
 
@@ -64,11 +75,12 @@ pub fn pool_users(
 
 /// Candidate-tower representations `[B, C, D]` row-major, unit norm:
 /// `concat(post, author hash embeddings) @ proj_1 -> SiLU -> @ proj_2 ->
-/// L2 norm`. The product surface is not used; padded candidates are
+/// L2 norm`, or without the MLP (`tower` None) the mean of the hash
+/// embeddings, L2 normalised. The product surface is not used; padded candidates are
 /// encoded like any other.
 pub fn candidate_tower(
     cfg: &ModelConfig,
-    tower: &CandidateTowerWeights,
+    tower: Option<&CandidateTowerWeights>,
     cands: &CandidateInputs,
 ) -> Result<Vec<f32>> {
     let (b, c, d) = (cands.batch, cands.count, cfg.emb_size);
@@ -77,7 +89,10 @@ pub fn candidate_tower(
     let post = Tensor::from_slice(&cands.post_embeddings, (n, hi * d), &Device::Cpu)?;
     let author = Tensor::from_slice(&cands.author_embeddings, (n, ha * d), &Device::Cpu)?;
     let x = Tensor::cat(&[post, author], 1)?; // [N, (Hi + Ha) D]
-    let hidden = candle_nn::ops::silu(&x.matmul(&tower.proj_1)?)?;
-    let out = hidden.matmul(&tower.proj_2)?; // [N, D]
+    let out = match tower {
+        Some(t) => candle_nn::ops::silu(&x.matmul(&t.proj_1)?)?.matmul(&t.proj_2)?,
+        // May 2026 without the projection: the mean over the Hi + Ha rows.
+        None => x.reshape((n, hi + ha, d))?.mean(1)?,
+    }; // [N, D]
     Ok(l2_normalize(&out, cfg.l2_eps)?.flatten_all()?.to_vec1()?)
 }

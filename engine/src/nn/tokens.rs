@@ -9,7 +9,7 @@ use candle_core::{Device, Result, Tensor};
 use crate::config::ModelConfig;
 use crate::inputs::{CandidateInputs, UserInputs};
 use crate::numerics::Precision;
-use crate::weights::PhoenixWeights;
+use crate::weights::{PhoenixWeights, RankerHead};
 
 /// Builds token embeddings for one model's weights.
 pub struct TokenBuilder<'a> {
@@ -57,30 +57,70 @@ impl<'a> TokenBuilder<'a> {
             self.cfg.num_item_hashes,
             self.cfg.num_author_hashes,
         );
-        let user = tensor(&u.user_embeddings, &[b, hu * d])?.matmul(&self.w.proj_user)?;
+        let mut user = tensor(&u.user_embeddings, &[b, hu * d])?.matmul(&self.w.proj_user)?;
+        let nip = self.cfg.num_ip_hashes;
+        if nip > 0 && !u.user_ip_embeddings.is_empty() {
+            // May 2026: the IP embeddings' sum, unprojected, in f32.
+            user = (user + tensor(&u.user_ip_embeddings, &[b, nip, d])?.sum(1)?)?;
+        }
         let user = self.prec.round(user)?.reshape((b, 1, d))?;
         let n = b * s;
-        let parts = [
+        let mut parts = vec![
             tensor(&u.history_post_embeddings, &[n, hi * d])?,
             tensor(&u.history_author_embeddings, &[n, ha * d])?,
             self.actions(&u.history_actions, n)?,
             self.product_surface(&u.history_product_surface)?,
         ];
+        if let Some(dwell) = self.dwell(&u.history_dwell, n)? {
+            parts.push(dwell);
+        }
         let hist = Tensor::cat(&parts, 1)?.matmul(&self.w.proj_history)?;
         let hist = self.prec.round(hist)?.reshape((b, s, d))?;
         Tensor::cat(&[user, hist], 1)
     }
 
-    /// Candidate tokens `[B, C, D]` through `proj` (`proj_mat_2`).
-    pub fn candidates(&self, c: &CandidateInputs, proj: &Tensor) -> Result<Tensor> {
+    /// Candidate tokens `[B, C, D]` through the head's `proj_mat_2`.
+    pub fn candidates(&self, c: &CandidateInputs, head: &RankerHead) -> Result<Tensor> {
         let (b, n, d) = (c.batch, c.batch * c.count, self.cfg.emb_size);
         let (hi, ha) = (self.cfg.num_item_hashes, self.cfg.num_author_hashes);
-        let parts = [
+        let mut parts = vec![
             tensor(&c.post_embeddings, &[n, hi * d])?,
             tensor(&c.author_embeddings, &[n, ha * d])?,
             self.product_surface(&c.product_surface)?,
         ];
-        let tokens = Tensor::cat(&parts, 1)?.matmul(proj)?;
+        if let Some(table) = &head.post_age_table {
+            // May 2026: the post-age row of each candidate (bucket 0, a real
+            // row, when the age is unknown).
+            let buckets: Vec<u32> = if c.post_age_buckets.is_empty() {
+                vec![0; n]
+            } else {
+                c.post_age_buckets
+                    .iter()
+                    .map(|&x| u32::try_from(x).unwrap_or(0))
+                    .collect()
+            };
+            let idx = Tensor::from_vec(buckets, n, &Device::Cpu)?;
+            parts.push(self.prec.round(table.index_select(&idx, 0)?)?);
+        }
+        let tokens = Tensor::cat(&parts, 1)?.matmul(&head.proj_candidate)?;
         self.prec.round(tokens)?.reshape((b, c.count, d))
+    }
+
+    /// May 2026: the dwell block `[N, D]` of history items,
+    /// `gelu_tanh(v * proj_1[0]) @ proj_2` with `v` the normalised dwell
+    /// (an exact zero row for dwell 0), computed in f32 and rounded; `None`
+    /// for a model without it.
+    fn dwell(&self, dwell_s: &[f32], n: usize) -> Result<Option<Tensor>> {
+        let (Some(c), Some(w)) = (self.cfg.continuous, &self.w.dwell) else {
+            return Ok(None);
+        };
+        let v: Vec<f32> = if dwell_s.is_empty() {
+            vec![0.0; n]
+        } else {
+            dwell_s.iter().map(|&x| c.normalize(x)).collect()
+        };
+        let hidden = tensor(&v, &[n, 1])?.broadcast_mul(&w.proj_1)?; // [N, H]
+        let emb = crate::numerics::gelu::gelu_tanh(&hidden)?.matmul(&w.proj_2)?;
+        Ok(Some(self.prec.round(emb)?))
     }
 }

@@ -10,7 +10,7 @@ use super::tokens::TokenBuilder;
 use crate::config::ModelConfig;
 use crate::inputs::UserInputs;
 use crate::numerics::Precision;
-use crate::numerics::rope::Rope;
+use crate::numerics::rope::{Rope, context_positions};
 use crate::weights::LayerWeights;
 
 /// The decoder layers with their RoPE tables and rounding policy.
@@ -51,10 +51,11 @@ impl Transformer {
         })
     }
 
-    /// Dense pass over `x: [B, T, D]` with RoPE positions `positions` and an
-    /// explicit `[B, 1, T, T]` mask. Returns the hidden states `[B, T, D]`.
+    /// Dense pass over `x: [B, T, D]` with RoPE positions `positions` (`T`
+    /// shared by every row, or `B * T`) and an explicit `[B, 1, T, T]` mask. Returns the hidden states `[B, T, D]`.
     pub fn forward_dense(&self, x: &Tensor, positions: &[usize], mask: &KeyMask) -> Result<Tensor> {
-        let (cos, sin) = self.rope.tables(positions)?;
+        let (b, t, _) = x.dims3()?;
+        let (cos, sin) = self.rope.tables(positions, b, t)?;
         let mut h = x.clone();
         for layer in &self.layers {
             let qkv = layer.qkv(&self.cfg, &h, &cos, &sin, self.prec)?;
@@ -78,7 +79,7 @@ impl Transformer {
         let x = tokens.context(user)?;
         let valid = user.context_valid(&self.cfg);
         let mask = causal_mask(&valid, b, len, self.cfg.attn_mask_fill)?;
-        let positions: Vec<usize> = (0..len).collect();
+        let positions = context_positions(&self.cfg, &valid, b, len);
         let h = self.forward_dense(&x, &positions, &mask)?;
         Ok(h.flatten_all()?.to_vec1()?)
     }

@@ -40,7 +40,7 @@ impl Precision {
 }
 
 /// Logits and probabilities of a ranker call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RankerOutput {
     /// B.
     pub batch: usize,
@@ -52,9 +52,24 @@ pub struct RankerOutput {
     pub logits: Vec<f32>,
     /// `[B, C, A]` `sigmoid(logits)`, `dwell_time` included.
     pub probs: Vec<f32>,
+    /// NC, width of the continuous head (0 for a model without one).
+    pub num_continuous: usize,
+    /// `[B, C, NC]` May 2026 continuous predictions (sigmoid, e.g. column
+    /// 1 = dwell time); empty without the head.
+    pub continuous: Vec<f32>,
 }
 
 impl RankerOutput {
+    /// An output with no candidates.
+    pub fn empty(batch: usize, num_actions: usize, num_continuous: usize) -> Self {
+        Self {
+            batch,
+            num_actions,
+            num_continuous,
+            ..Self::default()
+        }
+    }
+
     /// Candidate slots per row by descending favorite probability (action 0),
     /// stable (ties keep slot order); padded slots are included like in the
     /// reference. `[B, C]`.
@@ -70,51 +85,86 @@ impl RankerOutput {
         out
     }
 
+    /// Row `b`, its first `n` candidates only.
+    pub fn row(&self, b: usize, n: usize) -> Self {
+        let (c, a, nc) = (self.count, self.num_actions, self.num_continuous);
+        let take = |data: &[f32], w: usize| {
+            if data.is_empty() {
+                Vec::new()
+            } else {
+                data[b * c * w..(b * c + n) * w].to_vec()
+            }
+        };
+        Self {
+            batch: 1,
+            count: n,
+            num_actions: a,
+            logits: take(&self.logits, a),
+            probs: take(&self.probs, a),
+            num_continuous: nc,
+            continuous: take(&self.continuous, nc),
+        }
+    }
+
     /// Stacks outputs of row groups back into one batch: `parts[i]` holds the
     /// rows `rows[i]` of the full batch.
     pub(crate) fn scatter_rows(batch: usize, parts: &[(Vec<usize>, RankerOutput)]) -> Self {
-        let (count, num_actions) = parts
-            .first()
-            .map(|(_, o)| (o.count, o.num_actions))
-            .unwrap_or((0, 0));
-        let row = count * num_actions;
-        let mut logits = vec![0f32; batch * row];
-        let mut probs = vec![0f32; batch * row];
-        for (rows, out) in parts {
-            for (i, &r) in rows.iter().enumerate() {
-                logits[r * row..(r + 1) * row].copy_from_slice(&out.logits[i * row..(i + 1) * row]);
-                probs[r * row..(r + 1) * row].copy_from_slice(&out.probs[i * row..(i + 1) * row]);
+        let Some((_, first)) = parts.first() else {
+            return Self::empty(batch, 0, 0);
+        };
+        let (count, a, nc) = (first.count, first.num_actions, first.num_continuous);
+        let scatter = |get: fn(&RankerOutput) -> &Vec<f32>, w: usize| {
+            let row = count * w;
+            let mut out = vec![0f32; batch * row];
+            for (rows, o) in parts {
+                let src = get(o);
+                if src.len() < rows.len() * row {
+                    continue; // a part without this output (no continuous head)
+                }
+                for (i, &r) in rows.iter().enumerate() {
+                    out[r * row..(r + 1) * row].copy_from_slice(&src[i * row..(i + 1) * row]);
+                }
             }
-        }
+            out
+        };
         Self {
             batch,
             count,
-            num_actions,
-            logits,
-            probs,
+            num_actions: a,
+            logits: scatter(|o| &o.logits, a),
+            probs: scatter(|o| &o.probs, a),
+            num_continuous: nc,
+            continuous: scatter(|o| &o.continuous, nc),
         }
     }
 
     /// Concatenates candidate chunks of the same rows along the candidate axis.
     pub(crate) fn concat_slots(chunks: &[RankerOutput]) -> Self {
-        let batch = chunks.first().map_or(0, |c| c.batch);
-        let num_actions = chunks.first().map_or(0, |c| c.num_actions);
+        let Some(first) = chunks.first() else {
+            return Self::default();
+        };
+        let (batch, a, nc) = (first.batch, first.num_actions, first.num_continuous);
         let count = chunks.iter().map(|c| c.count).sum();
-        let mut logits = Vec::with_capacity(batch * count * num_actions);
-        let mut probs = Vec::with_capacity(batch * count * num_actions);
-        for b in 0..batch {
-            for ch in chunks {
-                let row = ch.count * num_actions;
-                logits.extend_from_slice(&ch.logits[b * row..(b + 1) * row]);
-                probs.extend_from_slice(&ch.probs[b * row..(b + 1) * row]);
+        let concat = |get: fn(&RankerOutput) -> &Vec<f32>, w: usize| {
+            let mut out = Vec::with_capacity(batch * count * w);
+            for b in 0..batch {
+                for ch in chunks {
+                    let row = ch.count * w;
+                    if let Some(src) = get(ch).get(b * row..(b + 1) * row) {
+                        out.extend_from_slice(src);
+                    }
+                }
             }
-        }
+            out
+        };
         Self {
             batch,
             count,
-            num_actions,
-            logits,
-            probs,
+            num_actions: a,
+            logits: concat(|o| &o.logits, a),
+            probs: concat(|o| &o.probs, a),
+            num_continuous: nc,
+            continuous: concat(|o| &o.continuous, nc),
         }
     }
 }

@@ -28,14 +28,21 @@ impl Rope {
         &self.inv_freq
     }
 
-    /// `(cos, sin)` tables `[T, K/2]` for the given positions (angle = pos * inv_freq in f32).
-    pub fn tables(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
-        let t = RopeTables::new(positions, &self.inv_freq);
-        let (tokens, half) = (positions.len(), self.inv_freq.len());
-        let (cos, sin) = t.into_parts();
+    /// `(cos, sin)` tables for the given positions (angle = pos * inv_freq
+    /// in f32): `[T, K/2]` for `T` positions shared by the `batch` rows of
+    /// `T` tokens, or `[B, T, K/2]` for `B * T` positions, one row each.
+    pub fn tables(&self, positions: &[usize], batch: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        let tables = RopeTables::new(positions, &self.inv_freq);
+        let half = self.inv_freq.len();
+        let (cos, sin) = tables.into_parts();
+        let shape: Vec<usize> = if positions.len() == t {
+            vec![t, half]
+        } else {
+            vec![batch, t, half]
+        };
         Ok((
-            Tensor::from_vec(cos, (tokens, half), &Device::Cpu)?,
-            Tensor::from_vec(sin, (tokens, half), &Device::Cpu)?,
+            Tensor::from_vec(cos, shape.as_slice(), &Device::Cpu)?,
+            Tensor::from_vec(sin, shape.as_slice(), &Device::Cpu)?,
         ))
     }
 }
@@ -75,17 +82,95 @@ impl RopeTables {
     }
 }
 
+/// RoPE positions of the context tokens `[user | history]` of `batch` rows
+/// of `len` tokens, `valid` `[B, len]`: `0..len`, shared by every row
+/// (`len` values), or with right-anchored RoPE (May 2026) one row each
+/// (`B * len` values): the user at 0, history slot `t` (1-based) at
+/// `E - L + t - 1` where `E = len` and `L` counts the row's valid history
+/// tokens, and every padded token at 0.
+pub fn context_positions(
+    cfg: &ModelConfig,
+    valid: &[bool],
+    batch: usize,
+    len: usize,
+) -> Vec<usize> {
+    if !cfg.right_anchored_rope {
+        return (0..len).collect();
+    }
+    let mut out = Vec::with_capacity(batch * len);
+    for row in valid.chunks_exact(len.max(1)).take(batch) {
+        let l = row[1..].iter().filter(|&&v| v).count();
+        out.extend(row.iter().enumerate().map(|(t, &v)| match (t, v) {
+            (_, false) | (0, _) => 0,
+            (t, true) => (len + t - 1).saturating_sub(l),
+        }));
+    }
+    out
+}
+
 /// RoPE positions of candidate slots `first..first + count` after a context
-/// of `ctx_len` tokens: their slot positions (`absolute`, the reference), or
-/// one shared position right after the context (`shared`).
+/// of `ctx_len` tokens (`valid`: `[B, count]`): their slot positions
+/// (`absolute`, the reference), or one shared position right after the
+/// context (`shared`), `count` values for every row; with right-anchored
+/// RoPE (May 2026) `B * count` values: `ctx_len` for a real candidate, 0
+/// for a padded one.
 pub fn candidate_positions(
     cfg: &ModelConfig,
     ctx_len: usize,
     first: usize,
     count: usize,
+    valid: &[bool],
 ) -> Vec<usize> {
+    if cfg.right_anchored_rope {
+        return valid.iter().map(|&v| if v { ctx_len } else { 0 }).collect();
+    }
     match cfg.candidate_positions {
         CandidatePositions::Absolute => (ctx_len + first..ctx_len + first + count).collect(),
         CandidatePositions::Shared => vec![ctx_len; count],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(right_anchored: bool) -> ModelConfig {
+        let json = serde_json::json!({
+            "emb_size": 8, "key_size": 4, "num_q_heads": 1, "num_kv_heads": 1,
+            "num_layers": 1, "widening_factor": 2, "attn_output_multiplier": 0.5,
+            "history_seq_len": 4, "candidate_seq_len": 2, "num_actions": 2,
+            "product_surface_vocab_size": 2, "num_user_hashes": 1, "num_item_hashes": 1,
+            "num_author_hashes": 1, "right_anchored_rope": right_anchored
+        });
+        ModelConfig::from_json(&json.to_string(), "test").expect("valid")
+    }
+
+    #[test]
+    fn right_anchored_positions_end_the_history_at_the_candidates() {
+        let c = cfg(true);
+        // Row 0: two valid history items then padding; row 1: a hole at
+        // slot 2 (valid tokens after it keep their index-based position).
+        let valid = [
+            true, true, true, false, false, //
+            true, true, false, true, false,
+        ];
+        assert_eq!(
+            context_positions(&c, &valid, 2, 5),
+            vec![0, 3, 4, 0, 0, 0, 3, 0, 5, 0]
+        );
+        assert_eq!(
+            candidate_positions(&c, 5, 3, 2, &[true, false, true, true]),
+            vec![5, 0, 5, 5]
+        );
+    }
+
+    #[test]
+    fn without_anchoring_positions_are_shared_indices() {
+        let c = cfg(false);
+        assert_eq!(
+            context_positions(&c, &[true; 10], 2, 5),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(candidate_positions(&c, 5, 3, 2, &[true; 4]), vec![8, 9]);
     }
 }

@@ -10,12 +10,23 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phoenix-reference")
 }
 
+/// The May 2026 (v2) fixture sets' directory.
+pub fn fixtures_v2() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phoenix-v2")
+}
+
 /// Every fixture set directory (those holding a config.json), sorted.
 pub fn fixture_sets() -> Vec<PathBuf> {
-    let mut sets: Vec<PathBuf> = std::fs::read_dir(fixtures())
+    sets_in(&fixtures())
+}
+
+/// Every set directory under `root` with a config.json and an inputs
+/// file, sorted.
+pub fn sets_in(root: &Path) -> Vec<PathBuf> {
+    let mut sets: Vec<PathBuf> = std::fs::read_dir(root)
         .expect("fixture dir exists")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.join("config.json").exists())
+        .filter(|p| p.join("config.json").exists() && p.join("inputs.safetensors").exists())
         .collect();
     sets.sort();
     sets
@@ -97,6 +108,19 @@ pub fn small_config(d: usize, k: usize, hq: usize, hkv: usize, layers: usize) ->
     .expect("valid config literal")
 }
 
+/// Turns on every May 2026 ranker feature of `cfg`: post-age buckets of
+/// `granularity` minutes, the dwell block (log or linear normalisation),
+/// two IP hashes, right-anchored RoPE and an 8-wide continuous head.
+pub fn may_2026(cfg: &mut PhoenixConfig, granularity: u32, use_log: bool) {
+    cfg.post_age_granularity_mins = Some(granularity);
+    cfg.num_continuous_actions = Some(8);
+    cfg.continuous_action_hidden_dim = Some(16);
+    cfg.continuous_norm_scale = Some(30.0);
+    cfg.continuous_norm_use_log = Some(use_log);
+    cfg.num_ip_hashes = 2;
+    cfg.right_anchored_rope = true;
+}
+
 /// Writes random weights for `cfg` into a temp dir and loads a ranker.
 pub fn random_ranker(cfg: &PhoenixConfig, seed: u64) -> (tempfile::TempDir, PhoenixRanker) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -160,6 +184,13 @@ pub fn random_inputs(
         user_embeddings: normals(b * hu * d, rng),
         history_post_embeddings: normals(b * s * hi * d, rng),
         history_author_embeddings: normals(b * s * ha * d, rng),
+        // May 2026 inputs, when the model reads them: dwell seconds past
+        // both ends of the normalisation range, IP embeddings.
+        history_dwell: match cfg.continuous {
+            Some(_) => (0..b * s).map(|_| rng.normal() * 40.0 + 10.0).collect(),
+            None => Vec::new(),
+        },
+        user_ip_embeddings: normals(b * cfg.num_ip_hashes * d, rng),
     };
     let candidates = CandidateInputs {
         batch: b,
@@ -169,6 +200,10 @@ pub fn random_inputs(
         product_surface: (0..b * c).map(|_| rng.below(16) as i64).collect(),
         post_embeddings: normals(b * c * hi * d, rng),
         author_embeddings: normals(b * c * ha * d, rng),
+        post_age_buckets: match cfg.post_age {
+            Some(age) => (0..b * c).map(|_| rng.below(age.vocab) as i64).collect(),
+            None => Vec::new(),
+        },
     };
     RecsysInputs { user, candidates }
 }

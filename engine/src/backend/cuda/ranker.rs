@@ -143,6 +143,15 @@ impl GpuRanker {
                 cfg.key_size
             )));
         }
+        if cfg.continuous.is_some()
+            || cfg.post_age.is_some()
+            || cfg.num_ip_hashes > 0
+            || cfg.right_anchored_rope
+        {
+            return Err(unsupported(
+                "the May 2026 ranker inputs (post age, dwell, IP, right-anchored RoPE) and the continuous head have no GPU path yet".into(),
+            ));
+        }
         if w.layers.is_empty() {
             return Err(unsupported("a model with no layers".into()));
         }
@@ -290,8 +299,7 @@ impl GpuRanker {
                 batch: b,
                 count: c,
                 num_actions: a,
-                logits: Vec::new(),
-                probs: Vec::new(),
+                ..RankerOutput::default()
             });
         }
         let mut staging = self.claim()?;
@@ -317,6 +325,7 @@ impl GpuRanker {
             num_actions: a,
             logits,
             probs,
+            ..RankerOutput::default()
         })
     }
 
