@@ -39,6 +39,7 @@ pub fn full_batch(ranker: &PhoenixRanker, batch: usize) -> foryou_engine::Result
                     author_id: 1 + (u * 31 + i) % 997,
                     actions: 1 << (i % 19),
                     product_surface: (i % 16) as u32,
+                    ..Default::default()
                 })
                 .collect()
         })
@@ -52,6 +53,7 @@ pub fn full_batch(ranker: &PhoenixRanker, batch: usize) -> foryou_engine::Result
                     post_id: 50_000_000 + u * 100_000 + i,
                     author_id: 1 + (u * 17 + i) % 991,
                     product_surface: (i % 16) as u32,
+                    ..Default::default()
                 })
                 .collect()
         })

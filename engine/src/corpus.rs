@@ -84,6 +84,7 @@ impl Corpus {
                     post_id: p.post_id,
                     author_id: p.author_id,
                     product_surface: 0,
+                    ..Default::default()
                 })
                 .collect();
             let inputs = tables.candidate_inputs(cfg, &[&cands], cands.len())?;

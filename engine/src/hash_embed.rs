@@ -87,7 +87,7 @@ impl HashTable {
 }
 
 /// A history item given by ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HistoryItem {
     /// Post id (0 = padding).
     pub post_id: i64,
@@ -97,10 +97,13 @@ pub struct HistoryItem {
     pub actions: u64,
     /// Product-surface id in `[0, V)`.
     pub product_surface: u32,
+    /// May 2026: seconds the viewer dwelt on the post (0: unknown); read by
+    /// models with the dwell block.
+    pub dwell_s: f32,
 }
 
 /// A candidate given by ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CandidateItem {
     /// Post id (0 = padding).
     pub post_id: i64,
@@ -108,6 +111,11 @@ pub struct CandidateItem {
     pub author_id: i64,
     /// Product-surface id in `[0, V)`.
     pub product_surface: u32,
+    /// May 2026: when the post was created, unix seconds (0: unknown).
+    pub created_s: i64,
+    /// May 2026: when the candidate is shown, unix seconds (0: unknown);
+    /// with `created_s` it gives the post-age bucket.
+    pub impression_s: i64,
 }
 
 /// The three tables of a model.
@@ -241,12 +249,7 @@ impl HashTables {
             history_dwell: Vec::new(),
             user_ip_embeddings: Vec::new(),
         };
-        let pad = HistoryItem {
-            post_id: 0,
-            author_id: 0,
-            actions: 0,
-            product_surface: 0,
-        };
+        let pad = HistoryItem::default();
         for (user_id, history) in rows {
             Self::lookup(
                 &self.user,
@@ -284,6 +287,10 @@ impl HashTables {
                 );
                 u.history_product_surface
                     .push(i64::from(item.product_surface));
+                if cfg.continuous.is_some() {
+                    u.history_dwell
+                        .push(if item.post_id == 0 { 0.0 } else { item.dwell_s });
+                }
             }
         }
         Ok(u)
@@ -332,11 +339,7 @@ impl HashTables {
             author_embeddings: Vec::new(),
             post_age_buckets: Vec::new(),
         };
-        let pad = CandidateItem {
-            post_id: 0,
-            author_id: 0,
-            product_surface: 0,
-        };
+        let pad = CandidateItem::default();
         for (r, items) in rows.iter().enumerate() {
             if items.len() > count {
                 return Err(EngineError::Input(format!(
@@ -365,6 +368,10 @@ impl HashTables {
                     gather.then_some(&mut c.author_embeddings),
                 );
                 c.product_surface.push(i64::from(item.product_surface));
+                if let Some(age) = cfg.post_age {
+                    c.post_age_buckets
+                        .push(age.bucket(item.impression_s, item.created_s));
+                }
             }
         }
         Ok(c)

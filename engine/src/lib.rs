@@ -26,6 +26,7 @@
 //!
 //! The engine knows nothing of gRPC; the server crate wraps it.
 
+pub mod artifacts;
 pub mod backend;
 pub mod batcher;
 pub mod config;

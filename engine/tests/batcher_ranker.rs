@@ -37,6 +37,7 @@ fn request(u: i64, h: i64, c: i64) -> RankRequest {
                 author_id: 1 + (u + i) % 37,
                 actions: 1 << (i % 19),
                 product_surface: (i % 4) as u32,
+                ..Default::default()
             })
             .collect(),
         candidates: (0..c)
@@ -44,6 +45,7 @@ fn request(u: i64, h: i64, c: i64) -> RankRequest {
                 post_id: 900_000 + 100 * u + i,
                 author_id: 1 + (u * 3 + i) % 41,
                 product_surface: 0,
+                ..Default::default()
             })
             .collect(),
     }

@@ -160,6 +160,7 @@ fn id_requests(n: i64) -> IdRequests {
                     author_id: 1 + (u + i) % 13,
                     actions: u64::try_from((i * 7 + u) % 5).expect("small"),
                     product_surface: (i % 16) as u32,
+                    ..Default::default()
                 })
                 .collect();
             (if u == 0 { 0 } else { 40 + u }, history)
@@ -172,6 +173,7 @@ fn id_requests(n: i64) -> IdRequests {
                     post_id: 9_000 + 50 * u + i,
                     author_id: 1 + i % 11,
                     product_surface: ((u + i) % 16) as u32,
+                    ..Default::default()
                 })
                 .collect()
         })

@@ -54,6 +54,7 @@ fn demo_model_scores_are_not_trivial_and_padding_row_is_zero() {
             author_id: 50 + i % 7,
             actions: if i % 3 == 0 { 0 } else { 1 << (i % 19) },
             product_surface: (i % 16) as u32,
+            ..Default::default()
         })
         .collect();
     let cands: Vec<CandidateItem> = (0..8i64)
@@ -61,6 +62,7 @@ fn demo_model_scores_are_not_trivial_and_padding_row_is_zero() {
             post_id: 5000 + i,
             author_id: 60 + i,
             product_surface: 2,
+            ..Default::default()
         })
         .collect();
     let user = tables
@@ -108,6 +110,7 @@ fn too_many_candidates_is_an_error_not_a_panic() {
             post_id: 1,
             author_id: 1,
             product_surface: 0,
+            ..Default::default()
         };
         3
     ];
@@ -119,6 +122,7 @@ fn too_many_candidates_is_an_error_not_a_panic() {
         post_id: 1,
         author_id: 1,
         product_surface: 99,
+        ..Default::default()
     }];
     let err = tables
         .candidate_inputs(&cfg, &[&bad], 2)
@@ -146,6 +150,7 @@ fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
             author_id: i64::try_from(i).expect("small"),
             actions: i,
             product_surface: (i % 4) as u32,
+            ..Default::default()
         })
         .collect();
     let cands: Vec<CandidateItem> = (1..=6)
@@ -153,6 +158,7 @@ fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
             post_id: 500 + i,
             author_id: 3 * i,
             product_surface: 1,
+            ..Default::default()
         })
         .collect();
     // Viewer 0 is a padding user (the dense route).
@@ -197,4 +203,59 @@ fn hash_only_inputs_carry_the_same_ids_and_rank_ids_matches_forward() {
         .expect_err("too many candidates")
         .to_string();
     assert!(err.contains("more than the 4 slots"), "{err}");
+}
+
+#[test]
+fn a_may_2026_model_served_by_ids_reads_post_age_and_dwell_and_predicts_continuous() {
+    let mut pc = preset_config(Preset::Demo);
+    common::may_2026(&mut pc, 60, false);
+    pc.num_ip_hashes = 0; // requests by ids carry no IP embeddings
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_random_model(dir.path(), &pc, 4, 512, &mut |_, _| {}).expect("write");
+    let (cfg, weights) = load_model_dir(dir.path()).expect("load");
+    let ranker = PhoenixRanker::new(cfg, weights, FpropDtype::F32).expect("ranker");
+    let now = 1_800_000_000;
+    let history = |dwell_s: f32| -> Vec<HistoryItem> {
+        (1..=6)
+            .map(|i| HistoryItem {
+                post_id: 100 + i,
+                author_id: i,
+                actions: 1,
+                dwell_s,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let cands = |age_s: i64| -> Vec<CandidateItem> {
+        (1..=4)
+            .map(|i| CandidateItem {
+                post_id: 900 + i,
+                author_id: 7,
+                created_s: now - age_s,
+                impression_s: now,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let rank = |dwell_s: f32, age_s: i64| {
+        let (h, c) = (history(dwell_s), cands(age_s));
+        ranker
+            .rank_ids(&[(42, h.as_slice())], &[c.as_slice()], 4, 4)
+            .expect("rank")
+    };
+    let base = rank(0.0, 600);
+    assert_eq!((base.num_continuous, base.continuous.len()), (8, 4 * 8));
+    assert!(base.continuous.iter().all(|p| (0.0..=1.0).contains(p)));
+    // Same hour bucket: same scores; another bucket or another dwell: not.
+    assert_eq!(
+        rank(0.0, 1200).logits,
+        base.logits,
+        "10 and 20 min share bucket 1"
+    );
+    assert_ne!(rank(0.0, 7200).logits, base.logits, "2 h is bucket 3");
+    assert_ne!(
+        rank(12.5, 600).logits,
+        base.logits,
+        "dwell feeds the history"
+    );
 }

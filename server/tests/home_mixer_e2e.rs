@@ -305,6 +305,12 @@ async fn every_rule_of_the_hand_written_world_holds_over_grpc() {
         Some(dbg.scored_posts.len() as u32)
     );
     assert!(dbg.scored_posts.iter().all(|p| p.phoenix_scores.is_some()));
+    let (total, outside) = (d.stage_ms["total"], d.stage_ms["outside_stages"]);
+    assert!(
+        d.stage_ms.values().all(|ms| *ms <= total) && (0.0..=total).contains(&outside),
+        "total bounds every entry, outside lies in [0, total]: {:?}",
+        d.stage_ms
+    );
 
     // viewer_id 0 is rejected; an unknown viewer gets an empty feed (OK).
     let err = c.get_scored_posts(ask(0)).await.expect_err("viewer 0");
@@ -312,6 +318,55 @@ async fn every_rule_of_the_hand_written_world_holds_over_grpc() {
     assert!(err.message().contains("viewer_id"));
     assert!(feed(&mut c, ask(424_242)).await.is_empty());
 
+    common::stop_gracefully(server.child);
+}
+
+/// Viewer 1 follows accounts 2..=6001 (6000, more than Thunder's
+/// MAX_INPUT_LIST_SIZE of 5000), recorded in that order; accounts 2 and
+/// 5001 (first and 5000th followed) and 5002 (first past the limit) post.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_following_6000_accounts_still_gets_in_network_posts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut w = World::new(NOW_MS);
+    for u in 1..=6001 {
+        w.add_user(u, format!("user{u}"));
+    }
+    for t in 2..=6001 {
+        w.add_follow(VIEWER, t);
+    }
+    let mut post = |author: i64, hours_ago: i64| {
+        let created = NOW_MS - hours_ago * 3_600_000;
+        let id = snowflake::id_at(created) + author;
+        w.add_post(Post {
+            id,
+            author,
+            created_ms: created,
+            text: format!("news from {author}"),
+            ..Post::default()
+        });
+        id
+    };
+    let (head, last_kept, cut) = (post(2, 1), post(5001, 2), post(5002, 3));
+    let file = dir.path().join("many_follows.jsonl");
+    write_world(&w, &file).expect("write world");
+    let server = serve(dir.path(), &["--world", file.to_str().expect("utf-8")]);
+    let mut c = client(&server.addr).await;
+
+    let posts = feed(&mut c, ask(VIEWER)).await;
+    let got: HashSet<i64> = posts.iter().map(|p| p.tweet_id).collect();
+    assert!(
+        got.contains(&head) && got.contains(&last_kept),
+        "in-network posts of the first 5000 follows are served: {posts:?}"
+    );
+    assert!(
+        !got.contains(&cut),
+        "the follows past the limit are not asked about"
+    );
+    assert!(
+        posts
+            .iter()
+            .all(|p| p.in_network && p.served_type == pb::ServedType::ForYouInNetwork as i32)
+    );
     common::stop_gracefully(server.child);
 }
 
@@ -512,6 +567,18 @@ async fn bench_load_drives_every_target_and_writes_its_curve() {
                 r["mean_items"].as_f64().expect("items") > 0.0,
                 "{target}: {r}"
             );
+            let split = &r["server_split"];
+            if target == "feed" {
+                let part = |k: &str| split[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+                assert!(part("ranker_ms") > 0.0 && part("retrieval_ms") > 0.0, "{r}");
+                let sum = part("ranker_ms")
+                    + part("retrieval_ms")
+                    + part("other_stages_ms")
+                    + part("outside_ms");
+                assert!((sum - part("total_ms")).abs() < 1e-3, "{r}");
+            } else {
+                assert!(split.is_null(), "{target}: {r}");
+            }
         }
     }
     common::stop_gracefully(server.child);

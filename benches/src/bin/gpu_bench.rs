@@ -325,6 +325,7 @@ fn id_requests(b: usize, s: usize, c: usize, rng: &mut Rng) -> IdRequests {
                     author_id: rng.id(1_000_000),
                     actions: rng.next() & 0x7ffff,
                     product_surface: (rng.next() % 4) as u32,
+                    ..Default::default()
                 })
                 .collect();
             (rng.id(1_000_000_000), history)
@@ -337,6 +338,7 @@ fn id_requests(b: usize, s: usize, c: usize, rng: &mut Rng) -> IdRequests {
                     post_id: rng.id(10_000_000),
                     author_id: rng.id(1_000_000),
                     product_surface: (rng.next() % 4) as u32,
+                    ..Default::default()
                 })
                 .collect()
         })

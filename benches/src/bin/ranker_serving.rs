@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
             author_id: 1 + i % 97,
             actions: 1 << (i % 19),
             product_surface: 0,
+            ..Default::default()
         })
         .collect();
     let reps = 15;
@@ -46,6 +47,7 @@ fn main() -> anyhow::Result<()> {
                     post_id: 10_000_000 + r * 100_000 + i,
                     author_id: 1 + (r * 7 + i) % 991,
                     product_surface: 0,
+                    ..Default::default()
                 })
                 .collect();
             let inputs = RecsysInputs {

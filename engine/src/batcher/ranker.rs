@@ -63,6 +63,7 @@ impl RankerBatch {
                         post_id: i,
                         author_id: i,
                         product_surface: 0,
+                        ..Default::default()
                     })
                     .collect(),
             };

@@ -5,10 +5,13 @@
 //! from its scheduled time, so a slow server cannot slow the load down and
 //! hide its own queueing (no coordinated omission). Viewers are drawn
 //! uniformly from 1..=--users with a seeded RNG.
+//!
+//! Requests ask for debug, and the report splits the server's own time
+//! (mean ms per request) into ranker, retrieval, other stages and the
+//! shell outside the stages (see `bench_load::ServerSplit`).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use foryou_proto::v1 as pb;
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,18 +76,7 @@ async fn feed(args: FeedBenchArgs) -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let users = args.users;
     let r = super::bench_load::open_loop(args.qps, args.duration, args.warmup, move |_| {
-        let viewer = rng.random_range(1..=users);
-        let mut c = client.clone();
-        Box::pin(async move {
-            let q = pb::ScoredPostsQuery {
-                viewer_id: viewer,
-                ..Default::default()
-            };
-            c.get_scored_posts(q).await.map_or_else(
-                |s| (s.code(), 0),
-                |r| (tonic::Code::Ok, r.into_inner().scored_posts.len()),
-            )
-        })
+        super::bench_load::feed_call(&client, rng.random_range(1..=users))
     })
     .await?;
     if args.json {
@@ -92,11 +84,16 @@ async fn feed(args: FeedBenchArgs) -> anyhow::Result<()> {
             "addr": args.addr, "offered_qps": args.qps, "duration_s": args.duration,
             "requests": r.requests, "errors": r.errors, "achieved_qps": r.achieved_qps,
             "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
-            "mean_posts": r.mean_items,
+            "mean_posts": r.mean_items, "server_split": r.server_split,
         });
         println!("{v}");
     } else {
-        print!("{}", super::bench_load::table(std::slice::from_ref(&r)));
+        let rows = std::slice::from_ref(&r);
+        print!("{}", super::bench_load::table(rows));
+        let split = super::bench_load::split_table(rows);
+        if !split.is_empty() {
+            print!("\n{split}");
+        }
     }
     Ok(())
 }

@@ -78,6 +78,7 @@ fn history(rng: &mut ChaCha8Rng, s: usize) -> Vec<HistoryItem> {
             author_id: rng.random_range(1..1_000_000),
             actions: rng.random_range(1..1 << 18),
             product_surface: 0,
+            ..HistoryItem::default()
         })
         .collect()
 }
@@ -88,6 +89,7 @@ fn candidates(rng: &mut ChaCha8Rng, c: usize) -> Vec<CandidateItem> {
             post_id: rng.random_range(1..i64::MAX / 2),
             author_id: rng.random_range(1..1_000_000),
             product_surface: 0,
+            ..CandidateItem::default()
         })
         .collect()
 }

@@ -3,8 +3,13 @@
 //! whether or not earlier ones have answered, and each latency counts from
 //! its scheduled time, so a slow server cannot slow the load down and hide
 //! its own queueing (no coordinated omission).
+//!
+//! Feed requests ask for debug, so each answer carries the server's own
+//! split of its time (`stage_ms`, see `grpc::scored_posts`); every rate
+//! reports the mean split next to the client-side percentiles. Debug adds
+//! the per-post probabilities and the debug map to each answer, a few kB.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -16,14 +21,141 @@ use foryou_proto::v1 as pb;
 use foryou_proto::v1::phoenix_ranker_client::PhoenixRankerClient;
 use foryou_proto::v1::phoenix_retrieval_client::PhoenixRetrievalClient;
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
+use foryou_server::grpc::scored_posts::{OUTSIDE_STAGES_KEY, TOTAL_KEY, stage_key};
+use foryou_server::pipeline::components::scorers::PhoenixScorer;
+use foryou_server::pipeline::components::sources::PhoenixSource;
+use foryou_server::pipeline::framework::{Stage, short_type_name};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tonic::transport::Channel;
 
-/// How one request ended: its status code and the items it returned.
-pub type Outcome = (tonic::Code, usize);
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    /// Its status code.
+    pub code: tonic::Code,
+    /// The items it returned (posts, scores or retrieved posts).
+    pub items: usize,
+    /// The server's split of its time (feed answers with debug only).
+    pub split: Option<ServerSplit>,
+}
+
+impl Outcome {
+    /// A successful answer with `items` items.
+    pub fn ok(items: usize) -> Self {
+        Self {
+            code: tonic::Code::Ok,
+            items,
+            split: None,
+        }
+    }
+
+    /// A failed request.
+    pub fn failed(status: &tonic::Status) -> Self {
+        Self {
+            code: status.code(),
+            items: 0,
+            split: None,
+        }
+    }
+}
+
 /// A request in flight.
 pub type Call = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Where the home mixer says a GetScoredPosts request's time went, ms, from
+/// its debug `stage_ms`. The four parts add up to `total_ms`:
+/// - `ranker_ms`: the PhoenixScorer call (batcher queue and model);
+/// - `retrieval_ms`: the PhoenixSource call; sources run concurrently, so
+///   a slower ThunderSource shows up in `other_stages_ms`;
+/// - `other_stages_ms`: the rest of the time in stages (the server's
+///   `total − outside_stages`, less the two above);
+/// - `outside_ms`: the server's `outside_stages`, the shell around the
+///   component calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ServerSplit {
+    /// Ranker, ms.
+    pub ranker_ms: f64,
+    /// Retrieval, ms.
+    pub retrieval_ms: f64,
+    /// Every other stage, ms.
+    pub other_stages_ms: f64,
+    /// Outside the stages, ms.
+    pub outside_ms: f64,
+    /// The server's total, ms.
+    pub total_ms: f64,
+}
+
+impl ServerSplit {
+    /// The split of one debug answer; `None` without `total` and
+    /// `outside_stages` (a server that does not report them).
+    pub fn from_stage_ms(stage_ms: &HashMap<String, f64>) -> Option<Self> {
+        let total_ms = *stage_ms.get(TOTAL_KEY)?;
+        let outside_ms = *stage_ms.get(OUTSIDE_STAGES_KEY)?;
+        let component = |stage: Stage, name: &str| {
+            stage_ms
+                .get(&stage_key(stage, name))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let ranker_ms = component(
+            Stage::Scorer,
+            short_type_name(std::any::type_name::<PhoenixScorer>()),
+        );
+        let retrieval_ms = component(
+            Stage::Source,
+            short_type_name(std::any::type_name::<PhoenixSource>()),
+        );
+        Some(Self {
+            ranker_ms,
+            retrieval_ms,
+            other_stages_ms: (total_ms - outside_ms - ranker_ms - retrieval_ms).max(0.0),
+            outside_ms,
+            total_ms,
+        })
+    }
+
+    /// The mean of `splits`; `None` when empty.
+    pub fn mean(splits: &[ServerSplit]) -> Option<Self> {
+        if splits.is_empty() {
+            return None;
+        }
+        let n = splits.len() as f64;
+        let mean = |f: fn(&ServerSplit) -> f64| splits.iter().map(f).sum::<f64>() / n;
+        Some(Self {
+            ranker_ms: mean(|s| s.ranker_ms),
+            retrieval_ms: mean(|s| s.retrieval_ms),
+            other_stages_ms: mean(|s| s.other_stages_ms),
+            outside_ms: mean(|s| s.outside_ms),
+            total_ms: mean(|s| s.total_ms),
+        })
+    }
+}
+
+/// A debug GetScoredPosts for `viewer`, its outcome carrying the split.
+pub fn feed_call(client: &ScoredPostsServiceClient<Channel>, viewer: i64) -> Call {
+    let mut c = client.clone();
+    Box::pin(async move {
+        let q = pb::ScoredPostsQuery {
+            viewer_id: viewer,
+            debug: true,
+            ..Default::default()
+        };
+        match c.get_scored_posts(q).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Outcome {
+                    split: r
+                        .debug
+                        .as_ref()
+                        .and_then(|d| ServerSplit::from_stage_ms(&d.stage_ms)),
+                    ..Outcome::ok(r.scored_posts.len())
+                }
+            }
+            Err(s) => Outcome::failed(&s),
+        }
+    })
+}
 
 /// The figures of one offered rate.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,6 +180,9 @@ pub struct LoadResult {
     pub max_ms: f64,
     /// Mean items per answer (posts, scores or retrieved posts).
     pub mean_items: f64,
+    /// Mean server split of the successful answers that carried one (feed
+    /// only).
+    pub server_split: Option<ServerSplit>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -91,18 +226,24 @@ pub async fn open_loop(
         samples.push(s);
     }
     let wall = measure_start.elapsed().as_secs_f64().max(1e-9);
+    let ok = |o: &Outcome| o.code == tonic::Code::Ok;
     let mut ms: Vec<f64> = samples
         .iter()
-        .filter(|(_, (code, _))| *code == tonic::Code::Ok)
+        .filter(|(_, o)| ok(o))
         .map(|(d, _)| d.as_secs_f64() * 1e3)
         .collect();
     ms.sort_by(f64::total_cmp);
     let mut errors_by_status = BTreeMap::new();
-    for (_, (code, _)) in &samples {
-        if *code != tonic::Code::Ok {
-            *errors_by_status.entry(format!("{code:?}")).or_insert(0) += 1;
+    for (_, o) in &samples {
+        if !ok(o) {
+            *errors_by_status.entry(format!("{:?}", o.code)).or_insert(0) += 1;
         }
     }
+    let splits: Vec<ServerSplit> = samples
+        .iter()
+        .filter(|(_, o)| ok(o))
+        .filter_map(|(_, o)| o.split)
+        .collect();
     Ok(LoadResult {
         offered_qps: qps,
         achieved_qps: ms.len() as f64 / wall,
@@ -113,8 +254,9 @@ pub async fn open_loop(
         p90_ms: percentile(&ms, 90.0),
         p99_ms: percentile(&ms, 99.0),
         max_ms: ms.last().copied().unwrap_or(f64::NAN),
-        mean_items: samples.iter().map(|(_, (_, n))| *n).sum::<usize>() as f64
+        mean_items: samples.iter().map(|(_, o)| o.items).sum::<usize>() as f64
             / samples.len().max(1) as f64,
+        server_split: ServerSplit::mean(&splits),
     })
 }
 
@@ -175,6 +317,7 @@ fn history(rng: &mut ChaCha8Rng, n: usize) -> Vec<pb::HistoryItem> {
             actions: (0..19).map(|_| rng.random_bool(0.2)).collect(),
             product_surface: 0,
             timestamp_ms: 0,
+            dwell_s: rng.random_range(0.0..60.0),
         })
         .collect()
 }
@@ -194,20 +337,9 @@ fn caller(args: &LoadArgs, channel: Channel) -> impl FnMut(u64) -> Call {
     let retrieve = PhoenixRetrievalClient::new(channel).max_decoding_message_size(128 << 20);
     move |_i| -> Call {
         let user = rng.random_range(1..=users.max(1));
-        let code = |s: tonic::Status| (s.code(), 0);
+        let code = |s: tonic::Status| Outcome::failed(&s);
         match target {
-            Target::Feed => {
-                let mut c = feed.clone();
-                Box::pin(async move {
-                    let q = pb::ScoredPostsQuery {
-                        viewer_id: user,
-                        ..Default::default()
-                    };
-                    c.get_scored_posts(q).await.map_or_else(code, |r| {
-                        (tonic::Code::Ok, r.into_inner().scored_posts.len())
-                    })
-                })
-            }
+            Target::Feed => feed_call(&feed, user),
             Target::Rank => {
                 let mut c = rank.clone();
                 let req = pb::PredictRequest {
@@ -218,14 +350,16 @@ fn caller(args: &LoadArgs, channel: Channel) -> impl FnMut(u64) -> Call {
                             post_id: rng.random_range(1..i64::MAX / 2),
                             author_id: rng.random_range(1..1_000_000),
                             product_surface: 0,
+                            created_at_s: 0,
                         })
                         .collect(),
                     request_id: None,
+                    impression_time_s: 0,
                 };
                 Box::pin(async move {
                     c.predict(req)
                         .await
-                        .map_or_else(code, |r| (tonic::Code::Ok, r.into_inner().scores.len()))
+                        .map_or_else(code, |r| Outcome::ok(r.into_inner().scores.len()))
                 })
             }
             Target::Retrieve => {
@@ -239,7 +373,7 @@ fn caller(args: &LoadArgs, channel: Channel) -> impl FnMut(u64) -> Call {
                 Box::pin(async move {
                     c.retrieve(req)
                         .await
-                        .map_or_else(code, |r| (tonic::Code::Ok, r.into_inner().posts.len()))
+                        .map_or_else(code, |r| Outcome::ok(r.into_inner().posts.len()))
                 })
             }
         }
@@ -285,6 +419,28 @@ pub fn table(rows: &[LoadResult]) -> String {
     s
 }
 
+/// The markdown table of the server's mean split per rate (feed rows
+/// only; empty when no row has one).
+pub fn split_table(rows: &[LoadResult]) -> String {
+    let with_split: Vec<(f64, ServerSplit)> = rows
+        .iter()
+        .filter_map(|r| Some((r.offered_qps, r.server_split?)))
+        .collect();
+    if with_split.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "server split, mean ms per request:\n\n| offered QPS | ranker | retrieval | other stages | outside stages | server total |\n|---|---|---|---|---|---|\n",
+    );
+    for (qps, x) in with_split {
+        s.push_str(&format!(
+            "| {qps:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            x.ranker_ms, x.retrieval_ms, x.other_stages_ms, x.outside_ms, x.total_ms
+        ));
+    }
+    s
+}
+
 /// Runs `foryou bench load`.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if args.qps.is_empty() || args.qps.iter().any(|q| q.is_nan() || *q <= 0.0) {
@@ -306,7 +462,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         );
         rows.push(r);
     }
-    let md = table(&rows);
+    let split = split_table(&rows);
+    let md = if split.is_empty() {
+        table(&rows)
+    } else {
+        format!("{}\n{split}", table(&rows))
+    };
     print!("{md}");
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -323,7 +484,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let curve =
             |f: fn(&LoadResult) -> f64| rows.iter().map(|r| (r.offered_qps, f(r))).collect();
         use super::plot::{Panel, Series};
-        let panels = [
+        let mut panels = vec![
             Panel {
                 title: "latency",
                 x_label: "offered QPS",
@@ -351,10 +512,87 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 }],
             },
         ];
+        if rows.iter().any(|r| r.server_split.is_some()) {
+            let part = |f: fn(&ServerSplit) -> f64| {
+                rows.iter()
+                    .filter_map(|r| Some((r.offered_qps, f(&r.server_split?))))
+                    .collect()
+            };
+            panels.push(Panel {
+                title: "server split (mean)",
+                x_label: "offered QPS",
+                y_label: "ms",
+                log_x: false,
+                series: vec![
+                    Series {
+                        name: "ranker",
+                        points: part(|x| x.ranker_ms),
+                    },
+                    Series {
+                        name: "retrieval",
+                        points: part(|x| x.retrieval_ms),
+                    },
+                    Series {
+                        name: "other stages",
+                        points: part(|x| x.other_stages_ms),
+                    },
+                    Series {
+                        name: "outside",
+                        points: part(|x| x.outside_ms),
+                    },
+                ],
+            });
+        }
         std::fs::write(stem.with_extension("svg"), super::plot::svg(&panels))
             .with_context(|| format!("writing {}", stem.display()))?;
         super::plot_png::png(&stem.with_extension("png"), &panels)
             .with_context(|| format!("writing {}.png", stem.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_adds_up_to_the_server_total() {
+        let stage_ms: HashMap<String, f64> = [
+            (TOTAL_KEY, 20.0),
+            (OUTSIDE_STAGES_KEY, 3.0),
+            ("Scorer/PhoenixScorer", 8.0),
+            ("Source/PhoenixSource", 5.0),
+            ("Source/ThunderSource", 2.0),
+            ("Filter/AgeFilter", 1.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let x = ServerSplit::from_stage_ms(&stage_ms).expect("total and outside present");
+        assert_eq!(
+            x,
+            ServerSplit {
+                ranker_ms: 8.0,
+                retrieval_ms: 5.0,
+                other_stages_ms: 4.0,
+                outside_ms: 3.0,
+                total_ms: 20.0,
+            }
+        );
+        let mean = ServerSplit::mean(&[x, ServerSplit::default()]).expect("two splits");
+        assert_eq!(mean.total_ms, 10.0);
+        assert_eq!(
+            mean.ranker_ms + mean.retrieval_ms + mean.other_stages_ms + mean.outside_ms,
+            mean.total_ms
+        );
+        assert_eq!(ServerSplit::mean(&[]), None);
+    }
+
+    #[test]
+    fn an_answer_without_total_or_outside_has_no_split() {
+        let only_stages: HashMap<String, f64> =
+            HashMap::from([("Scorer/PhoenixScorer".to_owned(), 8.0)]);
+        assert_eq!(ServerSplit::from_stage_ms(&only_stages), None);
+        assert!(split_table(&[]).is_empty());
+    }
 }

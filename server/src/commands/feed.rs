@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use foryou_proto::v1 as pb;
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
+use foryou_server::grpc::scored_posts::{OUTSIDE_STAGES_KEY, TOTAL_KEY};
 
 /// `foryou feed --user ID`.
 #[derive(Debug, Args)]
@@ -154,6 +155,12 @@ fn print_debug(d: &pb::PipelineDebug) {
             .get(k)
             .map_or(String::new(), |ms| format!("  {ms:.2} ms"));
         println!("  {k:<55} {v:>6}{ms}");
+    }
+    if let (Some(total), Some(outside)) = (
+        d.stage_ms.get(TOTAL_KEY),
+        d.stage_ms.get(OUTSIDE_STAGES_KEY),
+    ) {
+        println!("server time: {total:.2} ms, of which {outside:.2} ms outside the stages");
     }
     println!("removed by filter:");
     let mut removed: Vec<_> = d.removed_by_filter.iter().collect();

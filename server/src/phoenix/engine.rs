@@ -87,6 +87,8 @@ impl PhoenixEngine {
                     post_id: c.post_id,
                     author_id: c.author_id,
                     product_surface: c.product_surface,
+                    created_s: c.created_at_s,
+                    impression_s: req.impression_time_s,
                 })
             })
             .collect::<Result<Vec<_>, EngineFailure>>()?;
@@ -111,9 +113,17 @@ impl PhoenixEngine {
                 req.candidates
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| pb::CandidateScores {
-                        post_id: c.post_id,
-                        probabilities: out.probs[i * a..(i + 1) * a].to_vec(),
+                    .map(|(i, c)| {
+                        let nc = out.num_continuous;
+                        pb::CandidateScores {
+                            post_id: c.post_id,
+                            probabilities: out.probs[i * a..(i + 1) * a].to_vec(),
+                            continuous: out
+                                .continuous
+                                .get(i * nc..(i + 1) * nc)
+                                .map(<[f32]>::to_vec)
+                                .unwrap_or_default(),
+                        }
                     })
                     .collect()
             }
@@ -233,9 +243,16 @@ fn history_items(
                 .iter()
                 .enumerate()
                 .fold(0u64, |m, (i, &on)| m | (u64::from(on) << i));
+            if !item.dwell_s.is_finite() {
+                return Err(EngineFailure::InvalidArgument(format!(
+                    "history item of post {} has dwell_s {}, expected a finite number of seconds",
+                    item.post_id, item.dwell_s
+                )));
+            }
             Ok(HistoryItem {
                 post_id: item.post_id,
                 author_id: item.author_id,
+                dwell_s: item.dwell_s,
                 actions,
                 product_surface: item.product_surface,
             })

@@ -21,6 +21,6 @@ pub mod retrieval;
 pub mod synth;
 
 pub use light_post::{LightPost, PostDelete, TinyPost};
-pub use params::{DELETE_EVENT_KEY, ThunderParams};
+pub use params::{DELETE_EVENT_KEY, MAX_INPUT_LIST_SIZE, ThunderParams};
 pub use post_store::{InsertSummary, PostStore, StoreSnapshot, StoreStats};
 pub use retrieval::{IdSet, RetrievalQuery, Retrieved, score_recent};

@@ -8,6 +8,11 @@ use std::time::Duration;
 /// originals map (spec §3.3), so that they expire with the same trim pass.
 pub const DELETE_EVENT_KEY: i64 = -1;
 
+/// MAX_INPUT_LIST_SIZE (spec §3.6 step 4, §4.2): the longest following or
+/// exclude list Thunder accepts. Home mixer's ThunderSource cuts the
+/// following list it sends to this length, so the two cannot drift apart.
+pub const MAX_INPUT_LIST_SIZE: usize = 5000;
+
 /// Every Thunder tunable, in one typed struct.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThunderParams {
@@ -24,7 +29,8 @@ pub struct ThunderParams {
     pub max_video_posts_per_author: usize,
     /// Timeline entries looked at per author before lookups (100).
     pub max_tiny_posts_per_user_scan: usize,
-    /// Largest accepted `following_user_ids` / `exclude_tweet_ids` (5000).
+    /// Largest accepted `following_user_ids` / `exclude_tweet_ids`
+    /// ([`MAX_INPUT_LIST_SIZE`]).
     pub max_input_list_size: usize,
     /// Posts returned when the request's max_results is 0 (1200).
     pub max_posts_to_return: usize,
@@ -46,7 +52,7 @@ impl Default for ThunderParams {
             max_reply_posts_per_author: 5,
             max_video_posts_per_author: 5,
             max_tiny_posts_per_user_scan: 100,
-            max_input_list_size: 5000,
+            max_input_list_size: MAX_INPUT_LIST_SIZE,
             max_posts_to_return: 1200,
             max_videos_to_return: 200,
             max_concurrent_requests: 256,

@@ -56,6 +56,20 @@ impl Stage {
             Stage::SideEffect => "SideEffect",
         }
     }
+
+    /// Whether the stage's components run at once (spec §1.3): query
+    /// hydrators, sources, hydrators (pre and post) and side effects. The
+    /// others run one after another.
+    pub fn is_concurrent(self) -> bool {
+        match self {
+            Stage::QueryHydrator
+            | Stage::Source
+            | Stage::Hydrator
+            | Stage::PostSelectionHydrator
+            | Stage::SideEffect => true,
+            Stage::Filter | Stage::Scorer | Stage::Selector | Stage::PostSelectionFilter => false,
+        }
+    }
 }
 
 /// Runs one component call under the budget (`None`: no budget) and

@@ -57,3 +57,67 @@ pub struct PipelineResult<Q, C> {
     /// effects excluded: they run after the result is formed).
     pub trace: Vec<ComponentRun>,
 }
+
+impl<Q, C> PipelineResult<Q, C> {
+    /// The time the run spent in its stages, as the trace records it: per
+    /// stage, the slowest call for a concurrent stage (its calls overlap, so
+    /// the stage lasts at least that long) and the sum of the calls for a
+    /// sequential one ([`Stage::is_concurrent`]), added over the stages.
+    /// Stages run one after another, so this never exceeds the run's wall
+    /// time; what it leaves out is the framework's own work between calls
+    /// (cloning inputs, applying updates, truncation).
+    pub fn time_in_stages(&self) -> Duration {
+        let mut per_stage: Vec<(Stage, Duration)> = Vec::new();
+        for run in &self.trace {
+            match per_stage.iter_mut().find(|(s, _)| *s == run.stage) {
+                Some((s, d)) if s.is_concurrent() => *d = (*d).max(run.duration),
+                Some((_, d)) => *d += run.duration,
+                None => per_stage.push((run.stage, run.duration)),
+            }
+        }
+        per_stage.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(stage: Stage, ms: u64) -> ComponentRun {
+        ComponentRun {
+            stage,
+            component: "C",
+            duration: Duration::from_millis(ms),
+            outcome: Outcome::Ok,
+            output_len: Some(0),
+            removed: 0,
+        }
+    }
+
+    #[test]
+    fn time_in_stages_takes_the_slowest_concurrent_call_and_sums_sequential_ones() {
+        let result = PipelineResult::<(), ()> {
+            retrieved_candidates: Vec::new(),
+            filtered_candidates: Vec::new(),
+            selected_candidates: Vec::new(),
+            query: Arc::new(()),
+            trace: vec![
+                run(Stage::QueryHydrator, 4),
+                run(Stage::QueryHydrator, 9),
+                run(Stage::Source, 30),
+                run(Stage::Source, 12),
+                run(Stage::Hydrator, 5),
+                run(Stage::Filter, 2),
+                run(Stage::Filter, 3),
+                run(Stage::Scorer, 20),
+                run(Stage::Scorer, 1),
+                run(Stage::Selector, 1),
+                run(Stage::PostSelectionHydrator, 6),
+                run(Stage::PostSelectionHydrator, 7),
+                run(Stage::PostSelectionFilter, 2),
+            ],
+        };
+        // 9 + 30 + 5 + (2 + 3) + (20 + 1) + 1 + 7 + 2.
+        assert_eq!(result.time_in_stages(), Duration::from_millis(80));
+    }
+}

@@ -24,7 +24,9 @@ pub struct UserFeatures {
     pub blocked_user_ids: Vec<i64>,
     /// Muted accounts.
     pub muted_user_ids: Vec<i64>,
-    /// Followed accounts.
+    /// Followed accounts, in the store's order: ThunderSource asks Thunder
+    /// about the first MAX_INPUT_LIST_SIZE only (§2.4), so a store should
+    /// list the follows that matter most first.
     pub followed_user_ids: Vec<i64>,
     /// Accounts the viewer subscribes to.
     pub subscribed_user_ids: Vec<i64>,
@@ -77,6 +79,8 @@ impl UserActionSequence {
                 actions: (0..19).map(|i| a.actions >> i & 1 == 1).collect(),
                 product_surface: a.surface,
                 timestamp_ms: a.impressed_ms,
+                // The user action sequence carries no dwell seconds.
+                dwell_s: 0.0,
             })
             .collect()
     }

@@ -7,8 +7,11 @@
 //! the candidates come back unchanged (a silent no-op, spec §4.3 note 3).
 //!
 //! Our ranker returns probabilities (sigmoid of the logits) in head order,
-//! so `p[i]` is read directly where upstream takes exp of log-probabilities;
-//! the 19th output is the continuous dwell time.
+//! so `p[i]` is read directly where upstream takes exp of log-probabilities.
+//! `dwell_time` (CONT_DWELL_TIME) is the May 2026 continuous head's dwell
+//! prediction (its column 1) when the model has one, else the 19th output.
+//! Candidates carry their creation time (from the snowflake id) and the
+//! request its impression time, for a May 2026 model's post-age buckets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use crate::clients::PhoenixRankerClient;
 use crate::clock::Clock;
 use crate::pipeline::framework::{ComponentError, Scorer};
 use crate::pipeline::home_mixer::{Action, PhoenixScores, PostCandidate, ScoredPostsQuery};
+use crate::pipeline::util::snowflake::created_ms;
 
 /// Scores candidates with the Phoenix ranker.
 #[derive(Debug, Clone)]
@@ -35,15 +39,22 @@ impl PhoenixScorer {
     }
 }
 
-/// Probabilities in head order → scores (index 18: dwell time).
-pub fn scores_from(probabilities: &[f32]) -> PhoenixScores {
+/// Column of the continuous head holding the dwell-time prediction.
+const CONTINUOUS_DWELL: usize = 1;
+
+/// Probabilities in head order → scores; dwell time from the continuous
+/// head when given (May 2026), else the 19th probability.
+pub fn scores_from(probabilities: &[f32], continuous: &[f32]) -> PhoenixScores {
     let mut s = PhoenixScores::default();
     for a in Action::ALL {
         if let Some(p) = probabilities.get(a as usize) {
             s.set(a, f64::from(*p));
         }
     }
-    s.dwell_time = probabilities.get(Action::ALL.len()).map(|v| f64::from(*v));
+    s.dwell_time = continuous
+        .get(CONTINUOUS_DWELL)
+        .or_else(|| probabilities.get(Action::ALL.len()))
+        .map(|v| f64::from(*v));
     s
 }
 
@@ -67,26 +78,25 @@ impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
                     post_id: c.original_tweet_id(),
                     author_id: c.retweeted_user_id.unwrap_or(c.author_id),
                     product_surface: 0,
+                    created_at_s: created_ms(c.original_tweet_id()).map_or(0, |ms| ms / 1000),
                 })
                 .collect(),
             request_id: Some(request_id),
+            impression_time_s: self.clock.unix_ms() / 1000,
         };
         let resp = match self.client.predict(req).await {
             Ok(r) => r,
             Err(_) => return Ok(candidates.to_vec()),
         };
         let now_ms = self.clock.unix_ms();
-        let by_id: HashMap<i64, &[f32]> = resp
-            .scores
-            .iter()
-            .map(|s| (s.post_id, s.probabilities.as_slice()))
-            .collect();
+        let by_id: HashMap<i64, &pb::CandidateScores> =
+            resp.scores.iter().map(|s| (s.post_id, s)).collect();
         Ok(candidates
             .iter()
             .map(|c| PostCandidate {
                 phoenix_scores: by_id
                     .get(&c.original_tweet_id())
-                    .map(|p| scores_from(p))
+                    .map(|s| scores_from(&s.probabilities, &s.continuous))
                     .unwrap_or_default(),
                 prediction_request_id: Some(resp.prediction_request_id),
                 last_scored_at_ms: Some(now_ms),
@@ -116,6 +126,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct FakeRanker {
         seen: Mutex<Vec<(i64, i64)>>,
+        /// (created_at_s, impression_time_s) per candidate.
+        times: Mutex<Vec<(i64, i64)>>,
         fail: bool,
     }
 
@@ -133,6 +145,11 @@ mod tests {
                 .iter()
                 .map(|c| (c.post_id, c.author_id))
                 .collect();
+            *self.times.lock().expect("lock") = req
+                .candidates
+                .iter()
+                .map(|c| (c.created_at_s, req.impression_time_s))
+                .collect();
             Ok(pb::PredictResponse {
                 scores: req
                     .candidates
@@ -143,6 +160,12 @@ mod tests {
                         probabilities: (0..19)
                             .map(|i| c.post_id as f32 / 1000.0 + i as f32 / 100.0)
                             .collect(),
+                        // Post 10 as from a May 2026 model: a continuous head.
+                        continuous: if c.post_id == 10 {
+                            vec![0.9, 0.75, 0.1]
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect(),
                 prediction_request_id: 77,
@@ -177,11 +200,29 @@ mod tests {
         assert!((out[0].phoenix_scores.get(Action::Favorite).expect("set") - 0.010).abs() < 1e-6);
         assert!((out[1].phoenix_scores.get(Action::Reply).expect("set") - 0.030).abs() < 1e-6);
         assert!((out[1].phoenix_scores.dwell_time.expect("set") - 0.200).abs() < 1e-6);
+        // With a continuous head, dwell time is its column 1.
+        assert!((out[0].phoenix_scores.dwell_time.expect("set") - 0.75).abs() < 1e-6);
         assert_eq!(out[2].phoenix_scores, PhoenixScores::default(), "a miss");
         for c in &out {
             assert_eq!(c.prediction_request_id, Some(77));
             assert_eq!(c.last_scored_at_ms, Some(5_000));
         }
+    }
+
+    #[test]
+    fn candidates_carry_their_snowflake_creation_time_and_the_impression_time() {
+        let ranker = Arc::new(FakeRanker::default());
+        let s = PhoenixScorer::new(ranker.clone(), Arc::new(ManualClock::new(1_800_000_000)));
+        let id = crate::pipeline::util::snowflake::id_at(1_799_999_000_999) + 7;
+        score(&s, &q_with_seq(), &[post(id, 1), post(10, 2)]);
+        assert_eq!(
+            *ranker.times.lock().expect("lock"),
+            vec![
+                (1_799_999_000, 1_800_000_000),
+                // A small id's snowflake time is the Twitter epoch.
+                (1_288_834_974, 1_800_000_000)
+            ]
+        );
     }
 
     #[test]
