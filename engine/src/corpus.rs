@@ -154,6 +154,17 @@ impl Corpus {
         self.reps.dims().get(1).copied().unwrap_or(0)
     }
 
+    /// The exact top-`k` (row, score) of each user representation (`reps:
+    /// [B, D]`), no exclusions: best first, ties to the lower row.
+    pub fn search_rows(
+        &self,
+        retriever: &PhoenixRetriever,
+        reps: &[f32],
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>> {
+        retriever.top_k(reps, &self.reps, k)
+    }
+
     /// The user tower over `user`, then the exact top-`k` corpus rows of
     /// each user, no exclusions (the reference's retrieval, as fixtures
     /// record it: rows, not ids).
@@ -164,7 +175,7 @@ impl Corpus {
         k: usize,
     ) -> Result<Retrieved> {
         let rep = retriever.user_representation(user)?;
-        let top_k = retriever.top_k(&rep, &self.reps, k)?;
+        let top_k = self.search_rows(retriever, &rep, k)?;
         Ok(Retrieved {
             user_representation: rep,
             top_k,

@@ -16,6 +16,8 @@
 //! [`HASH_TABLE_NAMES`](crate::weights::HASH_TABLE_NAMES), dtype F32 (BF16 and
 //! F16 are widened on load), `rows >= 2`.
 
+use std::sync::Arc;
+
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
@@ -118,15 +120,35 @@ pub struct CandidateItem {
     pub impression_s: i64,
 }
 
-/// The three tables of a model.
+/// A hash that maps an entity id straight to table rows (the published
+/// scheme of X's released artifacts, `artifacts::PublishedHash`): one row
+/// per hash function, 0 for id 0.
+pub trait RowHash: Send + Sync + std::fmt::Debug {
+    /// The table rows of entity `id` of `kind`.
+    fn rows(&self, kind: EntityKind, id: i64) -> Vec<i64>;
+}
+
+/// How ids become table rows.
+#[derive(Debug, Clone)]
+pub enum HashScheme {
+    /// Ours (module doc): three tables, `k` SplitMix64 hashes per id.
+    Ours,
+    /// Rows given by another hash, e.g. into one unified table.
+    Rows(Arc<dyn RowHash>),
+}
+
+/// The three tables of a model (one shared table under a unified scheme)
+/// and the scheme that turns ids into their rows.
 #[derive(Debug, Clone)]
 pub struct HashTables {
     /// User table.
-    pub user: HashTable,
+    pub user: Arc<HashTable>,
     /// Post table.
-    pub post: HashTable,
+    pub post: Arc<HashTable>,
     /// Author table.
-    pub author: HashTable,
+    pub author: Arc<HashTable>,
+    /// Ids to rows.
+    pub scheme: HashScheme,
 }
 
 impl HashTables {
@@ -164,24 +186,53 @@ impl HashTables {
             }
         };
         Ok(Some(Self {
-            user: read(HASH_TABLE_NAMES[0])?,
-            post: read(HASH_TABLE_NAMES[1])?,
-            author: read(HASH_TABLE_NAMES[2])?,
+            user: Arc::new(read(HASH_TABLE_NAMES[0])?),
+            post: Arc::new(read(HASH_TABLE_NAMES[1])?),
+            author: Arc::new(read(HASH_TABLE_NAMES[2])?),
+            scheme: HashScheme::Ours,
         }))
     }
 
-    /// Appends the `k` hashes of `id` to `hashes`, and their rows to `embs`
-    /// when given.
+    /// One table serving every kind, rows chosen by `hash` (X's released
+    /// artifacts: a unified table, zero padding rows first).
+    pub fn unified(table: HashTable, hash: Arc<dyn RowHash>) -> Self {
+        let table = Arc::new(table);
+        Self {
+            user: table.clone(),
+            post: table.clone(),
+            author: table,
+            scheme: HashScheme::Rows(hash),
+        }
+    }
+
+    fn table(&self, kind: EntityKind) -> &HashTable {
+        match kind {
+            EntityKind::User => &self.user,
+            EntityKind::Post => &self.post,
+            EntityKind::Author => &self.author,
+        }
+    }
+
+    /// Appends the `k` hashes (table rows) of `id` to `hashes`, and their
+    /// rows to `embs` when given.
     fn lookup(
-        table: &HashTable,
+        &self,
         kind: EntityKind,
         id: i64,
         k: usize,
         hashes: &mut Vec<i64>,
         embs: Option<&mut Vec<f32>>,
     ) {
+        let table = self.table(kind);
         let start = hashes.len();
-        hashes.extend(entity_hashes(kind, id, k, table.rows));
+        match &self.scheme {
+            HashScheme::Ours => hashes.extend(entity_hashes(kind, id, k, table.rows)),
+            HashScheme::Rows(h) => {
+                let mut rows = h.rows(kind, id);
+                rows.resize(k, 0);
+                hashes.extend(rows);
+            }
+        }
         if let Some(embs) = embs {
             for &h in &hashes[start..] {
                 table.gather_into(h, embs);
@@ -251,8 +302,7 @@ impl HashTables {
         };
         let pad = HistoryItem::default();
         for (user_id, history) in rows {
-            Self::lookup(
-                &self.user,
+            self.lookup(
                 EntityKind::User,
                 *user_id,
                 hu,
@@ -264,16 +314,14 @@ impl HashTables {
                 .iter()
                 .chain(std::iter::repeat_n(&pad, history_len - kept.len()));
             for item in items {
-                Self::lookup(
-                    &self.post,
+                self.lookup(
                     EntityKind::Post,
                     item.post_id,
                     hi,
                     &mut u.history_post_hashes,
                     gather.then_some(&mut u.history_post_embeddings),
                 );
-                Self::lookup(
-                    &self.author,
+                self.lookup(
                     EntityKind::Author,
                     if item.post_id == 0 { 0 } else { item.author_id },
                     ha,
@@ -351,16 +399,14 @@ impl HashTables {
                 .iter()
                 .chain(std::iter::repeat_n(&pad, count - items.len()))
             {
-                Self::lookup(
-                    &self.post,
+                self.lookup(
                     EntityKind::Post,
                     item.post_id,
                     hi,
                     &mut c.post_hashes,
                     gather.then_some(&mut c.post_embeddings),
                 );
-                Self::lookup(
-                    &self.author,
+                self.lookup(
                     EntityKind::Author,
                     if item.post_id == 0 { 0 } else { item.author_id },
                     ha,

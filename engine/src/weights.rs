@@ -5,6 +5,7 @@
 //! is an error that names it. Hash tables (ours, see `hash_embed`) may ride in
 //! the same file under [`HASH_TABLE_NAMES`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -329,15 +330,39 @@ impl PhoenixWeights {
         }
     }
 
-    /// Loads and checks every parameter of `cfg` from a safetensors file.
+    /// Loads and checks every parameter of `cfg` from a safetensors file
+    /// (with its hash tables, when it has them).
     pub fn load(path: &Path, cfg: &ModelConfig) -> Result<Self> {
         let file = SafetensorsFile::open(path)?;
+        let shapes: BTreeMap<String, Vec<usize>> = file
+            .entries()
+            .into_iter()
+            .map(|(name, (_, shape))| (name, shape))
+            .collect();
+        let mut w = Self::from_params(cfg, path, &shapes, &HASH_TABLE_NAMES, |name| {
+            Ok(file.read_f32(name, None)?.data)
+        })?;
+        w.hash_tables = HashTables::from_file(&file, cfg)?;
+        Ok(w)
+    }
+
+    /// Checks and reads every parameter of `cfg` from a store whose tensors
+    /// have `shapes` (by reference name), `read` giving a tensor's values;
+    /// names in `ignored` may be present and are not read. No hash tables.
+    /// `path` names the store in errors.
+    pub fn from_params(
+        cfg: &ModelConfig,
+        path: &Path,
+        shapes: &BTreeMap<String, Vec<usize>>,
+        ignored: &[&str],
+        mut read: impl FnMut(&str) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
         let specs = param_specs(cfg);
         let err = |message: String| EngineError::Weights {
             path: path.display().to_string(),
             message,
         };
-        let entries = file.entries();
+        let entries = shapes;
         for s in &specs {
             match entries.get(&s.name) {
                 None => {
@@ -346,7 +371,7 @@ impl PhoenixWeights {
                         s.name, s.shape
                     )));
                 }
-                Some((_, shape)) if *shape != s.shape => {
+                Some(shape) if *shape != s.shape => {
                     return Err(err(format!(
                         "tensor '{}' has shape {:?}, expected {:?}",
                         s.name, shape, s.shape
@@ -355,9 +380,8 @@ impl PhoenixWeights {
                 Some(_) => {}
             }
         }
-        for (name, (_, shape)) in &entries {
-            let known =
-                specs.iter().any(|s| &s.name == name) || HASH_TABLE_NAMES.contains(&name.as_str());
+        for (name, shape) in entries {
+            let known = specs.iter().any(|s| &s.name == name) || ignored.contains(&name.as_str());
             if !known {
                 return Err(err(format!(
                     "unexpected tensor '{name}' with shape {shape:?} (not a parameter of this {:?} config)",
@@ -365,14 +389,15 @@ impl PhoenixWeights {
                 )));
             }
         }
-        let get = |name: &str| -> Result<Tensor> {
-            let t = file.read_f32(name, None)?;
-            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+        let mut get = |name: &str| -> Result<Tensor> {
+            let data = read(name)?;
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(err(format!(
                     "tensor '{name}' holds a non-finite value at element {i}"
                 )));
             }
-            Ok(Tensor::from_vec(t.data, t.shape, &Device::Cpu)?)
+            let shape = entries.get(name).cloned().unwrap_or_default();
+            Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
         };
         let p = model_prefix(cfg.kind);
         let layers = (0..cfg.num_layers)
@@ -426,7 +451,6 @@ impl PhoenixWeights {
                 })
             })
             .transpose()?;
-        let hash_tables = HashTables::from_file(&file, cfg)?;
         Ok(Self {
             action_projection: get(&format!("{p}/action_projection"))?,
             product_surface_table: get(&format!("{p}/product_surface_embedding_table"))?,
@@ -435,7 +459,7 @@ impl PhoenixWeights {
             layers,
             head,
             dwell,
-            hash_tables,
+            hash_tables: None,
         })
     }
 }

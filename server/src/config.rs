@@ -210,11 +210,19 @@ pub struct PhoenixServeConfig {
 /// phoenix serve`: the model, threading and dynamic batching.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
-    /// Model directory holding `ranker/` and `retrieval/` (reference layout
-    /// with hash tables). Default: a seeded demo pair, written on first start
+    /// Model directory holding `ranker/` and `retrieval/`: our layout
+    /// (config.json + params.safetensors with hash tables) or X's released
+    /// artifacts (model_params.npz + embedding_tables.npz, published hash). Default: a seeded demo pair, written on first start
     /// under --model-cache.
     #[arg(long, env = "FORYOU_MODEL")]
     pub model: Option<PathBuf>,
+    /// Retrieval corpus of precomputed candidate representations (an npz
+    /// with `post_ids`, `author_ids`, `candidate_representations` [N, D] and
+    /// `topics`, as X's released `sports_corpus.npz`) instead of encoding
+    /// the world's recent posts at start. Posts outside the world have no
+    /// text or author data, so the feed's hydrators and filters drop them.
+    #[arg(long, env = "FORYOU_CORPUS")]
+    pub corpus: Option<PathBuf>,
     /// Where the demo model is kept between starts (default: the system temp
     /// directory).
     #[arg(long, env = "FORYOU_MODEL_CACHE")]

@@ -196,6 +196,12 @@ impl PublishedHash {
     }
 }
 
+impl crate::hash_embed::RowHash for PublishedHash {
+    fn rows(&self, kind: EntityKind, id: i64) -> Vec<i64> {
+        PublishedHash::rows(self, kind, id)
+    }
+}
+
 fn slot(kind: EntityKind) -> usize {
     match kind {
         EntityKind::User => 0,

@@ -1,7 +1,6 @@
 //! Reading X's released Phoenix artifacts (May 2026): the directory that
 //! `run_pipeline.py` loads, its published id hash and the unified embedding
-//! table it builds. Standalone: nothing here runs a model; the model code
-//! takes these arrays and rows as inputs.
+//! table it builds, and the two models as our configs and weights.
 //!
 //! * [`npz`]: `.npz` archives (`savez` / `savez_compressed`) as typed arrays.
 //! * [`hash`]: the published hash and unified-table rows ([`PublishedHash`]).
@@ -10,6 +9,10 @@
 //!   [`UnifiedTable`].
 //! * [`corpus`]: the retrieval corpus `.npz` ([`ArtifactCorpus`]).
 //! * [`sequence`]: the user's engagement sequence JSON ([`Sequence`]).
+//! * [`pipeline`]: `run_pipeline.py` (retrieve, rank in chunks, weighted
+//!   score, the printed table).
+//! * [`model`]: the artifacts as our model configs and weights
+//!   ([`model::load_pair`]).
 //!
 //! Limits: arrays are read whole into memory; `bfloat16` arrays (stored by
 //! numpy as `|V2`) are refused. The fixture `tests/fixtures/phoenix-v2/
@@ -20,7 +23,9 @@ pub mod corpus;
 pub mod error;
 pub mod hash;
 pub mod layout;
+pub mod model;
 pub mod npz;
+pub mod pipeline;
 pub mod sequence;
 
 pub use config::ArtifactConfig;

@@ -1,10 +1,11 @@
-//! `foryou phoenix eval` and `foryou phoenix init`.
+//! `foryou phoenix serve`, `eval`, `init` and `pipeline`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use foryou_engine::FpropDtype;
+use foryou_engine::artifacts::pipeline::PipelineOptions;
 use foryou_engine::fixture::{EvalOptions, RankerPath, eval_dir_with_inputs};
 use foryou_engine::init::{Preset, preset_config, write_random_model};
 use foryou_engine::tensor_io::{OutTensor, SafetensorsFile, write_tensors};
@@ -73,6 +74,35 @@ pub enum PhoenixCommand {
         #[arg(long, default_value = "cpu")]
         device: foryou_engine::ComputeDevice,
     },
+    /// X's `run_pipeline.py` over a released artifact directory (May 2026):
+    /// retrieve the viewer's top posts from the corpus, rank them in chunks,
+    /// order by the weighted score and print the script's table.
+    Pipeline {
+        /// The artifact directory (`retrieval/` and `ranker/` with
+        /// config.json, model_params.npz, embedding_tables.npz).
+        #[arg(long)]
+        artifacts: PathBuf,
+        /// The viewer's sequence JSON (default: DIR/example_sequence.json).
+        #[arg(long)]
+        sequence: Option<PathBuf>,
+        /// The corpus npz (default: DIR/sports_corpus.npz).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Posts retrieved.
+        #[arg(long, default_value_t = 200)]
+        top_k_retrieval: usize,
+        /// Rows printed.
+        #[arg(long, default_value_t = 30)]
+        top_k_display: usize,
+        /// Forward dtype of both models (bf16, as the script runs).
+        #[arg(long, value_enum, default_value = "bf16")]
+        dtype: DtypeArg,
+        /// Also write the run's numbers as JSON: retrieved_post_ids,
+        /// retrieved_scores, ranker_probs [K, A], weighted_scores,
+        /// ranked_post_ids.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Write config.json + params.safetensors (with hash tables) holding seeded
     /// random weights whose outputs are not trivial.
     Init {
@@ -133,6 +163,28 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
             let inputs = inputs.unwrap_or_else(|| fixture.join("inputs.safetensors"));
             eval(&fixture, &inputs, &out, &opts)
         }
+        PhoenixCommand::Pipeline {
+            artifacts,
+            sequence,
+            corpus,
+            top_k_retrieval,
+            top_k_display,
+            dtype,
+            json,
+        } => pipeline(
+            &artifacts,
+            sequence.as_deref(),
+            corpus.as_deref(),
+            &PipelineOptions {
+                top_k_retrieval,
+                top_k_display,
+                dtype: match dtype {
+                    DtypeArg::F32 => FpropDtype::F32,
+                    DtypeArg::Bf16 => FpropDtype::Bf16,
+                },
+            },
+            json.as_deref(),
+        ),
         PhoenixCommand::Init {
             preset,
             seed,
@@ -226,5 +278,34 @@ fn init(preset: PresetArg, seed: u64, out: &Path, table_rows: Option<usize>) -> 
         summary.bytes as f64 / 1e6,
         out.display()
     );
+    Ok(())
+}
+
+/// Runs `foryou phoenix pipeline`: the table on stdout, JSON when asked.
+fn pipeline(
+    dir: &Path,
+    sequence: Option<&Path>,
+    corpus: Option<&Path>,
+    opts: &PipelineOptions,
+    json: Option<&Path>,
+) -> anyhow::Result<()> {
+    let r = foryou_engine::artifacts::pipeline::run_dir(dir, sequence, corpus, opts)
+        .with_context(|| format!("running the pipeline on {}", dir.display()))?;
+    print!(
+        "{}",
+        foryou_engine::artifacts::pipeline::table(&r, opts.top_k_display)
+    );
+    if let Some(path) = json {
+        let ranked: Vec<i64> = r.ranked.iter().map(|&i| r.retrieved[i].post_id).collect();
+        let out = serde_json::json!({
+            "retrieved_post_ids": r.retrieved.iter().map(|p| p.post_id).collect::<Vec<_>>(),
+            "retrieved_scores": r.retrieved.iter().map(|p| p.score).collect::<Vec<_>>(),
+            "ranker_probs": r.ranker_probs,
+            "weighted_scores": r.weighted,
+            "ranked_post_ids": ranked,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&out)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }

@@ -105,9 +105,14 @@ pub fn ensure_demo_models(dir: &Path, seed: u64) -> Result<bool, ModelError> {
     Ok(wrote)
 }
 
-/// Loads `dir/ranker` and `dir/retrieval` onto `device`; both must carry
-/// hash tables.
+/// Loads `dir/ranker` and `dir/retrieval` onto `device`: our layout
+/// (`config.json` + `params.safetensors` with hash tables), or X's released
+/// artifacts (`config.json`, `model_params.npz`, `embedding_tables.npz`;
+/// the published id hash, bf16 as `run_pipeline.py` runs them).
 pub fn load_models(dir: &Path, device: &Device) -> Result<PhoenixModels, ModelError> {
+    if foryou_engine::artifacts::model::is_artifact_dir(dir) {
+        return load_artifacts(dir, device);
+    }
     let load = |kind| {
         let path = sub(dir, kind);
         let err = |cause: ModelFault| ModelError {
@@ -138,5 +143,19 @@ pub fn load_models(dir: &Path, device: &Device) -> Result<PhoenixModels, ModelEr
     let dtype = qcfg.fprop_dtype;
     let retriever =
         PhoenixRetriever::on(device, qcfg, qw, dtype).map_err(|e| err(ModelKind::Retrieval, e))?;
+    Ok(PhoenixModels { ranker, retriever })
+}
+
+/// The released artifact pair of `dir` on `device`, in bf16.
+fn load_artifacts(dir: &Path, device: &Device) -> Result<PhoenixModels, ModelError> {
+    let err = |e: EngineError| ModelError {
+        path: dir.to_path_buf(),
+        cause: e.into(),
+    };
+    let dtype = foryou_engine::FpropDtype::Bf16;
+    let ((rcfg, rw), (kcfg, kw)) =
+        foryou_engine::artifacts::model::load_pair(dir, dtype).map_err(err)?;
+    let ranker = PhoenixRanker::on(device, kcfg, kw, dtype).map_err(err)?;
+    let retriever = PhoenixRetriever::on(device, rcfg, rw, dtype).map_err(err)?;
     Ok(PhoenixModels { ranker, retriever })
 }

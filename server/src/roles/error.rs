@@ -35,6 +35,9 @@ pub enum RoleError {
     /// The engine failed while setting up (e.g. encoding the corpus).
     #[error(transparent)]
     Engine(#[from] foryou_engine::EngineError),
+    /// A released-artifact file (e.g. `--corpus`) is unreadable or invalid.
+    #[error(transparent)]
+    Artifact(#[from] foryou_engine::artifacts::ArtifactError),
     /// A remote service's address is unusable.
     #[error(transparent)]
     Client(#[from] crate::clients::ClientError),

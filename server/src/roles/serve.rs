@@ -235,23 +235,54 @@ pub fn build_engine(
     };
     let models = load_on_device(&dir, &open_device(args))?;
     tracing::info!(device = %models.ranker.device(), "engine device");
-    let posts: Vec<CorpusItem> = world
-        .posts
-        .values()
-        .filter(|p| p.retweet_of.is_none() && p.created_ms > since_ms)
-        .map(|p| CorpusItem {
-            post_id: p.id,
-            author_id: p.author,
-        })
-        .collect();
     let t = Instant::now();
-    let corpus = Corpus::build(&models.retriever, posts)?;
+    let corpus = match &args.corpus {
+        Some(path) => corpus_file(path, models.retriever.config().emb_size)?,
+        None => {
+            let posts: Vec<CorpusItem> = world
+                .posts
+                .values()
+                .filter(|p| p.retweet_of.is_none() && p.created_ms > since_ms)
+                .map(|p| CorpusItem {
+                    post_id: p.id,
+                    author_id: p.author,
+                })
+                .collect();
+            Corpus::build(&models.retriever, posts)?
+        }
+    };
     tracing::info!(
         posts = corpus.len(),
         ms = t.elapsed().as_millis() as u64,
         "retrieval corpus encoded"
     );
     Ok(PhoenixEngine::new(models.ranker, models.retriever, corpus))
+}
+
+/// A corpus of precomputed representations from an npz (`--corpus`),
+/// checked against the retriever's width.
+fn corpus_file(path: &Path, dim: usize) -> Result<Corpus, RoleError> {
+    let npz = foryou_engine::artifacts::ArtifactCorpus::open(path)?;
+    if npz.dim != dim {
+        return Err(RoleError::Engine(foryou_engine::EngineError::Input(
+            format!(
+                "{}: candidate_representations have width {}, the retriever's emb_size is {dim}",
+                path.display(),
+                npz.dim
+            ),
+        )));
+    }
+    let items = npz
+        .post_ids
+        .iter()
+        .zip(&npz.author_ids)
+        .map(|(&post_id, &author_id)| CorpusItem { post_id, author_id })
+        .collect();
+    Ok(Corpus::from_representations(
+        items,
+        npz.representations,
+        dim,
+    )?)
 }
 
 /// The models of `dir` on `device`; a model the device cannot run (a
@@ -294,6 +325,72 @@ mod tests {
         let device = open_device(&args);
         assert_eq!(device.spec(), ComputeDevice::Cpu);
         assert!(!device.options().cpu_amx);
+    }
+
+    #[test]
+    fn released_artifacts_and_their_corpus_npz_serve_predict_and_retrieve() {
+        use foryou_proto::v1 as pb;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../engine/tests/fixtures/phoenix-v2/v2_artifacts");
+        let corpus = root.join("sports_corpus.npz");
+        let args = Wrap::try_parse_from([
+            "t".as_ref(),
+            "--model".as_ref(),
+            root.as_os_str(),
+            "--corpus".as_ref(),
+            corpus.as_os_str(),
+        ])
+        .expect("flags")
+        .engine;
+        let world = generate(&WorldSpec {
+            users: 10,
+            ..WorldSpec::demo(1, 1_778_000_000_000)
+        });
+        let engine = build_engine(&args, 1, &world, 0).expect("artifact engine");
+        assert_eq!(
+            engine.corpus().len(),
+            20_000,
+            "the npz corpus, not the world's"
+        );
+        let history = vec![pb::HistoryItem {
+            post_id: 2_051_144_155_729_896_093,
+            author_id: 1_396_783_375_990_605_752,
+            actions: vec![false, true],
+            ..Default::default()
+        }];
+        let got = engine
+            .retrieve(&pb::RetrieveRequest {
+                user_id: 1_907_834_201_938_571_264,
+                history: history.clone(),
+                top_k: 5,
+                ..Default::default()
+            })
+            .expect("retrieve");
+        assert_eq!(got.posts.len(), 5);
+        assert!(got.posts.windows(2).all(|w| w[0].score >= w[1].score));
+        let candidates = got
+            .posts
+            .iter()
+            .map(|p| pb::RankCandidate {
+                post_id: p.post_id,
+                author_id: p.author_id,
+                created_at_s: 1_777_990_000,
+                ..Default::default()
+            })
+            .collect();
+        let scored = engine
+            .predict(&pb::PredictRequest {
+                user_id: 1_907_834_201_938_571_264,
+                history,
+                candidates,
+                impression_time_s: 1_778_000_000,
+                ..Default::default()
+            })
+            .expect("predict");
+        assert_eq!(scored.scores.len(), 5);
+        for s in &scored.scores {
+            assert_eq!((s.probabilities.len(), s.continuous.len()), (19, 8));
+        }
     }
 
     #[test]
