@@ -56,7 +56,8 @@ fn every_ranker_fixture_matches_on_the_gpu() {
         return;
     }
     let mut checked = 0;
-    for dir in fixture_sets() {
+    // January sets and the May 2026 (v2) ones.
+    for dir in fixture_sets().into_iter().chain(sets_in(&fixtures_v2())) {
         let config = std::fs::read_to_string(dir.join("config.json")).expect("config");
         if !config.contains("\"ranker\"") {
             continue;
@@ -72,9 +73,19 @@ fn every_ranker_fixture_matches_on_the_gpu() {
         );
         assert!(dl <= 5e-2, "{}: logits off by {dl}", dir.display());
         assert!(dp <= 2.5e-2, "{}: probs off by {dp}", dir.display());
+        if let Some(got) = outs.iter().find(|t| t.name == "continuous_preds") {
+            let (_, want_c) = expected(&outputs, "continuous_preds");
+            let dc = max_abs_diff(&out_f32(got), &want_c);
+            eprintln!("{}: max|dcont| {dc:.3e}", dir.display());
+            assert!(
+                dc <= 2.5e-2,
+                "{}: continuous_preds off by {dc}",
+                dir.display()
+            );
+        }
         checked += 1;
     }
-    assert!(checked >= 3, "only {checked} ranker sets found");
+    assert!(checked >= 6, "only {checked} ranker sets found");
 }
 
 #[test]
@@ -100,6 +111,29 @@ fn gpu_fast_path_matches_the_cpu_bf16_path_with_padding_and_gqa() {
     // bf16 paths with different summation orders may differ by the sum.
     assert!(dl <= 1e-1, "logits off by {dl}");
     assert!(got.logits.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn gpu_may_2026_path_matches_the_cpu_bf16_path() {
+    if !gpu_usable() {
+        return;
+    }
+    let mut cfg = small_config(128, 32, 8, 2, 3);
+    cfg.fprop_dtype = FpropDtype::Bf16;
+    may_2026(&mut cfg, 60, true);
+    let (_dir, cpu) = random_ranker(&cfg, 17);
+    let mut gpu = cpu.clone();
+    gpu.set_device(&cuda0()).expect("gpu ranker");
+    let mut rng = Rng(23);
+    let inputs = random_inputs(cpu.config(), &mut rng, 3, 40, 300, 0.2, 0.3);
+    let want = cpu.forward(&inputs).expect("cpu");
+    let got = gpu.forward(&inputs).expect("gpu");
+    let dl = max_abs_diff(&got.logits, &want.logits);
+    let dc = max_abs_diff(&got.continuous, &want.continuous);
+    eprintln!("may 2026 gpu vs cpu bf16: max|dlogit| {dl:.3e} max|dcont| {dc:.3e}");
+    assert_eq!(got.continuous.len(), want.continuous.len());
+    assert!(dl <= 1e-1, "logits off by {dl}");
+    assert!(dc <= 5e-2, "continuous off by {dc}");
 }
 
 #[test]

@@ -15,6 +15,13 @@
 //!    plus themselves (the candidate-isolation kernel), then the final norm
 //!    and the unembedding; logits come back and the sigmoid runs on the host.
 //!
+//! May 2026 rankers add a dwell block to history rows (the MLP's outer
+//! product and GELU on the host, its second layer a GEMM into the row), a
+//! post-age block to candidate rows (gathered from the device table), the
+//! IP embeddings' sum as an extra user-row block (an identity block below
+//! `proj_mat_1`), per-row RoPE positions, and the continuous head (a GEMM,
+//! sigmoid on the host). Not yet run on a GPU.
+//!
 //! Every product is a bf16 GEMM with f32 accumulation; values are rounded to
 //! bf16 where the reference rounds them in bf16 mode, whatever the config's
 //! `fprop_dtype` (the GPU path computes in bf16).
@@ -58,6 +65,11 @@ pub struct GpuRanker {
     pub(super) surface_device: DeviceTable,
     /// Hash tables resident on the device, when they fit (`tables.rs`).
     pub(super) tables: Option<GpuTables>,
+    /// May 2026 ranker blocks (post age, dwell, continuous head).
+    pub(super) may: Option<GpuMay>,
+    /// With IP hashes: `[proj_mat_1 ; I_D]` `[(Hu + 1) D, D]`, so the IP
+    /// embeddings' sum, appended to the user row, is added by the product.
+    pub(super) proj_user_ip: Option<CudaSlice<u16>>,
     /// One forward pass at a time on the stream, with its pinned buffers.
     lock: Mutex<Staging>,
     /// Where the last ranker call spent its time.
@@ -99,6 +111,23 @@ pub(super) struct Staging {
     pub(super) candidates: Pinned,
 }
 
+/// The May 2026 ranker's extra parameters on the device.
+pub(super) struct GpuMay {
+    /// The dwell MLP's first layer `[1, H]`, on the host (an outer product
+    /// with the normalised dwell, then GELU, before the upload).
+    pub(super) dwell_proj1: Vec<f32>,
+    /// The dwell MLP's second layer `[H, D]`.
+    pub(super) dwell_proj2: CudaSlice<u16>,
+    /// The post-age table `[P, D]` (row 0, "age unknown", a real row).
+    pub(super) post_age: DeviceTable,
+    /// The continuous head `[D, NC]`.
+    pub(super) continuous: CudaSlice<u16>,
+    /// NC.
+    pub(super) num_continuous: usize,
+    /// Dwell normalisation.
+    pub(super) norm: crate::config::ContinuousConfig,
+}
+
 /// The ranker head on the device.
 pub(super) struct GpuHead {
     pub(super) proj_candidate: CudaSlice<u16>,
@@ -107,7 +136,7 @@ pub(super) struct GpuHead {
 }
 
 /// A model the GPU path cannot run.
-fn unsupported(why: String) -> EngineError {
+pub(super) fn unsupported(why: String) -> EngineError {
     EngineError::Backend(BackendError::Unsupported(why))
 }
 
@@ -143,15 +172,6 @@ impl GpuRanker {
                 cfg.key_size
             )));
         }
-        if cfg.continuous.is_some()
-            || cfg.post_age.is_some()
-            || cfg.num_ip_hashes > 0
-            || cfg.right_anchored_rope
-        {
-            return Err(unsupported(
-                "the May 2026 ranker inputs (post age, dwell, IP, right-anchored RoPE) and the continuous head have no GPU path yet".into(),
-            ));
-        }
         if w.layers.is_empty() {
             return Err(unsupported("a model with no layers".into()));
         }
@@ -176,6 +196,39 @@ impl GpuRanker {
             .iter()
             .map(|l| GpuLayer::upload(&gpu, l))
             .collect::<Result<Vec<_>>>()?;
+        let may = match (head, &w.dwell, cfg.continuous, cfg.post_age) {
+            (Some(h), Some(dw), Some(norm), Some(age)) => {
+                let (Some(table), Some(cont)) = (&h.post_age_table, &h.continuous_unembeddings)
+                else {
+                    return Err(unsupported(
+                        "a May 2026 ranker without its post-age table or continuous head".into(),
+                    ));
+                };
+                let table: Vec<f32> = host(table)?;
+                Some(GpuMay {
+                    dwell_proj1: host(&dw.proj_1)?,
+                    dwell_proj2: matrix(&gpu, &dw.proj_2)?,
+                    post_age: DeviceTable {
+                        data: gpu.upload(&bf16_bits(&table))?,
+                        rows: age.vocab,
+                        dim: cfg.emb_size,
+                        skip_row0: false,
+                    },
+                    continuous: matrix(&gpu, cont)?,
+                    num_continuous: norm.num_actions,
+                    norm,
+                })
+            }
+            _ => None,
+        };
+        let proj_user_ip = if cfg.num_ip_hashes > 0 {
+            let d = cfg.emb_size;
+            let mut m = host(&w.proj_user)?;
+            m.extend((0..d * d).map(|i| f32::from(u8::from(i / d == i % d))));
+            Some(gpu.upload(&bf16_bits(&m))?)
+        } else {
+            None
+        };
         let head = match head {
             Some(h) => Some(GpuHead {
                 proj_candidate: matrix(&gpu, &h.proj_candidate)?,
@@ -193,6 +246,8 @@ impl GpuRanker {
             surface_table,
             surface_device,
             tables,
+            may,
+            proj_user_ip,
             layers,
             cfg: cfg.clone(),
             gpu,
@@ -303,13 +358,15 @@ impl GpuRanker {
             });
         }
         let mut staging = self.claim()?;
-        let logits = self.score(&ctx.kv, cands, first, rows, &mut staging, &mut ctx.phases)?;
-        // The reference rounds the logits and the probabilities to bf16.
+        let (logits, continuous) =
+            self.score(&ctx.kv, cands, first, rows, &mut staging, &mut ctx.phases)?;
+        let sigmoid = |x: f32| bf16::from_f32(1.0 / (1.0 + (-x).exp())).to_f32();
+        // The reference rounds the logits and the probabilities to bf16; the
+        // continuous head's sigmoid is taken in f32, then rounded.
         let logits: Vec<f32> = logits.iter().map(|&x| bf16::from_f32(x).to_f32()).collect();
-        let probs = logits
-            .iter()
-            .map(|&x| bf16::from_f32(1.0 / (1.0 + (-x).exp())).to_f32())
-            .collect();
+        let probs = logits.iter().map(|&x| sigmoid(x)).collect();
+        let continuous: Vec<f32> = continuous.into_iter().map(sigmoid).collect();
+        let num_continuous = self.may.as_ref().map_or(0, |m| m.num_continuous);
         let [_, context_done, done] = &ctx.marks;
         done.record(self.gpu.stream())?;
         done.synchronize()?;
@@ -325,7 +382,8 @@ impl GpuRanker {
             num_actions: a,
             logits,
             probs,
-            ..RankerOutput::default()
+            num_continuous,
+            continuous,
         })
     }
 

@@ -5,17 +5,20 @@
 //! come from the host. Then token projections by cuBLAS, the context pass and the
 //! candidate pass through the layer stack (`stack.rs`).
 
+use foryou_kernels::cuda::bf16_bits;
 use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::cuda::gemm::GemmOut;
+use foryou_kernels::reference::ops::GatherShape;
 use half::bf16;
 use rayon::prelude::*;
 
 use super::ranker::{ContextKv, GpuRanker, Staging, fill_bf16, ms_since};
 use super::tables::{GpuTables, indices};
 use crate::backend::{Phases, TablePlacement};
-use crate::config::CandidatePositions;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
+use crate::numerics::gelu::gelu_tanh_scalar;
+use crate::numerics::rope::{candidate_positions, context_positions};
 use foryou_kernels::cuda::staging::Pinned;
 
 impl GpuRanker {
@@ -42,13 +45,20 @@ impl GpuRanker {
             cfg.num_author_hashes,
             cfg.num_actions,
         );
-        // One row per history slot: [post | author | actions | surface];
-        // the action block is written on the device by its projection.
-        let wh = (hi + ha + 2) * d;
+        // One row per history slot: [post | author | actions | surface]
+        // (+ [dwell] for a May 2026 ranker); the action and dwell blocks are
+        // written on the device by their projections.
+        let may = self.may.as_ref();
+        let wh = (hi + ha + 2 + usize::from(may.is_some())) * d;
+        let surface_at = (hi + ha + 1) * d;
+        // The user row: [user hashes] (+ [sum of IP embeddings]).
+        let wu = (hu + usize::from(self.proj_user_ip.is_some())) * d;
         let t = std::time::Instant::now();
         let acts = signed_actions(&u.history_actions, a);
-        let positions: Vec<i32> = (0..b).flat_map(|_| 0..s1 as i32).collect();
-        let key_valid: Vec<u8> = u.context_valid(cfg).into_iter().map(u8::from).collect();
+        let valid = u.context_valid(cfg);
+        let positions = per_row_i32(&context_positions(cfg, &valid, b, s1), b, s1);
+        let key_valid: Vec<u8> = valid.into_iter().map(u8::from).collect();
+        let ip = ip_sums(u, cfg);
         let (mut dx_hist, dx_user) = match rows {
             TablePlacement::Host => {
                 rows_given(
@@ -65,11 +75,19 @@ impl GpuRanker {
                     &mut staging.history,
                     [&u.history_post_embeddings, &u.history_author_embeddings],
                     &u.history_product_surface,
-                    wh,
+                    (wh, surface_at),
                 )?;
-                let x_user = staging
-                    .user
-                    .upload(g, b * hu * d, |x| fill_bf16(x, &u.user_embeddings))?;
+                let x_user = staging.user.upload(g, b * wu, |x| {
+                    for (r, row) in x.chunks_mut(wu).enumerate() {
+                        fill_bf16(
+                            &mut row[..hu * d],
+                            &u.user_embeddings[r * hu * d..][..hu * d],
+                        );
+                        if let Some(ip) = &ip {
+                            fill_bf16(&mut row[hu * d..], &ip[r * d..][..d]);
+                        }
+                    }
+                })?;
                 ph.host_ms += ms_since(t);
                 (x_hist, x_user)
             }
@@ -83,19 +101,34 @@ impl GpuRanker {
                         &u.history_product_surface,
                     ],
                     b * s,
-                    wh,
+                    (wh, surface_at),
                     ph,
                 )?;
                 let t = std::time::Instant::now();
                 let user = g.upload(&indices(&u.user_hashes))?;
                 ph.upload_ms += ms_since(t);
-                let mut x_user = g.scratch::<u16>(b * hu * d)?;
+                let mut x_user = g.scratch::<u16>(b * wu)?;
                 g.gather_rows(
                     &user,
                     &tables.user.data,
-                    tables.user.shape(b, hu, hu * d, 0),
+                    tables.user.shape(b, hu, wu, 0),
                     &mut x_user,
                 )?;
+                if let Some(ip) = &ip {
+                    // Row r of the uploaded sums into row r's IP block.
+                    let sums = g.upload(&bf16_bits(ip))?;
+                    let rows: Vec<i32> = (0..b as i32).collect();
+                    let shape = GatherShape {
+                        rows: b,
+                        per_row: 1,
+                        dim: d,
+                        table_rows: b,
+                        skip_row0: false,
+                        out_stride: wu,
+                        out_offset: hu * d,
+                    };
+                    g.gather_rows(&g.upload(&rows)?, &sums, shape, &mut x_user)?;
+                }
                 (x_hist, x_user)
             }
         };
@@ -118,14 +151,33 @@ impl GpuRanker {
             (hi + ha) * d,
             wh,
         )?;
+        if let Some(m) = may {
+            // May 2026: the dwell block, gelu(v * proj_1) on the host (an
+            // outer product), then @ proj_2 on the device, rounded to bf16.
+            let dwell = dwell_hidden(m, &u.history_dwell, b * s);
+            let t = std::time::Instant::now();
+            let dwell = g.upload(&dwell)?;
+            ph.upload_ms += ms_since(t);
+            g.gemm_bf16(
+                b * s,
+                d,
+                m.dwell_proj1.len(),
+                &dwell,
+                0,
+                &m.dwell_proj2,
+                GemmOut::Bf16(&mut dx_hist),
+                (hi + ha + 2) * d,
+                wh,
+            )?;
+        }
         // User token of row r lands at h[r, 0]; history at h[r, 1..].
         g.gemm_bf16(
             b,
             d,
-            hu * d,
+            wu,
             &dx_user,
             0,
-            &self.proj_user,
+            self.proj_user_ip.as_ref().unwrap_or(&self.proj_user),
             GemmOut::F32(&mut h),
             0,
             s1 * d,
@@ -157,7 +209,8 @@ impl GpuRanker {
     }
 
     /// Candidate slots `first..first + C` of `cands` through every layer,
-    /// then the head. Returns logits `[B, C, A]` (f32, not yet rounded).
+    /// then the head. Returns logits `[B, C, A]` and (May 2026) continuous
+    /// logits `[B, C, NC]` (f32, not yet rounded or squashed).
     /// `rows` as for [`Self::encode_context`].
     pub(super) fn score(
         &self,
@@ -167,26 +220,23 @@ impl GpuRanker {
         rows: TablePlacement,
         staging: &mut Staging,
         ph: &mut Phases,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let cfg = &self.cfg;
         let g = &*self.gpu;
+        let may = self.may.as_ref();
         let head = self
             .head
             .as_ref()
             .ok_or_else(|| EngineError::Input("a user tower has no ranker head".into()))?;
         let (b, c, d) = (cands.batch, cands.count, cfg.emb_size);
         let (hi, ha, a) = (cfg.num_item_hashes, cfg.num_author_hashes, cfg.num_actions);
-        let wc = (hi + ha + 1) * d;
+        // [post | author | surface] (+ [post age] for a May 2026 ranker).
+        let wc = (hi + ha + 1 + usize::from(may.is_some())) * d;
+        let surface_at = (hi + ha) * d;
         let t = std::time::Instant::now();
-        let positions: Vec<i32> = (0..b)
-            .flat_map(|_| {
-                (0..c).map(move |i| match cfg.candidate_positions {
-                    CandidatePositions::Absolute => (ctx.len + first + i) as i32,
-                    CandidatePositions::Shared => ctx.len as i32,
-                })
-            })
-            .collect();
-        let valid: Vec<u8> = cands.valid_mask(cfg).into_iter().map(u8::from).collect();
+        let valid = cands.valid_mask(cfg);
+        let positions = per_row_i32(&candidate_positions(cfg, ctx.len, first, c, &valid), b, c);
+        let valid: Vec<u8> = valid.into_iter().map(u8::from).collect();
         let dx = match rows {
             TablePlacement::Host => {
                 rows_given(
@@ -200,7 +250,7 @@ impl GpuRanker {
                     &mut staging.candidates,
                     [&cands.post_embeddings, &cands.author_embeddings],
                     &cands.product_surface,
-                    wc,
+                    (wc, surface_at),
                 )?;
                 ph.host_ms += ms_since(t);
                 x
@@ -214,11 +264,32 @@ impl GpuRanker {
                         &cands.product_surface,
                     ],
                     b * c,
-                    wc,
+                    (wc, surface_at),
                     ph,
                 )?
             }
         };
+        let mut dx = dx;
+        if let Some(m) = may {
+            // May 2026: the post-age row of each candidate (bucket 0, a
+            // real row, when the age is unknown) into the last block.
+            let buckets: Vec<i32> = if cands.post_age_buckets.is_empty() {
+                vec![0; b * c]
+            } else {
+                cands
+                    .post_age_buckets
+                    .iter()
+                    .map(|&x| i32::try_from(x).unwrap_or(0))
+                    .collect()
+            };
+            let idx = g.upload(&buckets)?;
+            g.gather_rows(
+                &idx,
+                &m.post_age.data,
+                m.post_age.shape(b * c, 1, wc, (hi + ha + 1) * d),
+                &mut dx,
+            )?;
+        }
         let t = std::time::Instant::now();
         let dpos = g.upload(&positions)?;
         let dvalid = g.upload(&valid)?;
@@ -251,7 +322,26 @@ impl GpuRanker {
             0,
             a,
         )?;
-        Ok(g.download(&logits)?)
+        let continuous = match may {
+            Some(m) => {
+                let nc = m.num_continuous;
+                let mut out = g.scratch::<f32>(n * nc)?;
+                g.gemm_bf16(
+                    n,
+                    nc,
+                    d,
+                    &normed,
+                    0,
+                    &m.continuous,
+                    GemmOut::F32(&mut out),
+                    0,
+                    nc,
+                )?;
+                g.download(&out)?
+            }
+            None => Vec::new(),
+        };
+        Ok((g.download(&logits)?, continuous))
     }
 
     /// The resident tables, or an error for a call that needs them.
@@ -272,7 +362,7 @@ impl GpuRanker {
         pinned: &mut Pinned,
         [post, author]: [&[f32]; 2],
         surface: &[i64],
-        stride: usize,
+        (stride, surface_at): (usize, usize),
     ) -> Result<CudaSlice<u16>> {
         let n = surface.len();
         let (wp, wa) = (post.len() / n.max(1), author.len() / n.max(1));
@@ -282,7 +372,7 @@ impl GpuRanker {
                 fill_bf16(head, &post[r * wp..][..wp]);
                 fill_bf16(&mut tail[..wa], &author[r * wa..][..wa]);
                 let surface_row = self.surface_row(surface[r]);
-                fill_bf16(&mut row[stride - surface_row.len()..], surface_row);
+                fill_bf16(&mut row[surface_at..][..surface_row.len()], surface_row);
             })
         })?)
     }
@@ -297,7 +387,7 @@ impl GpuRanker {
         &self,
         ids: [&[i64]; 3],
         n: usize,
-        stride: usize,
+        (stride, surface_at): (usize, usize),
         ph: &mut Phases,
     ) -> Result<CudaSlice<u16>> {
         let g = &*self.gpu;
@@ -327,7 +417,7 @@ impl GpuRanker {
         g.gather_rows(
             &surface,
             &st.data,
-            st.shape(n, 1, stride, stride - d),
+            st.shape(n, 1, stride, surface_at),
             &mut x,
         )?;
         Ok(x)
@@ -343,6 +433,53 @@ fn rows_given(what: &str, lens: &[(usize, usize)]) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Positions as the kernels' i32, one row of `t` per batch row: `t`
+/// shared positions are repeated for each of the `b` rows; `b * t`
+/// per-row positions (right-anchored RoPE) are taken as they are.
+fn per_row_i32(positions: &[usize], b: usize, t: usize) -> Vec<i32> {
+    let to = |&p: &usize| i32::try_from(p).unwrap_or(i32::MAX);
+    if positions.len() == t {
+        (0..b).flat_map(|_| positions.iter().map(to)).collect()
+    } else {
+        positions.iter().map(to).collect()
+    }
+}
+
+/// May 2026: the sum over the IP-hash axis of each row's IP embeddings
+/// `[B, D]` f32, or `None` for a model without IP hashes (zeros when the
+/// request has none).
+fn ip_sums(u: &UserInputs, cfg: &crate::config::ModelConfig) -> Option<Vec<f32>> {
+    let (nip, d) = (cfg.num_ip_hashes, cfg.emb_size);
+    if nip == 0 {
+        return None;
+    }
+    let mut out = vec![0f32; u.batch * d];
+    if !u.user_ip_embeddings.is_empty() {
+        for (r, sum) in out.chunks_exact_mut(d).enumerate() {
+            for e in u.user_ip_embeddings[r * nip * d..][..nip * d].chunks_exact(d) {
+                for (s, &x) in sum.iter_mut().zip(e) {
+                    *s += x;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// May 2026: `gelu_tanh(normalize(dwell) * proj_1)` for `n` history slots,
+/// `[n, H]` as bf16 bits (dwell 0, or none given, is an exact zero row).
+fn dwell_hidden(m: &super::ranker::GpuMay, dwell_s: &[f32], n: usize) -> Vec<u16> {
+    let h = m.dwell_proj1.len();
+    let mut out = vec![0u16; n * h];
+    for (i, row) in out.chunks_exact_mut(h).enumerate() {
+        let v = m.norm.normalize(dwell_s.get(i).copied().unwrap_or(0.0));
+        for (o, &w) in row.iter_mut().zip(&m.dwell_proj1) {
+            *o = bf16::from_f32(gelu_tanh_scalar(v * w)).to_bits();
+        }
+    }
+    out
 }
 
 /// The history's action bits as signed bf16 (`2x - 1`), all zeros for a
