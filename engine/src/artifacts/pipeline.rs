@@ -4,8 +4,9 @@
 //! posts in chunks of the candidate slots, and order them by the script's
 //! weighted score. Step by step as the fixture README describes it:
 //!
-//! * history: the first `history_seq_len` items in file order, binary
-//!   action flags at their proto indices, product surface 0;
+//! * history: the first `history_seq_len` items in file order, each action
+//!   value (`float(value)`, not only 0/1) at its proto index below A,
+//!   product surface 0;
 //! * retrieval: the bf16 (or f32) user tower, f32 scores, descending;
 //! * ranking: chunks of `candidate_seq_len` in retrieval order, each one
 //!   ranker call with the same viewer (slot = rank mod C), no post ages,
@@ -28,6 +29,7 @@ use crate::config::FpropDtype;
 use crate::corpus::{Corpus, CorpusItem};
 use crate::error::{EngineError, Result};
 use crate::hash_embed::{CandidateItem, HistoryItem};
+use crate::inputs::{RecsysInputs, UserInputs};
 use crate::model::ranker::PhoenixRanker;
 use crate::model::retriever::PhoenixRetriever;
 
@@ -93,33 +95,42 @@ pub struct PipelineResult {
     pub ranked: Vec<usize>,
 }
 
-/// The history the script builds: the first `len` items, binary flags.
-fn history(seq: &Sequence, len: usize, num_actions: usize) -> Result<Vec<HistoryItem>> {
+/// The history the script builds: the first `len` items (their ids; the
+/// action values go in by [`action_values`]).
+fn history(seq: &Sequence, len: usize) -> Vec<HistoryItem> {
     seq.history
         .iter()
         .take(len)
-        .enumerate()
-        .map(|(i, item)| {
-            let mut actions = 0u64;
-            for &(index, value) in &item.actions {
-                if index >= num_actions.min(64) || value == 0.0 {
-                    continue;
-                }
-                if value != 1.0 {
-                    return Err(EngineError::Input(format!(
-                        "history[{i}] action {index} has value {value}; only 0/1 flags are supported"
-                    )));
-                }
-                actions |= 1 << index;
-            }
-            Ok(HistoryItem {
-                post_id: item.post_id,
-                author_id: item.author_id,
-                actions,
-                ..HistoryItem::default()
-            })
+        .map(|item| HistoryItem {
+            post_id: item.post_id,
+            author_id: item.author_id,
+            ..HistoryItem::default()
         })
         .collect()
+}
+
+/// Writes the sequence's action values into `user`'s `[1, S, A]` action
+/// rows as the script does: `float(value)` at every index below A (so a
+/// value other than 1 reaches the model as it is), slots past the history
+/// left 0.
+fn action_values(user: &mut UserInputs, seq: &Sequence, num_actions: usize) {
+    for (slot, item) in seq.history.iter().take(user.history_len).enumerate() {
+        let row = &mut user.history_actions[slot * num_actions..][..num_actions];
+        row.copy_from_slice(&item.action_row(num_actions));
+    }
+}
+
+/// The viewer's user-side inputs under `tables` (one row).
+fn user_inputs(
+    cfg: &crate::config::ModelConfig,
+    tables: &crate::hash_embed::HashTables,
+    seq: &Sequence,
+) -> Result<UserInputs> {
+    let hist = history(seq, cfg.history_seq_len);
+    let mut user = tables.user_inputs(cfg, &[(seq.user_id, &hist)], cfg.history_seq_len)?;
+    action_values(&mut user, seq, cfg.num_actions);
+    user.validate(cfg)?;
+    Ok(user)
 }
 
 /// The weighted score of one candidate's probabilities.
@@ -147,7 +158,11 @@ pub fn run(
     opts: &PipelineOptions,
 ) -> Result<PipelineResult> {
     let cfg = retriever.config();
-    let hist = history(seq, cfg.history_seq_len, cfg.num_actions)?;
+    let no_tables = || EngineError::Input("the artifact models carry no hash tables".into());
+    let user = user_inputs(cfg, retriever.hash_tables().ok_or_else(no_tables)?, seq)?;
+    let kcfg = ranker.config();
+    let ranker_tables = ranker.hash_tables().ok_or_else(no_tables)?;
+    let ranker_user = user_inputs(kcfg, ranker_tables, seq)?;
     let items: Vec<CorpusItem> = corpus
         .post_ids
         .iter()
@@ -155,7 +170,7 @@ pub fn run(
         .map(|(&post_id, &author_id)| CorpusItem { post_id, author_id })
         .collect();
     let index = Corpus::from_representations(items, corpus.representations.clone(), corpus.dim)?;
-    let rep = retriever.represent_ids(&[(seq.user_id, &hist)])?;
+    let rep = retriever.user_representation(&user)?;
     let k = opts.top_k_retrieval.min(index.len());
     let rows = index
         .search_rows(retriever, &rep, k)?
@@ -185,7 +200,11 @@ pub fn run(
                 ..CandidateItem::default()
             })
             .collect();
-        let out = ranker.rank_ids(&[(seq.user_id, &hist)], &[&cands], width, width)?;
+        let inputs = RecsysInputs {
+            user: ranker_user.clone(),
+            candidates: ranker_tables.candidate_inputs(kcfg, &[&cands], width)?,
+        };
+        let out = ranker.forward_chunked(&inputs, width)?;
         let a = out.num_actions;
         ranker_probs.extend((0..chunk.len()).map(|i| out.probs[i * a..(i + 1) * a].to_vec()));
     }
@@ -279,4 +298,60 @@ pub fn run_dir(
     let corpus_path = corpus.map_or_else(|| dir.default_corpus_path(), Path::to_path_buf);
     let corpus = dir.corpus(&corpus_path).map_err(art)?;
     run(&retriever, &ranker, &seq, &corpus, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::sequence::HistoryItem as SeqItem;
+
+    #[test]
+    fn action_values_reach_the_model_as_written_not_as_flags() -> Result<()> {
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/phoenix-v2/v2_artifacts");
+        let ((_, _), (kcfg, kw)) = super::super::model::load_pair(&root, FpropDtype::F32)?;
+        let tables = kw.hash_tables.as_ref().expect("tables");
+        let seq = Sequence {
+            user_id: 7,
+            history: vec![
+                SeqItem {
+                    post_id: 11,
+                    author_id: 3,
+                    actions: vec![(1, 1.0), (11, 0.5), (40, 1.0)],
+                },
+                SeqItem {
+                    post_id: 12,
+                    author_id: 3,
+                    actions: Vec::new(),
+                },
+            ],
+        };
+        let user = user_inputs(&kcfg, tables, &seq)?;
+        let a = kcfg.num_actions;
+        assert_eq!(user.history_actions[1], 1.0);
+        assert_eq!(user.history_actions[11], 0.5, "a fractional value stays");
+        assert_eq!(user.history_actions[a..2 * a].iter().sum::<f32>(), 0.0);
+        // Two items fill slots 0 and 1; the rest is padding.
+        assert!(user.history_valid(&kcfg, 0, 1) && !user.history_valid(&kcfg, 0, 2));
+        Ok(())
+    }
+
+    #[test]
+    fn the_bf16_weighted_score_rounds_every_step_like_numpy() {
+        let mut p = vec![0f32; 19];
+        (p[1], p[4], p[6], p[11]) = (0.7266, 0.7266, 0.6797, 0.6719);
+        // bf16 weights 1.0, 0.5, 0.30078125, 0.2001953125; each step rounded.
+        let r = |x: f32| bf16::from_f32(x).to_f32();
+        let want = r(
+            r(r(r(r(0.7266) * 1.0) + r(r(0.7266) * 0.5)) + r(r(0.6797) * 0.30078125))
+                + r(r(0.6719) * 0.2001953125),
+        );
+        assert_eq!(weighted_score(&p, FpropDtype::Bf16), want);
+        assert_eq!(
+            want, 1.4296875,
+            "the script's 1.4297 (its table's first row)"
+        );
+        let f = 0.7266 + 0.7266 * 0.5 + 0.6797 * 0.3 + 0.6719 * 0.2;
+        assert!((weighted_score(&p, FpropDtype::F32) - f).abs() < 1e-6);
+    }
 }
