@@ -153,7 +153,7 @@ pub struct HashTables {
 
 impl HashTables {
     /// Reads the tables from a weights file: `None` when it has none, an error
-    /// when only some are present or a shape is wrong.
+    /// when only some are present, a shape is wrong or a value is not finite.
     pub fn from_file(file: &SafetensorsFile, cfg: &ModelConfig) -> Result<Option<Self>> {
         let present: Vec<bool> = HASH_TABLE_NAMES.iter().map(|n| file.contains(n)).collect();
         if present.iter().all(|p| !p) {
@@ -171,6 +171,13 @@ impl HashTables {
                 )));
             }
             let t = file.read_f32(name, None)?;
+            // As for parameters (weights.rs): a non-finite row would load
+            // and then fail every request that hashes to it.
+            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(err(format!(
+                    "tensor '{name}' holds a non-finite value at element {i}"
+                )));
+            }
             match t.shape.as_slice() {
                 [rows, dim] if *dim == cfg.emb_size && *rows >= 2 && *rows <= i32::MAX as usize => {
                     Ok(HashTable {

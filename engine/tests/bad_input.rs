@@ -180,3 +180,45 @@ fn truncated_safetensors_is_a_clear_error() {
     let err = eval_err(dir.path());
     assert!(err.contains("inputs.safetensors"), "{err}");
 }
+
+#[test]
+fn non_finite_hash_table_value_is_rejected_at_load_naming_tensor_and_element() {
+    use foryou_engine::fixture::load_model_dir;
+    use foryou_engine::init::{Preset, preset_config, write_random_model};
+    use foryou_engine::weights::HASH_TABLE_NAMES;
+    // Such a model used to load, and then every request failed in the
+    // forward pass's input check.
+    for (value, table) in [
+        (f32::NAN, HASH_TABLE_NAMES[1]),
+        (f32::INFINITY, HASH_TABLE_NAMES[2]),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_random_model(
+            dir.path(),
+            &preset_config(Preset::Demo),
+            1,
+            64,
+            &mut |_, _| {},
+        )
+        .expect("write");
+        rewrite(&dir.path().join("params.safetensors"), |items| {
+            let t = items
+                .iter_mut()
+                .find(|t| t.0 == table)
+                .expect("init writes hash tables");
+            assert_eq!(t.1, safetensors::Dtype::F32);
+            t.3[4 * 300..4 * 301].copy_from_slice(&value.to_le_bytes());
+        });
+        let err = match load_model_dir(dir.path()) {
+            Ok(_) => panic!("a {value} in '{table}' must not load"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!(
+                "tensor '{table}' holds a non-finite value at element 300"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("params.safetensors"), "{err}");
+    }
+}

@@ -340,11 +340,12 @@ mod tests {
     fn the_bf16_weighted_score_rounds_every_step_like_numpy() {
         let mut p = vec![0f32; 19];
         (p[1], p[4], p[6], p[11]) = (0.7266, 0.7266, 0.6797, 0.6719);
-        // bf16 weights 1.0, 0.5, 0.30078125, 0.2001953125; each step rounded.
+        // bf16 weights 1.0, 0.5, bf16(0.3) = 0.30078125, bf16(0.2) =
+        // 0.2001953125; every product and sum rounded.
         let r = |x: f32| bf16::from_f32(x).to_f32();
         let want = r(
-            r(r(r(r(0.7266) * 1.0) + r(r(0.7266) * 0.5)) + r(r(0.6797) * 0.30078125))
-                + r(r(0.6719) * 0.2001953125),
+            r(r(r(r(0.7266) * 1.0) + r(r(0.7266) * 0.5)) + r(r(0.6797) * r(0.3)))
+                + r(r(0.6719) * r(0.2)),
         );
         assert_eq!(weighted_score(&p, FpropDtype::Bf16), want);
         assert_eq!(

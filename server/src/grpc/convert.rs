@@ -2,7 +2,25 @@
 
 use foryou_proto::v1 as pb;
 
+use crate::pipeline::home_mixer::BloomFilterEntry;
+use crate::pipeline::util::bloom::BloomFilterError;
 use crate::thunder::LightPost;
+
+impl TryFrom<pb::ImpressionBloomFilterEntry> for BloomFilterEntry {
+    type Error = BloomFilterError;
+
+    /// A client's filter, refused when [`BloomFilterEntry::check`] fails
+    /// (no bits, too many bits or hashes, a bitset of the wrong length).
+    fn try_from(b: pb::ImpressionBloomFilterEntry) -> Result<Self, Self::Error> {
+        let entry = Self {
+            bits: b.bitset,
+            num_bits: b.num_bits,
+            num_hashes: b.num_hashes,
+        };
+        entry.check()?;
+        Ok(entry)
+    }
+}
 
 impl From<&LightPost> for pb::LightPost {
     fn from(p: &LightPost) -> Self {

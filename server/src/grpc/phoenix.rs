@@ -67,10 +67,11 @@ impl From<EngineFailure> for ServiceError {
     /// engine that fails is INTERNAL (with the engine's message).
     fn from(e: EngineFailure) -> Self {
         match e {
-            EngineFailure::InvalidArgument(m) | EngineFailure::Engine(EngineError::Input(m)) => {
-                ServiceError::InvalidArgument(m)
-            }
+            EngineFailure::Engine(EngineError::Input(m)) => ServiceError::InvalidArgument(m),
             EngineFailure::Engine(other) => ServiceError::Internal(other.to_string()),
+            refused @ (EngineFailure::InvalidArgument(_)
+            | EngineFailure::TooMany { .. }
+            | EngineFailure::TopK(_)) => ServiceError::InvalidArgument(refused.to_string()),
         }
     }
 }
@@ -227,7 +228,214 @@ impl PhoenixRetrieval for PhoenixService {
 
 #[cfg(test)]
 mod tests {
+    use foryou_engine::init::{Preset, preset_config, write_random_model};
+    use foryou_engine::{Corpus, CorpusItem, Device, ModelKind};
+
     use super::*;
+    use crate::phoenix::engine::{
+        MAX_EXCLUDED_IDS, MAX_PREDICT_CANDIDATES, MAX_RETRIEVE_TOP_K, MIN_HISTORY_LIMIT,
+    };
+    use crate::phoenix::load_models;
+
+    /// Corpus posts of the test engine.
+    const CORPUS: i64 = 20;
+
+    /// Demo-shaped models (S 32) with 64-row hash tables, and a corpus of
+    /// [`CORPUS`] posts by 4 authors.
+    fn service() -> PhoenixService {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (seed, kind, sub) in [
+            (1, ModelKind::Ranker, "ranker"),
+            (2, ModelKind::Retrieval, "retrieval"),
+        ] {
+            let mut cfg = preset_config(Preset::Demo);
+            cfg.model_kind = kind;
+            write_random_model(&dir.path().join(sub), &cfg, seed, 64, &mut |_, _| {})
+                .expect("write a model");
+        }
+        let models = load_models(dir.path(), &Device::cpu()).expect("load the models");
+        let dim = models.retriever.config().emb_size;
+        let items = (1..=CORPUS)
+            .map(|i| CorpusItem {
+                post_id: 100 + i,
+                author_id: i % 4,
+            })
+            .collect();
+        let reps = (0..CORPUS as usize * dim)
+            .map(|i| (i % 7) as f32 * 0.1)
+            .collect();
+        let corpus = Corpus::from_representations(items, reps, dim).expect("corpus");
+        let engine = PhoenixEngine::new(models.ranker, models.retriever, corpus);
+        PhoenixService::new(Arc::new(engine))
+    }
+
+    fn candidates(n: usize) -> Vec<pb::RankCandidate> {
+        (1..=n as i64)
+            .map(|i| pb::RankCandidate {
+                post_id: 1000 + i,
+                author_id: i % 97,
+                product_surface: 1,
+                created_at_s: 0,
+            })
+            .collect()
+    }
+
+    fn history(n: usize, product_surface: u32) -> Vec<pb::HistoryItem> {
+        (1..=n as i64)
+            .map(|i| pb::HistoryItem {
+                post_id: 50 + i,
+                author_id: i % 13,
+                actions: vec![true],
+                product_surface,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The INVALID_ARGUMENT message of a refused call.
+    fn refused<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> String {
+        match r {
+            Err(e) => {
+                let status = tonic::Status::from(e);
+                assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+                status.message().to_owned()
+            }
+            Ok(v) => panic!("expected INVALID_ARGUMENT, got {v:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn predict_over_the_candidate_limit_is_invalid_argument_and_at_it_is_scored() {
+        let svc = service();
+        let ask = |n| pb::PredictRequest {
+            user_id: 42,
+            history: history(5, 1),
+            candidates: candidates(n),
+            ..Default::default()
+        };
+        let m = refused(
+            svc.predict_inner(ask(MAX_PREDICT_CANDIDATES + 1), None)
+                .await,
+        );
+        assert_eq!(
+            m,
+            format!(
+                "candidates has {} entries; the limit is {MAX_PREDICT_CANDIDATES}",
+                MAX_PREDICT_CANDIDATES + 1
+            )
+        );
+        let scored = svc
+            .predict_inner(ask(MAX_PREDICT_CANDIDATES), None)
+            .await
+            .expect("at the limit");
+        assert_eq!(scored.scores.len(), MAX_PREDICT_CANDIDATES);
+    }
+
+    #[tokio::test]
+    async fn history_over_its_limit_is_invalid_argument_and_only_the_newest_s_items_are_read() {
+        let svc = service();
+        let ask = |history| pb::PredictRequest {
+            user_id: 42,
+            history,
+            candidates: candidates(3),
+            request_id: Some(7),
+            ..Default::default()
+        };
+        // Demo models: S = 32, so the limit is the floor.
+        let m = refused(
+            svc.predict_inner(ask(history(MIN_HISTORY_LIMIT + 1, 1)), None)
+                .await,
+        );
+        assert!(
+            m.starts_with("history has 4097 entries; the limit is 4096"),
+            "{m}"
+        );
+        let retrieve = pb::RetrieveRequest {
+            user_id: 42,
+            history: history(MIN_HISTORY_LIMIT + 1, 1),
+            top_k: 5,
+            ..Default::default()
+        };
+        let m = refused(svc.retrieve_inner(retrieve, None).await);
+        assert!(m.contains("history") && m.contains("4096"), "{m}");
+        // At the limit: accepted, and items older than the newest 32 are
+        // not even read (their surface 99 is outside the vocabulary).
+        let mut long = history(MIN_HISTORY_LIMIT - 32, 99);
+        let newest = history(32, 1);
+        long.extend(newest.iter().cloned());
+        let at_limit = svc
+            .predict_inner(ask(long), None)
+            .await
+            .expect("at the limit");
+        let only_newest = svc.predict_inner(ask(newest), None).await.expect("32");
+        assert_eq!(at_limit, only_newest);
+    }
+
+    #[tokio::test]
+    async fn retrieve_top_k_over_its_limit_is_invalid_argument_and_at_it_returns_the_corpus() {
+        let svc = service();
+        let ask = |top_k| pb::RetrieveRequest {
+            user_id: 42,
+            history: history(5, 1),
+            top_k,
+            ..Default::default()
+        };
+        let m = refused(svc.retrieve_inner(ask(MAX_RETRIEVE_TOP_K + 1), None).await);
+        assert_eq!(m, "top_k is 10001; the limit is 10000");
+        let m = refused(svc.retrieve_inner(ask(u32::MAX), None).await);
+        assert!(m.contains("4294967295") && m.contains("10000"), "{m}");
+        let all = svc
+            .retrieve_inner(ask(MAX_RETRIEVE_TOP_K), None)
+            .await
+            .expect("at the limit");
+        assert_eq!(all.posts.len(), CORPUS as usize);
+    }
+
+    #[tokio::test]
+    async fn retrieve_excluded_id_lists_over_their_limit_are_invalid_argument_and_at_it_pass() {
+        let svc = service();
+        let ids = |n: usize| (1..=n as i64).collect::<Vec<_>>();
+        for field in ["excluded_post_ids", "excluded_author_ids"] {
+            let ask = |n| {
+                let mut r = pb::RetrieveRequest {
+                    user_id: 42,
+                    history: history(5, 1),
+                    top_k: 5,
+                    ..Default::default()
+                };
+                match field {
+                    "excluded_post_ids" => r.excluded_post_ids = ids(n),
+                    _ => r.excluded_author_ids = ids(n),
+                }
+                r
+            };
+            let m = refused(svc.retrieve_inner(ask(MAX_EXCLUDED_IDS + 1), None).await);
+            assert_eq!(
+                m,
+                format!(
+                    "{field} has {} entries; the limit is {MAX_EXCLUDED_IDS}",
+                    MAX_EXCLUDED_IDS + 1
+                )
+            );
+            let ok = svc.retrieve_inner(ask(MAX_EXCLUDED_IDS), None).await;
+            assert!(ok.is_ok(), "{field} at the limit: {ok:?}");
+        }
+    }
+
+    #[test]
+    fn retrieve_top_k_limit_fits_the_gpu_top_k_kernel() {
+        // Read from the source: the kernel crate builds only with `cuda`.
+        let src = include_str!("../../../kernels/src/cuda/topk.rs");
+        let max_k: u32 = src
+            .lines()
+            .find_map(|l| l.strip_prefix("pub const MAX_K: usize = "))
+            .and_then(|v| v.trim_end_matches(';').parse().ok())
+            .expect("kernels/src/cuda/topk.rs declares MAX_K");
+        assert!(
+            MAX_RETRIEVE_TOP_K <= max_k,
+            "MAX_RETRIEVE_TOP_K {MAX_RETRIEVE_TOP_K} > the kernel's MAX_K {max_k}"
+        );
+    }
 
     #[test]
     fn batcher_errors_become_the_statuses_callers_expect() {

@@ -1,10 +1,17 @@
 //! `ScoredPostsService.GetScoredPosts` (spec §2.2): validate, run the home
 //! mixer pipeline, turn the final candidates into `ScoredPost`s.
 //!
-//! viewer_id 0 is INVALID_ARGUMENT; there is no other error path: pipeline
-//! trouble yields fewer posts (or none) with OK. An unknown viewer is not an
-//! error either: with no features and no history every source comes back
-//! empty, so the feed is empty (our choice, tested end to end).
+//! viewer_id 0 is INVALID_ARGUMENT, and so (ours, spec §4.4) is a request
+//! over one of the size limits below or with a malformed bloom filter entry
+//! ([`QueryError`]); there is no other error path: pipeline trouble yields
+//! fewer posts (or none) with OK. An unknown viewer is not an error either:
+//! with no features and no history every source comes back empty, so the
+//! feed is empty (our choice, tested end to end).
+//!
+//! The limits bound what one request can make the filters do on an async
+//! worker. Real clients send at most a few thousand ids and a handful of
+//! filters; the message-size limit alone (128 MiB) would let a request
+//! carry ~15 M ids or filters that probe 2³² − 1 bits per candidate id.
 //!
 //! Timing (ours; spec §1.4 leaves observability to us). Every request
 //! records two histograms and, for a debug request, two extra `stage_ms`
@@ -42,6 +49,7 @@ use crate::pipeline::framework::{Outcome, PipelineResult, Stage};
 use crate::pipeline::home_mixer::{
     Action, BloomFilterEntry, HomeMixerPipeline, PostCandidate, ScoredPostsQuery,
 };
+use crate::pipeline::util::bloom::BloomFilterError;
 
 /// Request latency, seconds: `total` of the module doc.
 pub const REQUEST_DURATION: &str = "foryou_home_mixer_request_duration_seconds";
@@ -54,6 +62,60 @@ pub const TOTAL_KEY: &str = "total";
 pub const OUTSIDE_STAGES_KEY: &str = "outside_stages";
 /// Posts returned per request.
 pub const POSTS_RETURNED: &str = "foryou_home_mixer_posts_returned";
+
+/// Most `seen_ids` a request may carry: real clients send at most a few
+/// thousand (the posts shown this session); 10 000 leaves room and keeps
+/// the filter's id set under a millisecond to build. The viewer's stored
+/// impressions are added after this check and do not count.
+pub const MAX_SEEN_IDS: usize = 10_000;
+
+/// Most `served_ids` a request may carry: as [`MAX_SEEN_IDS`], a session
+/// serves a few thousand posts at most.
+pub const MAX_SERVED_IDS: usize = 10_000;
+
+/// Most impression bloom filters a request may carry. Clients keep a
+/// handful (one per time window); each filter costs every candidate's
+/// related ids up to `MAX_BLOOM_HASHES` probes, so 8 filters bound a
+/// 2 200-candidate feed to 2 200 × 3 × 8 × 64 ≈ 3.4 M probes.
+pub const MAX_BLOOM_FILTER_ENTRIES: usize = 8;
+
+/// Why a GetScoredPosts request is refused; always INVALID_ARGUMENT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// viewer_id is 0 (spec §2.2).
+    #[error("viewer_id must be specified")]
+    NoViewer,
+    /// A list longer than its limit.
+    #[error("{field} has {count} entries; the limit is {limit}")]
+    TooMany {
+        /// The request field.
+        field: &'static str,
+        /// Its length.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A malformed bloom filter entry.
+    #[error("bloom_filter_entries[{index}].{source}")]
+    BloomFilter {
+        /// The entry's index in the request.
+        index: usize,
+        /// What is wrong with it.
+        source: BloomFilterError,
+    },
+}
+
+/// `count` entries of `field` against `limit`.
+fn at_most(field: &'static str, count: usize, limit: usize) -> Result<(), QueryError> {
+    if count > limit {
+        return Err(QueryError::TooMany {
+            field,
+            count,
+            limit,
+        });
+    }
+    Ok(())
+}
 
 /// The home-mixer service.
 #[derive(Clone)]
@@ -112,12 +174,7 @@ impl HomeMixerService {
         req: pb::ScoredPostsQuery,
     ) -> Result<pb::ScoredPostsResponse, ServiceError> {
         let started = Instant::now();
-        if req.viewer_id == 0 {
-            return Err(ServiceError::InvalidArgument(
-                "viewer_id must be specified".into(),
-            ));
-        }
-        let mut query = self.query(req);
+        let mut query = self.query(req)?;
         tracing::Span::current().record("request_id", query.request_id.as_str());
         if let Some(store) = &self.impressions {
             match store.seen_ids(query.user_id).await {
@@ -151,12 +208,33 @@ impl HomeMixerService {
         })
     }
 
-    fn query(&self, req: pb::ScoredPostsQuery) -> ScoredPostsQuery {
+    /// Validates the request (viewer, limits, bloom filters) and turns it
+    /// into the pipeline's query.
+    fn query(&self, req: pb::ScoredPostsQuery) -> Result<ScoredPostsQuery, QueryError> {
+        if req.viewer_id == 0 {
+            return Err(QueryError::NoViewer);
+        }
+        at_most("seen_ids", req.seen_ids.len(), MAX_SEEN_IDS)?;
+        at_most("served_ids", req.served_ids.len(), MAX_SERVED_IDS)?;
+        at_most(
+            "bloom_filter_entries",
+            req.bloom_filter_entries.len(),
+            MAX_BLOOM_FILTER_ENTRIES,
+        )?;
+        let bloom_filter_entries = req
+            .bloom_filter_entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, b)| {
+                BloomFilterEntry::try_from(b)
+                    .map_err(|source| QueryError::BloomFilter { index, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let result_size = match req.result_size as usize {
             0 => self.result_size,
             n => n.min(self.result_size),
         };
-        ScoredPostsQuery {
+        Ok(ScoredPostsQuery {
             user_id: req.viewer_id,
             client_app_id: req.client_app_id,
             country_code: req.country_code,
@@ -165,20 +243,12 @@ impl HomeMixerService {
             served_ids: req.served_ids,
             in_network_only: req.in_network_only,
             is_bottom_request: req.is_bottom_request,
-            bloom_filter_entries: req
-                .bloom_filter_entries
-                .into_iter()
-                .map(|b| BloomFilterEntry {
-                    bits: b.bitset,
-                    num_bits: b.num_bits,
-                    num_hashes: b.num_hashes,
-                })
-                .collect(),
+            bloom_filter_entries,
             request_id: ScoredPostsQuery::make_request_id(rand::random(), req.viewer_id),
             result_size,
             debug: req.debug,
             ..ScoredPostsQuery::default()
-        }
+        })
     }
 }
 
@@ -409,6 +479,126 @@ mod tests {
             debug,
             ..pb::ScoredPostsQuery::default()
         }
+    }
+
+    /// The message of the INVALID_ARGUMENT `req` gets from a one-post service.
+    async fn rejected(req: pb::ScoredPostsQuery) -> String {
+        let service = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        match service.get_scored_posts_inner(req).await {
+            Err(ServiceError::InvalidArgument(m)) => m,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    fn bloom(bits: usize, num_bits: u64, num_hashes: u32) -> pb::ImpressionBloomFilterEntry {
+        pb::ImpressionBloomFilterEntry {
+            bitset: vec![0xff; bits],
+            num_bits,
+            num_hashes,
+        }
+    }
+
+    #[tokio::test]
+    async fn bloom_entry_with_more_hashes_than_the_limit_is_invalid_argument() {
+        // All bits set and k = u32::MAX used to pin a core for seconds per
+        // candidate id inside the async runtime.
+        let m = rejected(pb::ScoredPostsQuery {
+            bloom_filter_entries: vec![bloom(8, 64, 3), bloom(512, 4096, u32::MAX)],
+            ..ask(false)
+        })
+        .await;
+        assert!(
+            m.contains("bloom_filter_entries[1].num_hashes")
+                && m.contains("4294967295")
+                && m.contains("64"),
+            "{m}"
+        );
+    }
+
+    #[tokio::test]
+    async fn id_lists_and_filter_counts_over_their_limits_are_invalid_argument_and_at_them_pass() {
+        let service = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        let ids = |n: usize| (1..=n as i64).collect::<Vec<_>>();
+        let with = |n: usize, field: &str| {
+            let mut q = ask(false);
+            match field {
+                "seen_ids" => q.seen_ids = ids(n),
+                "served_ids" => q.served_ids = ids(n),
+                _ => q.bloom_filter_entries = vec![bloom(8, 64, 3); n],
+            }
+            q
+        };
+        for (field, limit) in [
+            ("seen_ids", MAX_SEEN_IDS),
+            ("served_ids", MAX_SERVED_IDS),
+            ("bloom_filter_entries", MAX_BLOOM_FILTER_ENTRIES),
+        ] {
+            let m = rejected(with(limit + 1, field)).await;
+            assert_eq!(
+                m,
+                format!("{field} has {} entries; the limit is {limit}", limit + 1)
+            );
+            let at_limit = service.get_scored_posts_inner(with(limit, field)).await;
+            assert!(at_limit.is_ok(), "{field} at its limit: {at_limit:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_bloom_entries_are_invalid_argument_naming_field_value_and_limit() {
+        use crate::pipeline::util::bloom::{MAX_BLOOM_BITS, MAX_BLOOM_HASHES};
+        let big = MAX_BLOOM_BITS.div_ceil(8) as usize;
+        for (entry, expected) in [
+            (
+                bloom(8, 0, 3),
+                "bloom_filter_entries[0].num_bits is 0".to_string(),
+            ),
+            (
+                bloom(big, MAX_BLOOM_BITS + 1, 3),
+                format!(
+                    "bloom_filter_entries[0].num_bits is {}; the limit is {MAX_BLOOM_BITS}",
+                    MAX_BLOOM_BITS + 1
+                ),
+            ),
+            (
+                bloom(8, 64, 0),
+                "bloom_filter_entries[0].num_hashes is 0, expected 1 to 64".into(),
+            ),
+            (
+                bloom(7, 64, 3),
+                "bloom_filter_entries[0].bitset has 7 bytes, expected 8 to 15 for num_bits 64"
+                    .into(),
+            ),
+            (
+                bloom(1 << 20, 64, 3),
+                "bloom_filter_entries[0].bitset has 1048576 bytes".into(),
+            ),
+        ] {
+            let m = rejected(pb::ScoredPostsQuery {
+                bloom_filter_entries: vec![entry],
+                ..ask(false)
+            })
+            .await;
+            assert!(m.starts_with(&expected), "{m:?} should start {expected:?}");
+        }
+        // At the limits: the largest filter with the most hashes is served.
+        let service = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        let at_limit = service
+            .get_scored_posts_inner(pb::ScoredPostsQuery {
+                bloom_filter_entries: vec![bloom(big + 7, MAX_BLOOM_BITS, MAX_BLOOM_HASHES)],
+                ..ask(false)
+            })
+            .await;
+        assert!(at_limit.is_ok(), "{at_limit:?}");
+    }
+
+    #[tokio::test]
+    async fn viewer_id_zero_is_invalid_argument_with_the_spec_message() {
+        let m = rejected(pb::ScoredPostsQuery {
+            viewer_id: 0,
+            ..ask(false)
+        })
+        .await;
+        assert_eq!(m, "viewer_id must be specified");
     }
 
     #[tokio::test]

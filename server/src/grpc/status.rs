@@ -3,6 +3,8 @@
 
 use tonic::{Code, Status};
 
+use super::scored_posts::QueryError;
+
 /// A request-level failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -21,6 +23,13 @@ pub enum ServiceError {
     /// The caller's stream failed mid-way.
     #[error("{0}")]
     Stream(Status),
+}
+
+impl From<QueryError> for ServiceError {
+    /// Every refused GetScoredPosts request is the caller's to fix.
+    fn from(e: QueryError) -> Self {
+        ServiceError::InvalidArgument(e.to_string())
+    }
 }
 
 impl From<ServiceError> for Status {

@@ -5,6 +5,15 @@
 //! product surfaces, action counts) and the engine's answers into wire
 //! responses. Calls block (they are compute); the gRPC layer
 //! (`grpc::phoenix`) runs them on rayon's pool or through a batcher.
+//!
+//! Request sizes are bounded (ours, spec §4.4): candidates
+//! ([`MAX_PREDICT_CANDIDATES`]), history ([`max_history_items`]), `top_k`
+//! ([`MAX_RETRIEVE_TOP_K`]) and each excluded-id list
+//! ([`MAX_EXCLUDED_IDS`]). Without them the only bound was the 128 MiB
+//! message limit: a Predict with 1 M candidates cost 26 s of CPU and
+//! +2.1 GB (issue 18). Over a limit is INVALID_ARGUMENT naming it. Only the
+//! newest `history_seq_len` history items are converted: the model reads
+//! no others.
 
 use std::sync::Arc;
 
@@ -15,6 +24,44 @@ use foryou_engine::{
 };
 use foryou_proto::v1 as pb;
 
+/// Most candidates one Predict may score. The home mixer sends at most
+/// PHOENIX_MAX_RESULTS + THUNDER_MAX_RESULTS = 2 200; cost grows linearly
+/// with the count (1 M candidates: 26 s of CPU, +2.1 GB), so 10 000 keeps
+/// ~4.5× headroom at about a hundredth of that.
+pub const MAX_PREDICT_CANDIDATES: usize = 10_000;
+
+/// History items accepted per slot of the model's history (S =
+/// `history_seq_len`). The model reads only the newest S; the rest is
+/// decoded and dropped, and this bounds that waste.
+pub const HISTORY_ITEMS_PER_SLOT: usize = 10;
+
+/// The history limit whatever S: the home mixer sends up to
+/// UAS_MAX_SEQUENCE_LENGTH (1 024) items to every model, so a model with a
+/// short history (the demo's S is 32) must still take them; 4× headroom.
+pub const MIN_HISTORY_LIMIT: usize = 4096;
+
+/// Largest Retrieve `top_k`. The home mixer asks PHOENIX_MAX_RESULTS
+/// (1 000). The GPU top-k kernel returns at most 16 384 per call
+/// (`MAX_K` in `kernels/src/cuda/topk.rs`; a test pins this below it), so
+/// every accepted k can stay on the kernel; the search asks k plus the
+/// excluded rows, so heavy exclusions may still fall back to the CPU.
+pub const MAX_RETRIEVE_TOP_K: u32 = 10_000;
+
+/// Most ids in `excluded_post_ids`, and in `excluded_author_ids`. The home
+/// mixer excludes the viewer's follows and the viewer (PhoenixSource cuts
+/// the list to fit); X caps most accounts at 5 000 follows, so 100 000
+/// admits any real list while bounding the exclusion set (one hash lookup
+/// per id).
+pub const MAX_EXCLUDED_IDS: usize = 100_000;
+
+/// The most history items a request to a model with this config may carry:
+/// [`HISTORY_ITEMS_PER_SLOT`] × S, and at least [`MIN_HISTORY_LIMIT`].
+pub fn max_history_items(cfg: &ModelConfig) -> usize {
+    cfg.history_seq_len
+        .saturating_mul(HISTORY_ITEMS_PER_SLOT)
+        .max(MIN_HISTORY_LIMIT)
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineFailure {
@@ -22,6 +69,19 @@ pub enum EngineFailure {
     /// outside the vocabulary, too many action flags).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A request list longer than its limit.
+    #[error("{field} has {count} entries; the limit is {limit}")]
+    TooMany {
+        /// The request field.
+        field: &'static str,
+        /// Its length.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// `top_k` above [`MAX_RETRIEVE_TOP_K`].
+    #[error("top_k is {0}; the limit is {MAX_RETRIEVE_TOP_K}")]
+    TopK(u32),
     /// The engine refused the request or failed; bad input is
     /// [`EngineError::Input`].
     #[error(transparent)]
@@ -73,6 +133,8 @@ impl PhoenixEngine {
         req: &pb::PredictRequest,
     ) -> Result<Option<RankRequest>, EngineFailure> {
         let cfg = self.ranker.config();
+        at_most("candidates", req.candidates.len(), MAX_PREDICT_CANDIDATES)?;
+        at_most("history", req.history.len(), max_history_items(cfg))?;
         if req.candidates.is_empty() {
             return Ok(None);
         }
@@ -160,11 +222,26 @@ impl PhoenixEngine {
         &self,
         req: &pb::RetrieveRequest,
     ) -> Result<Option<RetrieveRequest>, EngineFailure> {
+        let cfg = self.retriever.config();
+        if req.top_k > MAX_RETRIEVE_TOP_K {
+            return Err(EngineFailure::TopK(req.top_k));
+        }
+        at_most("history", req.history.len(), max_history_items(cfg))?;
+        at_most(
+            "excluded_post_ids",
+            req.excluded_post_ids.len(),
+            MAX_EXCLUDED_IDS,
+        )?;
+        at_most(
+            "excluded_author_ids",
+            req.excluded_author_ids.len(),
+            MAX_EXCLUDED_IDS,
+        )?;
         if self.corpus.is_empty() || req.top_k == 0 {
             return Ok(None);
         }
         check_user(req.user_id)?;
-        let history = history_items(self.retriever.config(), &req.history)?;
+        let history = history_items(cfg, &req.history)?;
         Ok(Some(RetrieveRequest {
             user_id: req.user_id,
             history,
@@ -203,6 +280,18 @@ impl PhoenixEngine {
     }
 }
 
+/// `count` entries of `field` against `limit`.
+fn at_most(field: &'static str, count: usize, limit: usize) -> Result<(), EngineFailure> {
+    if count > limit {
+        return Err(EngineFailure::TooMany {
+            field,
+            count,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 fn check_user(user_id: i64) -> Result<(), EngineFailure> {
     if user_id == 0 {
         return Err(EngineFailure::InvalidArgument(
@@ -222,12 +311,15 @@ fn check_surface(cfg: &ModelConfig, s: u32, field: &str) -> Result<(), EngineFai
     Ok(())
 }
 
-/// Wire history → engine history (action flags to a bitmask).
+/// Wire history → engine history (action flags to a bitmask), the newest
+/// `history_seq_len` items only: the model reads no others, so older items
+/// are neither converted nor checked.
 fn history_items(
     cfg: &ModelConfig,
     h: &[pb::HistoryItem],
 ) -> Result<Vec<HistoryItem>, EngineFailure> {
-    h.iter()
+    h[h.len().saturating_sub(cfg.history_seq_len)..]
+        .iter()
         .map(|item| {
             check_surface(cfg, item.product_surface, "history.product_surface")?;
             if item.actions.len() > cfg.num_actions {

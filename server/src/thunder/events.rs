@@ -293,6 +293,49 @@ mod tests {
     }
 
     #[test]
+    fn apply_skips_and_counts_created_at_outside_the_window_by_outcome() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshots = recorder.snapshotter();
+        let _recorder = metrics::set_default_local_recorder(&recorder);
+        let s = PostStore::new(ThunderParams::default(), Arc::new(ManualClock::new(NOW)));
+        let sum = apply_events(
+            &s,
+            vec![
+                PostEvent::Create(LightPost::original(1, 10, i64::MIN)),
+                PostEvent::Create(LightPost::original(2, 10, i64::MAX)),
+                PostEvent::Create(LightPost::original(3, 10, NOW)),
+            ],
+        );
+        assert_eq!(
+            (
+                sum.creates.inserted,
+                sum.creates.expired,
+                sum.creates.in_future
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(sum.creates.skipped(), 2, "the ingest summary's skipped");
+        let recorded = snapshots.snapshot().into_vec();
+        let counted = |outcome: &str| {
+            recorded
+                .iter()
+                .find(|(k, ..)| {
+                    k.key().name() == m::INGEST_EVENTS
+                        && k.key()
+                            .labels()
+                            .any(|l| l.key() == "outcome" && l.value() == outcome)
+                })
+                .and_then(|entry| match entry.3 {
+                    DebugValue::Counter(n) => Some(n),
+                    _ => None,
+                })
+        };
+        assert_eq!(counted("expired"), Some(1));
+        assert_eq!(counted("in_future"), Some(1));
+    }
+
+    #[test]
     fn batch_applies_creates_before_deletes() {
         let s = PostStore::new(ThunderParams::default(), Arc::new(ManualClock::new(NOW)));
         let d = PostDelete {

@@ -45,7 +45,7 @@ impl PostStore {
                 let mut deque = timeline.write();
                 while deque
                     .front()
-                    .is_some_and(|t| now - t.created_at > retention)
+                    .is_some_and(|t| now.saturating_sub(t.created_at) > retention)
                 {
                     if let Some(t) = deque.pop_front() {
                         popped.push(t.post_id);
@@ -249,6 +249,29 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         s.trim_old_posts();
         assert!(!s.is_deleted(9));
+        assert!(!s.snapshot().original.contains_key(&DELETE_EVENT_KEY));
+    }
+
+    #[test]
+    fn delete_markers_with_extreme_deleted_at_do_not_wrap_or_pin_the_trim() {
+        let (s, clock) = store(100);
+        let d = |post_id, deleted_at| PostDelete {
+            post_id,
+            deleted_at,
+        };
+        s.mark_as_deleted(&[d(7, i64::MIN), d(8, NOW), d(9, i64::MAX)]);
+        assert!(s.is_deleted(7) && s.is_deleted(8) && s.is_deleted(9));
+        // The i64::MIN marker sorts first: it must expire, not stop the trim.
+        s.trim_old_posts();
+        assert!(!s.is_deleted(7), "a marker older than retention expires");
+        clock.advance(Duration::from_secs(101));
+        s.trim_old_posts();
+        assert!(!s.is_deleted(8));
+        // i64::MAX is remembered from the skew limit, not forever.
+        let skew = s.params.max_future_skew_s as u64;
+        clock.advance(Duration::from_secs(skew));
+        s.trim_old_posts();
+        assert!(!s.is_deleted(9), "a future deletion expires too");
         assert!(!s.snapshot().original.contains_key(&DELETE_EVENT_KEY));
     }
 

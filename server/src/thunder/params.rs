@@ -41,6 +41,14 @@ pub struct ThunderParams {
     /// A video shorter than this is not a video for the video timeline,
     /// milliseconds (10 000†; the feeder's inclusive test, spec §3.7).
     pub min_video_duration_ms: u32,
+    /// How far past the store's clock a post's `created_at` may lie and
+    /// still be stored, seconds (600; ours, spec §4.4). Producers' clocks
+    /// drift by seconds, rarely minutes: a post stamped a little ahead is
+    /// kept rather than lost for good, while a clock that is hours off (or
+    /// a garbage timestamp) is skipped and counted as `in_future`. Deletion
+    /// markers stamped later than this are remembered from the limit, so a
+    /// bad `deleted_at` cannot pin an id forever.
+    pub max_future_skew_s: i64,
 }
 
 impl Default for ThunderParams {
@@ -57,6 +65,7 @@ impl Default for ThunderParams {
             max_videos_to_return: 200,
             max_concurrent_requests: 256,
             min_video_duration_ms: 10_000,
+            max_future_skew_s: 600,
         }
     }
 }

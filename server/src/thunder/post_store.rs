@@ -89,9 +89,10 @@ pub struct PostStore {
 pub struct InsertSummary {
     /// New posts stored.
     pub inserted: u64,
-    /// Dropped: created in the future.
+    /// Dropped: created more than `max_future_skew_s` ahead of the clock
+    /// (counted as `outcome="in_future"` of `foryou_thunder_ingest_events_total`).
     pub in_future: u64,
-    /// Dropped: older than the retention window.
+    /// Dropped: older than the retention window (`outcome="expired"`).
     pub expired: u64,
     /// Dropped: the id was deleted earlier.
     pub deleted: u64,
@@ -167,23 +168,28 @@ impl PostStore {
         &self.clock
     }
 
-    /// Spec §3.2: keeps posts created in the past and within retention, in
-    /// ascending creation order; skips deleted ids; a duplicate id refreshes
-    /// the stored value but adds no timeline entry; routes each new post to
-    /// its author's original or secondary timeline, and to the video timeline
-    /// when it is video-eligible.
+    /// Spec §3.2: keeps posts created within retention and no further ahead
+    /// of the clock than `max_future_skew_s`, in ascending creation order;
+    /// skips deleted ids; a duplicate id refreshes the stored value but adds
+    /// no timeline entry; routes each new post to its author's original or
+    /// secondary timeline, and to the video timeline when it is
+    /// video-eligible.
     pub fn insert_posts(&self, mut posts: Vec<LightPost>) -> InsertSummary {
         let now = self.clock.unix_s();
-        let retention = self.params.retention_s;
+        let oldest = now.saturating_sub(self.params.retention_s);
+        let newest = now.saturating_add(self.params.max_future_skew_s);
         let mut summary = InsertSummary::default();
-        // Deliberate fix (spec §4.3 note 6): the original keeps a post only if
-        // `created_at < now`, so a post stamped in the current second is lost
-        // for good. We accept `created_at <= now`.
+        // Deliberate fixes (spec §4.3 note 6, §4.4): the original keeps a
+        // post only if `created_at < now`, so a post stamped in the current
+        // second, or by a producer whose clock runs a little ahead, is lost
+        // for good. We accept `created_at <= now + max_future_skew_s`. The
+        // window is compared, never subtracted from: `now - created_at`
+        // wraps for a garbage `created_at` such as i64::MIN.
         posts.retain(|p| {
-            if p.created_at > now {
+            if p.created_at > newest {
                 summary.in_future += 1;
                 false
-            } else if now - p.created_at > retention {
+            } else if p.created_at < oldest {
                 summary.expired += 1;
                 false
             } else {
@@ -335,10 +341,18 @@ impl PostStore {
     /// the deletion expires one retention later. Timeline entries stay; reads
     /// skip them. Returns the number of new deletions.
     ///
+    /// A `deleted_at` beyond `now + max_future_skew_s` is stamped at that
+    /// limit instead (ours): the delete still applies, but a bad clock cannot
+    /// keep the id in memory forever.
+    ///
     /// A repeated delete of an id already remembered is a no-op (the original
     /// appends a second marker): re-delivered events, e.g. after a consumer
     /// restart, then leave the store exactly as one delivery would.
     pub fn mark_as_deleted(&self, deletes: &[PostDelete]) -> u64 {
+        let newest = self
+            .clock
+            .unix_s()
+            .saturating_add(self.params.max_future_skew_s);
         let mut new = 0;
         for d in deletes {
             // Record first, then remove (see the re-check in `insert_posts`).
@@ -354,7 +368,7 @@ impl PostStore {
                     DELETE_EVENT_KEY,
                     LightPost {
                         post_id: d.post_id,
-                        created_at: d.deleted_at,
+                        created_at: d.deleted_at.min(newest),
                         ..LightPost::default()
                     },
                 );
@@ -484,12 +498,34 @@ mod tests {
         let sum = s.insert_posts(vec![
             LightPost::original(1, 10, NOW - r), // exactly at the edge: kept
             LightPost::original(2, 10, NOW - r - 1), // one second too old
-            LightPost::original(3, 10, NOW + 1), // future
+            LightPost::original(3, 10, NOW + 1 + s.params.max_future_skew_s), // too far ahead
+            LightPost::original(4, 10, NOW + s.params.max_future_skew_s), // within the skew: kept
         ]);
-        assert_eq!(sum.inserted, 1);
+        assert_eq!(sum.inserted, 2);
         assert_eq!(sum.expired, 1);
         assert_eq!(sum.in_future, 1);
         assert!(s.get(1).is_some() && s.get(2).is_none() && s.get(3).is_none());
+        assert!(s.get(4).is_some());
+    }
+
+    #[test]
+    fn insert_skips_and_counts_created_at_outside_the_window_without_wrapping() {
+        // i64::MIN used to wrap `now - created_at` to a negative age: the post
+        // was stored, served, never trimmed, and it stopped the trim of its
+        // author's timeline. Both extremes are now out of the window.
+        let (s, clock) = store();
+        let sum = s.insert_posts(vec![
+            LightPost::original(1, 10, i64::MIN),
+            LightPost::original(2, 10, i64::MAX),
+            LightPost::original(3, 10, NOW - 5),
+        ]);
+        assert_eq!((sum.inserted, sum.expired, sum.in_future), (1, 1, 1));
+        assert!(s.get(1).is_none() && s.get(2).is_none());
+        assert_eq!(ids(&s.snapshot().original[&10]), vec![3]);
+        // The author's timeline still trims.
+        clock.advance(Duration::from_secs(s.params.retention_s as u64 + 10));
+        assert_eq!(s.trim_old_posts(), 1);
+        assert!(s.get(3).is_none());
     }
 
     #[test]
