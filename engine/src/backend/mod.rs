@@ -271,8 +271,15 @@ enum DeviceKind {
 impl Device {
     /// The CPU with default options.
     pub fn cpu() -> Self {
-        Self::open(ComputeDevice::Cpu, DeviceOptions::default())
-            .unwrap_or_else(|_| unreachable!("the CPU always opens"))
+        Self::cpu_with(DeviceOptions::default())
+    }
+
+    /// The CPU with `options` (it always opens).
+    pub fn cpu_with(options: DeviceOptions) -> Self {
+        Self {
+            options,
+            kind: DeviceKind::Cpu,
+        }
     }
 
     /// Opens `spec`: loads the CUDA libraries, creates the context and
@@ -282,14 +289,16 @@ impl Device {
         spec: ComputeDevice,
         options: DeviceOptions,
     ) -> std::result::Result<Self, BackendError> {
-        let kind = match spec {
-            ComputeDevice::Cpu => DeviceKind::Cpu,
+        match spec {
+            ComputeDevice::Cpu => Ok(Self::cpu_with(options)),
             #[cfg(feature = "cuda")]
-            ComputeDevice::Cuda(n) => DeviceKind::Cuda(cuda::open(n)?),
+            ComputeDevice::Cuda(n) => Ok(Self {
+                options,
+                kind: DeviceKind::Cuda(cuda::open(n)?),
+            }),
             #[cfg(not(feature = "cuda"))]
-            ComputeDevice::Cuda(_) => return Err(BackendError::NotBuilt(spec)),
-        };
-        Ok(Self { options, kind })
+            ComputeDevice::Cuda(_) => Err(BackendError::NotBuilt(spec)),
+        }
     }
 
     /// Which device this is.

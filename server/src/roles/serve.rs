@@ -209,7 +209,7 @@ pub fn open_device(args: &EngineArgs) -> Device {
         Ok(device) => device,
         Err(why) => {
             tracing::warn!(device = %args.device, %why, "GPU unavailable, the engine runs on the CPU");
-            Device::open(ComputeDevice::Cpu, options).unwrap_or_else(|_| Device::cpu())
+            Device::cpu_with(options)
         }
     }
 }
@@ -293,8 +293,7 @@ fn load_on_device(dir: &Path, device: &Device) -> Result<PhoenixModels, RoleErro
         Ok(models) => Ok(models),
         Err(e) if device.spec() != ComputeDevice::Cpu && e.is_device_fault() => {
             tracing::warn!(device = %device.spec(), why = %e, "the engine runs on the CPU");
-            let cpu = Device::open(ComputeDevice::Cpu, device.options())
-                .unwrap_or_else(|_| Device::cpu());
+            let cpu = Device::cpu_with(device.options());
             Ok(load_models(dir, &cpu)?)
         }
         Err(e) => Err(e.into()),
