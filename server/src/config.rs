@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::clients::BreakerPolicy;
 use crate::thunder::ThunderParams;
 
 /// `foryou thunder`: the Thunder role alone.
@@ -163,6 +164,24 @@ pub struct ServeConfig {
     /// Timeout of each call to a remote Thunder or Phoenix, milliseconds.
     #[arg(long, env = "FORYOU_CLIENT_TIMEOUT_MS", default_value_t = 1000)]
     pub client_timeout_ms: u64,
+    /// Consecutive failed calls (timed out, unreachable, transport or
+    /// server fault) after which the circuit breaker of a remote Thunder or
+    /// Phoenix service opens: its calls then fail at once, sending nothing,
+    /// for --breaker-cooldown-ms. 0 never opens it. Default 5: a hung
+    /// backend costs five calls' timeouts before requests stop waiting on
+    /// it, while a stray timeout or a dropped connection does not cut off a
+    /// healthy one. Lower it when a slow backend hurts more than a missing
+    /// source.
+    #[arg(long, env = "FORYOU_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+    /// How long an open circuit breaker fails calls at once before letting
+    /// one probe call through, milliseconds; the probe's success closes it,
+    /// its failure re-opens it for another cool-down. Default 2000, twice
+    /// the default client timeout: a backend that stays hung costs one
+    /// request's timeout every two seconds, and one that recovers is used
+    /// again within two seconds.
+    #[arg(long, env = "FORYOU_BREAKER_COOLDOWN_MS", default_value_t = 2000)]
+    pub breaker_cooldown_ms: u64,
     /// Home-mixer tunables: a TOML file overriding any of the defaults.
     #[arg(long, env = "FORYOU_PARAMS")]
     pub params: Option<PathBuf>,
@@ -179,6 +198,16 @@ pub struct ServeConfig {
     /// The embedded Phoenix engine (unused with --phoenix-addr).
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+impl ServeConfig {
+    /// The circuit-breaker policy of the remote Thunder and Phoenix clients.
+    pub fn breaker(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            failures: self.breaker_failures,
+            cooldown: Duration::from_millis(self.breaker_cooldown_ms),
+        }
+    }
 }
 
 /// `foryou phoenix serve`: the ranker and retriever alone, for a home mixer
@@ -379,6 +408,36 @@ mod tests {
         let mut argv = vec!["test"];
         argv.extend_from_slice(flags);
         Wrap::try_parse_from(argv).expect("valid flags").engine
+    }
+
+    #[derive(Parser)]
+    struct ServeWrap {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn breaker_flags_default_to_five_failures_and_a_two_second_cooldown() {
+        let d = ServeWrap::try_parse_from(["test"])
+            .expect("defaults")
+            .serve
+            .breaker();
+        assert_eq!(d, BreakerPolicy::default());
+        assert_eq!((d.failures, d.cooldown), (5, Duration::from_secs(2)));
+        let set = ServeWrap::try_parse_from([
+            "test",
+            "--breaker-failures",
+            "0",
+            "--breaker-cooldown-ms",
+            "250",
+        ])
+        .expect("valid flags")
+        .serve
+        .breaker();
+        assert_eq!(
+            (set.failures, set.cooldown),
+            (0, Duration::from_millis(250))
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
         .install()
         .map_err(|e| err(e.to_string()))?;
     crate::thunder::metrics::describe();
+    crate::clients::breaker::describe();
     Ok(())
 }
 

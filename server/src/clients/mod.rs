@@ -3,6 +3,7 @@
 //! in-process services). A deployment plugs in its own clients behind the
 //! same traits.
 
+pub mod breaker;
 pub mod error;
 pub mod following;
 pub mod gizmoduck;
@@ -15,6 +16,7 @@ pub mod user_actions;
 pub mod user_features;
 pub mod visibility;
 
+pub use breaker::{BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker};
 pub use error::ClientError;
 pub use following::{FollowingLookup, InMemoryFollowing, LookupError};
 pub use gizmoduck::{GizmoduckClient, UserProfile};

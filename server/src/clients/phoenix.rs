@@ -2,6 +2,8 @@
 //! `foryou phoenix serve` over gRPC (`--phoenix-addr`). Both speak the
 //! `PhoenixRanker` / `PhoenixRetrieval` messages.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use foryou_proto::v1 as pb;
 use foryou_proto::v1::phoenix_ranker_client::PhoenixRankerClient as RankerStub;
@@ -9,6 +11,7 @@ use foryou_proto::v1::phoenix_retrieval_client::PhoenixRetrievalClient as Retrie
 use tonic::transport::Channel;
 
 use super::ClientError;
+use super::breaker::{BreakerPolicy, CircuitBreaker};
 
 /// The ranker.
 #[async_trait]
@@ -26,18 +29,29 @@ pub trait PhoenixRetrievalClient: Send + Sync + std::fmt::Debug {
 }
 
 /// A remote Phoenix (both services on one address); connects lazily.
+///
+/// Each gRPC service has its own [`CircuitBreaker`], `phoenix_ranker`
+/// (Predict) and `phoenix_retrieval` (Retrieve): the two run on separate
+/// batchers with separate queues in the engine and fail apart (a ranker
+/// timing out under load leaves retrieval answering), so one tripping
+/// does not cut the other off. A Phoenix that hangs altogether trips both
+/// after the same requests, since each feed request calls each once.
 #[derive(Debug, Clone)]
 pub struct RemotePhoenix {
     ranker: RankerStub<Channel>,
     retrieval: RetrievalStub<Channel>,
+    ranker_breaker: Arc<CircuitBreaker>,
+    retrieval_breaker: Arc<CircuitBreaker>,
 }
 
 impl RemotePhoenix {
-    /// A client of `addr` with a per-call timeout.
+    /// A client of `addr` with a per-call timeout and a circuit breaker per
+    /// service with `breaker`'s policy.
     pub fn new(
         addr: &str,
         timeout: std::time::Duration,
         max_message_bytes: usize,
+        breaker: BreakerPolicy,
     ) -> Result<Self, ClientError> {
         let channel = super::error::lazy_channel("phoenix", addr, timeout)?;
         Ok(Self {
@@ -47,23 +61,33 @@ impl RemotePhoenix {
             retrieval: RetrievalStub::new(channel)
                 .max_decoding_message_size(max_message_bytes)
                 .max_encoding_message_size(max_message_bytes),
+            ranker_breaker: Arc::new(CircuitBreaker::new("phoenix_ranker", "phoenix", breaker)),
+            retrieval_breaker: Arc::new(CircuitBreaker::new(
+                "phoenix_retrieval",
+                "phoenix",
+                breaker,
+            )),
         })
     }
-}
 
-fn status(s: tonic::Status) -> ClientError {
-    super::error::from_status("phoenix", s)
+    /// The circuit breaker of Predict.
+    pub fn ranker_breaker(&self) -> &CircuitBreaker {
+        &self.ranker_breaker
+    }
+
+    /// The circuit breaker of Retrieve.
+    pub fn retrieval_breaker(&self) -> &CircuitBreaker {
+        &self.retrieval_breaker
+    }
 }
 
 #[async_trait]
 impl PhoenixRankerClient for RemotePhoenix {
     async fn predict(&self, req: pb::PredictRequest) -> Result<pb::PredictResponse, ClientError> {
-        self.ranker
-            .clone()
-            .predict(req)
+        let mut ranker = self.ranker.clone();
+        self.ranker_breaker
+            .call(|| async move { ranker.predict(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(status)
     }
 }
 
@@ -73,12 +97,10 @@ impl PhoenixRetrievalClient for RemotePhoenix {
         &self,
         req: pb::RetrieveRequest,
     ) -> Result<pb::RetrieveResponse, ClientError> {
-        self.retrieval
-            .clone()
-            .retrieve(req)
+        let mut retrieval = self.retrieval.clone();
+        self.retrieval_breaker
+            .call(|| async move { retrieval.retrieve(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(status)
     }
 }
 

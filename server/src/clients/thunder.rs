@@ -1,12 +1,15 @@
 //! How home mixer reaches Thunder: in-process (`foryou serve`'s embedded
 //! store) or over gRPC (`--thunder-addr`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use foryou_proto::v1 as pb;
 use foryou_proto::v1::in_network_posts_service_client::InNetworkPostsServiceClient;
 use tonic::transport::Channel;
 
 use super::ClientError;
+use super::breaker::{BreakerPolicy, CircuitBreaker};
 use crate::grpc::in_network_posts::ThunderService;
 
 /// Asks Thunder for in-network posts.
@@ -39,25 +42,37 @@ impl InNetworkPostsClient for EmbeddedThunder {
 
 /// A remote Thunder over gRPC; connects lazily, so a Thunder that is down
 /// fails each request (ThunderSource then contributes nothing) instead of
-/// the start-up.
+/// the start-up. Calls go through a [`CircuitBreaker`] named `thunder`:
+/// once Thunder keeps failing or timing out, requests stop waiting on it.
 #[derive(Debug, Clone)]
 pub struct RemoteThunder {
     client: InNetworkPostsServiceClient<Channel>,
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl RemoteThunder {
-    /// A client of `addr` (e.g. `http://10.0.0.5:50051`) with a per-call timeout.
+    /// A client of `addr` (e.g. `http://10.0.0.5:50051`) with a per-call
+    /// timeout and a circuit breaker with `breaker`'s policy.
     pub fn new(
         addr: &str,
         timeout: std::time::Duration,
         max_message_bytes: usize,
+        breaker: BreakerPolicy,
     ) -> Result<Self, ClientError> {
         let channel = super::error::lazy_channel("thunder", addr, timeout)?;
         let client = InNetworkPostsServiceClient::new(channel)
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
             .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            breaker: Arc::new(CircuitBreaker::new("thunder", "thunder", breaker)),
+        })
+    }
+
+    /// The circuit breaker of GetInNetworkPosts.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
     }
 }
 
@@ -67,11 +82,9 @@ impl InNetworkPostsClient for RemoteThunder {
         &self,
         req: pb::GetInNetworkPostsRequest,
     ) -> Result<pb::GetInNetworkPostsResponse, ClientError> {
-        self.client
-            .clone()
-            .get_in_network_posts(req)
+        let mut client = self.client.clone();
+        self.breaker
+            .call(|| async move { client.get_in_network_posts(req).await })
             .await
-            .map(tonic::Response::into_inner)
-            .map_err(|s| super::error::from_status("thunder", s))
     }
 }

@@ -71,7 +71,12 @@ pub async fn run_serve(
     let thunder_service =
         ThunderService::new(store.clone()).with_following_lookup(Arc::new(services.clone()));
     let thunder: Arc<dyn InNetworkPostsClient> = match &cfg.thunder_addr {
-        Some(addr) => Arc::new(RemoteThunder::new(addr, timeout, cfg.max_message_bytes)?),
+        Some(addr) => Arc::new(RemoteThunder::new(
+            addr,
+            timeout,
+            cfg.max_message_bytes,
+            cfg.breaker(),
+        )?),
         None => {
             let (s, w, min_video) = (store.clone(), world.clone(), params.min_video_duration_ms);
             let inserted = tokio::task::spawn_blocking(move || {
@@ -92,7 +97,12 @@ pub async fn run_serve(
         Arc<dyn PhoenixRetrievalClient>,
     ) = match &cfg.phoenix_addr {
         Some(addr) => {
-            let remote = Arc::new(RemotePhoenix::new(addr, timeout, cfg.max_message_bytes)?);
+            let remote = Arc::new(RemotePhoenix::new(
+                addr,
+                timeout,
+                cfg.max_message_bytes,
+                cfg.breaker(),
+            )?);
             (remote.clone(), remote)
         }
         None => {
