@@ -1,5 +1,9 @@
 //! [`PostCandidate`] (spec §2.1) and the Phoenix action heads.
 
+use std::sync::Arc;
+
+use crate::pipeline::util::tokenizer::TweetTokens;
+
 /// The 18 probability heads of the Phoenix ranker, in the Python ranker's
 /// head order (spec §4.2): the discriminant is the logit index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +134,10 @@ pub struct PostCandidate {
     pub author_id: i64,
     /// The post's text (CoreData hydrator).
     pub tweet_text: String,
+    /// The tokens of `tweet_text` (spec §4.2 tokenizer), made once per post
+    /// and shared by every request (CoreData hydrator). MutedKeywordFilter
+    /// uses them only while their text is `tweet_text`.
+    pub tweet_tokens: Option<Arc<TweetTokens>>,
     /// Reply chain ids (parent, then root).
     pub ancestors: Vec<i64>,
     /// The parent post, for replies.
