@@ -36,6 +36,7 @@ pub mod device;
 pub mod error;
 pub mod fixture;
 pub mod hash_embed;
+pub mod index;
 pub mod init;
 pub mod inputs;
 pub mod model;
