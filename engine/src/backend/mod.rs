@@ -28,7 +28,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::ComputeDevice;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, ModelKind};
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
 use crate::nn::transformer::Transformer;
@@ -242,8 +242,29 @@ pub struct ModelParts {
 }
 
 impl ModelParts {
-    /// Shares `weights` and prepares the dense stack for `prec`.
-    pub fn new(cfg: ModelConfig, weights: PhoenixWeights, prec: Precision) -> Result<Self> {
+    /// Checks that `cfg` and `weights` describe a model of `kind` (config
+    /// kind and head), shares `weights` and prepares the dense stack for
+    /// `prec`.
+    pub fn new(
+        kind: ModelKind,
+        cfg: ModelConfig,
+        weights: PhoenixWeights,
+        prec: Precision,
+    ) -> Result<Self> {
+        if cfg.kind != kind {
+            let want = match kind {
+                ModelKind::Ranker => "a ranker",
+                ModelKind::Retrieval => "a retrieval model",
+            };
+            return Err(EngineError::Input(format!(
+                "config describes a {:?} model, expected {want}",
+                cfg.kind
+            )));
+        }
+        match kind {
+            ModelKind::Ranker => weights.ranker_head().map(drop)?,
+            ModelKind::Retrieval => weights.candidate_tower().map(drop)?,
+        }
         Ok(Self {
             dense: Arc::new(Transformer::new(&cfg, &weights.layers, prec)?),
             weights: Arc::new(weights),

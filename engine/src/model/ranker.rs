@@ -52,14 +52,7 @@ impl PhoenixRanker {
         weights: PhoenixWeights,
         dtype: FpropDtype,
     ) -> Result<Self> {
-        if cfg.kind != ModelKind::Ranker {
-            return Err(EngineError::Input(format!(
-                "config describes a {:?} model, expected a ranker",
-                cfg.kind
-            )));
-        }
-        weights.ranker_head()?;
-        let parts = ModelParts::new(cfg, weights, Precision(dtype))?;
+        let parts = ModelParts::new(ModelKind::Ranker, cfg, weights, Precision(dtype))?;
         let backend = device.load(&parts)?;
         Ok(Self { parts, backend })
     }

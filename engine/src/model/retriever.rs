@@ -43,14 +43,7 @@ impl PhoenixRetriever {
         weights: PhoenixWeights,
         dtype: FpropDtype,
     ) -> Result<Self> {
-        if cfg.kind != ModelKind::Retrieval {
-            return Err(EngineError::Input(format!(
-                "config describes a {:?} model, expected a retrieval model",
-                cfg.kind
-            )));
-        }
-        weights.candidate_tower()?;
-        let parts = ModelParts::new(cfg, weights, Precision(dtype))?;
+        let parts = ModelParts::new(ModelKind::Retrieval, cfg, weights, Precision(dtype))?;
         let backend = device.load(&parts)?;
         Ok(Self { parts, backend })
     }
