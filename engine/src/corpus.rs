@@ -5,6 +5,9 @@
 //! posts are wanted and which posts and authors to leave out; it returns
 //! ids and scores. The scan is exact (the backend's top-k: one f32 product
 //! on the CPU, the top-k kernel on a GPU).
+//!
+//! [`PostSearch`] is what a retrieval batch searches: this immutable
+//! corpus, or the live index's latest snapshot ([`crate::index::IndexReader`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -58,6 +61,51 @@ pub struct Retrieved {
     pub top_k: Vec<Vec<(u32, f32)>>,
 }
 
+/// Something a retrieval searches: posts with unit-norm representations.
+pub trait PostSearch: Send + Sync + std::fmt::Debug {
+    /// Posts searchable now.
+    fn len(&self) -> usize;
+
+    /// True when a search would return nothing.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// For each user representation (`reps: [B, D]`, row `b` for
+    /// `queries[b]`): the `k` best posts by score, without its excluded
+    /// posts and authors; best first, ties to the older post.
+    fn search(
+        &self,
+        retriever: &PhoenixRetriever,
+        reps: &[f32],
+        queries: &[Query<'_>],
+    ) -> Result<Vec<Vec<Hit>>>;
+}
+
+/// The candidate-tower representations (`[N, D]`, unit norm) of `items`
+/// (product surface 0), encoded in chunks of [`BUILD_CHUNK`] posts.
+pub fn encode_posts(retriever: &PhoenixRetriever, items: &[CorpusItem]) -> Result<Vec<f32>> {
+    let cfg = retriever.config();
+    let tables = retriever
+        .hash_tables()
+        .ok_or_else(|| EngineError::Input("the retriever has no hash tables".into()))?;
+    let mut reps = Vec::with_capacity(items.len() * cfg.emb_size);
+    for chunk in items.chunks(BUILD_CHUNK) {
+        let cands: Vec<CandidateItem> = chunk
+            .iter()
+            .map(|p| CandidateItem {
+                post_id: p.post_id,
+                author_id: p.author_id,
+                product_surface: 0,
+                ..Default::default()
+            })
+            .collect();
+        let inputs = tables.candidate_inputs(cfg, &[&cands], cands.len())?;
+        reps.extend(retriever.candidate_representation(&inputs)?); // [1, n, D]
+    }
+    Ok(reps)
+}
+
 /// Encoded posts: row `i` of the representations is `items[i]`.
 #[derive(Debug)]
 pub struct Corpus {
@@ -72,25 +120,8 @@ impl Corpus {
     /// Encodes `items` with the retriever's candidate tower (product
     /// surface 0), in chunks.
     pub fn build(retriever: &PhoenixRetriever, items: Vec<CorpusItem>) -> Result<Self> {
-        let cfg = retriever.config();
-        let tables = retriever
-            .hash_tables()
-            .ok_or_else(|| EngineError::Input("the retriever has no hash tables".into()))?;
-        let mut reps = Vec::with_capacity(items.len() * cfg.emb_size);
-        for chunk in items.chunks(BUILD_CHUNK) {
-            let cands: Vec<CandidateItem> = chunk
-                .iter()
-                .map(|p| CandidateItem {
-                    post_id: p.post_id,
-                    author_id: p.author_id,
-                    product_surface: 0,
-                    ..Default::default()
-                })
-                .collect();
-            let inputs = tables.candidate_inputs(cfg, &[&cands], cands.len())?;
-            reps.extend(retriever.candidate_representation(&inputs)?); // [1, n, D]
-        }
-        Self::from_representations(items, reps, cfg.emb_size)
+        let reps = encode_posts(retriever, &items)?;
+        Self::from_representations(items, reps, retriever.config().emb_size)
     }
 
     /// A corpus of representations computed elsewhere: `reps` holds
@@ -200,8 +231,8 @@ impl Corpus {
     /// For each user representation (`reps: [B, D]`, row `b` for
     /// `queries[b]`): the `k` best posts by score, leaving out its
     /// excluded posts and authors; best first, ties to the older row. One
-    /// search serves the batch, deep enough that every user keeps `k`
-    /// results after its exclusions.
+    /// search serves the batch (the backend's top-k, so a GPU's kernel),
+    /// deep enough that every user keeps `k` results after its exclusions.
     pub fn search(
         &self,
         retriever: &PhoenixRetriever,
@@ -246,6 +277,21 @@ impl Corpus {
                     .collect()
             })
             .collect())
+    }
+}
+
+impl PostSearch for Corpus {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn search(
+        &self,
+        retriever: &PhoenixRetriever,
+        reps: &[f32],
+        queries: &[Query<'_>],
+    ) -> Result<Vec<Vec<Hit>>> {
+        Corpus::search(self, retriever, reps, queries)
     }
 }
 

@@ -45,6 +45,10 @@ pub enum EngineError {
     /// compiler, an unsupported shape); the cause is kept.
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
+    /// The live retrieval index refused a call (a bad config, a query or
+    /// post of the wrong width).
+    #[error("retrieval index: {0}")]
+    Index(#[from] crate::index::IndexError),
     /// A tensor operation failed (a bug or an exhausted resource, not bad input).
     #[error("tensor op: {0}")]
     Tensor(#[from] candle_core::Error),

@@ -48,7 +48,7 @@ pub mod weights;
 
 pub use backend::{BackendError, Device, DeviceOptions};
 pub use config::{CandidatePositions, FpropDtype, ModelConfig, ModelKind, PhoenixConfig};
-pub use corpus::{Corpus, CorpusItem, Hit, Retrieved};
+pub use corpus::{Corpus, CorpusItem, Hit, PostSearch, Retrieved, encode_posts};
 pub use device::ComputeDevice;
 pub use error::{EngineError, Result};
 pub use model::ranker::{PhoenixRanker, SERVING_CHUNK};

@@ -188,7 +188,8 @@ pub struct ServeConfig {
     /// Largest gRPC message accepted or sent, bytes (128 MiB).
     #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
     pub max_message_bytes: usize,
-    /// Embedded Thunder: how long posts are kept, seconds.
+    /// Embedded Thunder and the retrieval index: how long posts are kept,
+    /// seconds.
     #[arg(long, env = "FORYOU_THUNDER_RETENTION_S", default_value_t = 172_800)]
     pub retention_s: i64,
     /// The deployment environment; `prod` turns on the request-info side
@@ -217,8 +218,8 @@ pub struct PhoenixServeConfig {
     /// gRPC listen address (PhoenixRanker, PhoenixRetrieval, health, reflection).
     #[arg(long, env = "FORYOU_PHOENIX_LISTEN", default_value = "127.0.0.1:50053")]
     pub listen: SocketAddr,
-    /// Retrieval corpus: the recent posts of this world file (default: the
-    /// seeded demo world, as `foryou serve` makes it).
+    /// The world whose recent posts fill the retrieval index at start
+    /// (default: the seeded demo world, as `foryou serve` makes it).
     #[arg(long, env = "FORYOU_WORLD")]
     pub world: Option<PathBuf>,
     /// Seed of the demo world and model.
@@ -230,6 +231,13 @@ pub struct PhoenixServeConfig {
     /// Largest gRPC message accepted or sent, bytes (128 MiB).
     #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
     pub max_message_bytes: usize,
+    /// How long the retrieval index keeps a post, seconds (default 2 days,
+    /// Thunder's retention).
+    #[arg(long, env = "FORYOU_RETENTION_S", default_value_t = 172_800)]
+    pub retention_s: i64,
+    /// Prometheus `/metrics` listen address; "off" (default) disables it.
+    #[arg(long, env = "FORYOU_PHOENIX_METRICS_LISTEN", default_value = "off")]
+    pub metrics_listen: MetricsListen,
     /// The engine.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -325,6 +333,9 @@ pub struct EngineArgs {
     /// 2-core CPU, 128 on a GPU).
     #[arg(long, env = "FORYOU_BATCH_QUEUE_MAX")]
     pub batch_queue_max: Option<usize>,
+    /// The retrieval index.
+    #[command(flatten)]
+    pub index: crate::phoenix::index_args::IndexArgs,
 }
 
 impl EngineArgs {

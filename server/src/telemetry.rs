@@ -37,6 +37,7 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
         .map_err(|e| err(e.to_string()))?;
     crate::thunder::metrics::describe();
     crate::clients::breaker::describe();
+    crate::phoenix::index_metrics::describe();
     Ok(())
 }
 

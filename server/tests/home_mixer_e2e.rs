@@ -146,12 +146,16 @@ fn serve(dir: &Path, extra: &[&str]) -> common::Running {
     common::start(&args, "foryou serving on ", Duration::from_secs(120))
 }
 
+/// A home-mixer client, once the server reports SERVING (the retrieval
+/// index holds the world's posts).
 async fn client(addr: &str) -> ScoredPostsServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
         .await
         .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    common::wait_serving(channel.clone(), "", deadline).await;
     ScoredPostsServiceClient::new(channel)
 }
 

@@ -1,8 +1,9 @@
 //! [`RetrieverBatch`]: the retriever as a [`BatchModel`]. A batch runs the
-//! user tower once for all its viewers, then one search of the corpus
-//! ([`Corpus::search`]: the top-k kernel on a GPU, one `[B, D] x [D, N]`
-//! product on the CPU) deep enough for every row's k plus the posts it
-//! excludes. Every request has the model's history length, so there is one
+//! user tower once for all its viewers, then one search of the posts
+//! ([`PostSearch`]: an immutable [`crate::Corpus`], whose search is the
+//! top-k kernel on a GPU and one `[B, D] x [D, N]` product on the CPU,
+//! deep enough for every row's k plus the posts it excludes; or the live
+//! index's latest snapshot). Every request has the model's history length, so there is one
 //! bucket. On the CPU the corpus product of a batch is one gemm rather than
 //! a gemv per viewer, so scores can differ from an unbatched call in the
 //! last bits (≤ 1e-6, tested); the posts returned match unless two scores
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 
 use super::BatchModel;
-use crate::corpus::{Corpus, Hit, Query};
+use crate::corpus::{Hit, PostSearch, Query};
 use crate::error::EngineError;
 use crate::hash_embed::HistoryItem;
 use crate::model::retriever::PhoenixRetriever;
@@ -31,21 +32,21 @@ pub struct RetrieveRequest {
     pub excluded_authors: Vec<i64>,
 }
 
-/// The retriever and a corpus behind a batcher.
+/// The retriever and the posts it searches, behind a batcher.
 #[derive(Debug, Clone)]
 pub struct RetrieverBatch {
     retriever: Arc<PhoenixRetriever>,
-    corpus: Arc<Corpus>,
+    corpus: Arc<dyn PostSearch>,
 }
 
 impl RetrieverBatch {
     /// Batches for `retriever` (with hash tables) over `corpus`.
-    pub fn new(retriever: Arc<PhoenixRetriever>, corpus: Arc<Corpus>) -> Self {
+    pub fn new(retriever: Arc<PhoenixRetriever>, corpus: Arc<dyn PostSearch>) -> Self {
         Self { retriever, corpus }
     }
 
-    /// The corpus searched.
-    pub fn corpus(&self) -> &Arc<Corpus> {
+    /// The posts searched.
+    pub fn corpus(&self) -> &Arc<dyn PostSearch> {
         &self.corpus
     }
 }

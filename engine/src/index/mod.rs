@@ -1,8 +1,9 @@
 //! The live retrieval index (issue 16): posts are searchable right after
 //! insertion, deletes hide a post at once, posts leave after a retention
 //! window and past a capacity bound, and searches never wait for writes.
-//! Not wired into the server yet; [`crate::corpus::Corpus`] remains the
-//! immutable corpus the fixtures use.
+//! The server's retrieval searches it through [`crate::corpus::PostSearch`]
+//! (`post_search`); [`crate::corpus::Corpus`] remains the immutable corpus
+//! the fixtures and the GPU's top-k kernel use.
 //!
 //! Design:
 //!
@@ -61,6 +62,7 @@ mod kept_rows;
 mod kernel;
 mod live_index;
 mod post;
+mod post_search;
 mod recent_deletes;
 mod search;
 mod segment;

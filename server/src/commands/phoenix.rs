@@ -44,7 +44,7 @@ pub enum PresetArg {
 pub enum PhoenixCommand {
     /// Serve PhoenixRanker and PhoenixRetrieval over gRPC (what `foryou
     /// serve --phoenix-addr` calls).
-    Serve(foryou_server::config::PhoenixServeConfig),
+    Serve(Box<foryou_server::config::PhoenixServeConfig>),
     /// Run the model on a directory in the reference fixture format and write
     /// its outputs (same tensor names and shapes as the fixture's outputs).
     Eval {
@@ -131,7 +131,7 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the async runtime")?;
             rt.block_on(foryou_server::roles::phoenix::run_phoenix(
-                cfg,
+                *cfg,
                 foryou_server::roles::shutdown::shutdown_signal(),
             ))?;
             Ok(())

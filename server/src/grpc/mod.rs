@@ -5,5 +5,6 @@ pub mod convert;
 pub mod deadline;
 pub mod in_network_posts;
 pub mod phoenix;
+pub mod post_ingest;
 pub mod scored_posts;
 pub mod status;

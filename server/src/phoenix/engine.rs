@@ -1,6 +1,7 @@
 //! [`PhoenixEngine`]: the ranker, the retriever and the retrieval corpus
-//! behind the `PhoenixRanker` / `PhoenixRetrieval` messages, on whichever
-//! device the models were placed (`--device`). It turns wire requests into
+//! (the live index, [`LiveRetrieval`], or an immutable [`Corpus`]) behind
+//! the `PhoenixRanker` / `PhoenixRetrieval` messages, on whichever device
+//! the models were placed (`--device`). It turns wire requests into
 //! the engine's requests (validating what the engine cannot: user 0,
 //! product surfaces, action counts) and the engine's answers into wire
 //! responses. Calls block (they are compute); the gRPC layer
@@ -20,9 +21,12 @@ use std::sync::Arc;
 use foryou_engine::batcher::{BatchModel, RankRequest, RetrieveRequest, RetrieverBatch};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::{
-    Corpus, EngineError, Hit, ModelConfig, PhoenixRanker, PhoenixRetriever, RankerOutput,
+    Corpus, EngineError, Hit, ModelConfig, PhoenixRanker, PhoenixRetriever, PostSearch,
+    RankerOutput,
 };
 use foryou_proto::v1 as pb;
+
+use super::LiveRetrieval;
 
 /// Most candidates one Predict may score. The home mixer sends at most
 /// PHOENIX_MAX_RESULTS + THUNDER_MAX_RESULTS = 2 200; cost grows linearly
@@ -93,20 +97,45 @@ pub enum EngineFailure {
 pub struct PhoenixEngine {
     ranker: Arc<PhoenixRanker>,
     retriever: Arc<PhoenixRetriever>,
-    corpus: Arc<Corpus>,
+    corpus: Arc<dyn PostSearch>,
+    live: Option<Arc<LiveRetrieval>>,
     retrieval: RetrieverBatch,
 }
 
 impl PhoenixEngine {
-    /// An engine over these models and corpus.
+    /// An engine over these models and an immutable corpus.
     pub fn new(ranker: PhoenixRanker, retriever: PhoenixRetriever, corpus: Corpus) -> Self {
-        let retriever = Arc::new(retriever);
-        let corpus = Arc::new(corpus);
+        Self::over(
+            Arc::new(ranker),
+            Arc::new(retriever),
+            Arc::new(corpus),
+            None,
+        )
+    }
+
+    /// An engine whose retrieval searches `live`'s index (the retriever
+    /// must be the one `live` encodes with).
+    pub fn live(
+        ranker: Arc<PhoenixRanker>,
+        retriever: Arc<PhoenixRetriever>,
+        live: Arc<LiveRetrieval>,
+    ) -> Self {
+        let reader = Arc::new(live.reader());
+        Self::over(ranker, retriever, reader, Some(live))
+    }
+
+    fn over(
+        ranker: Arc<PhoenixRanker>,
+        retriever: Arc<PhoenixRetriever>,
+        corpus: Arc<dyn PostSearch>,
+        live: Option<Arc<LiveRetrieval>>,
+    ) -> Self {
         let retrieval = RetrieverBatch::new(retriever.clone(), corpus.clone());
         Self {
-            ranker: Arc::new(ranker),
+            ranker,
             retriever,
             corpus,
+            live,
             retrieval,
         }
     }
@@ -116,9 +145,14 @@ impl PhoenixEngine {
         &self.retriever
     }
 
-    /// The corpus.
-    pub fn corpus(&self) -> &Arc<Corpus> {
+    /// What retrieval searches.
+    pub fn corpus(&self) -> &Arc<dyn PostSearch> {
         &self.corpus
+    }
+
+    /// The live index, when retrieval follows the post stream.
+    pub fn live_retrieval(&self) -> Option<&Arc<LiveRetrieval>> {
+        self.live.as_ref()
     }
 
     /// The ranker (shared with a batcher).

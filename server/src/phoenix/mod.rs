@@ -1,11 +1,18 @@
-//! Phoenix in the server: model directories (and the demo pair), and
+//! Phoenix in the server: model directories (and the demo pair),
 //! [`PhoenixEngine`], which answers the `PhoenixRanker` /
 //! `PhoenixRetrieval` messages over the engine's ranker, retriever and
-//! retrieval corpus (`foryou_engine::Corpus`) on the device chosen at
-//! start-up.
+//! retrieval corpus on the device chosen at start-up, and
+//! [`LiveRetrieval`], the corpus that follows the post stream (the live
+//! index, its writer thread and metrics).
 
 pub mod engine;
+pub mod index_args;
+pub mod index_metrics;
+mod index_writer;
+pub mod live_retrieval;
 pub mod models;
 
 pub use engine::{EngineFailure, PhoenixEngine};
+pub use index_writer::{ENCODE_BATCH, IndexedPost};
+pub use live_retrieval::{LiveRetrieval, Preencoded};
 pub use models::{PhoenixModels, demo_model_dir, ensure_demo_models, load_models};

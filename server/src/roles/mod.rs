@@ -3,9 +3,11 @@
 //! and reflection ([`listen`]), graceful shutdown ([`shutdown`]) and the
 //! typed start-up error ([`RoleError`]).
 
+pub mod engine_setup;
 pub mod error;
 pub mod listen;
 pub mod phoenix;
+pub mod readiness;
 pub mod serve;
 pub mod shutdown;
 pub mod thunder;

@@ -1,60 +1,84 @@
 //! `foryou phoenix serve`: the Phoenix ranker and retriever as a gRPC
-//! service (with health and reflection), over a model directory and a
-//! retrieval corpus of a world's recent posts.
+//! service (with health and reflection), over a model directory. Retrieval
+//! searches the live index (default): it is rebuilt at start from the
+//! world's recent posts and follows the post stream through this server's
+//! own `IngestEvents` (the `InNetworkPostsService` it also serves, ingest
+//! only), so `foryou thunder replay --addr` or a producer can feed Thunder
+//! and Phoenix alike. Health is NOT_SERVING until the rebuild is done.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use foryou_proto::v1::phoenix_ranker_server::PhoenixRankerServer;
 use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
-use tonic_health::ServingStatus;
+use tonic::server::NamedService;
 
+use super::engine_setup::{build_engine, feed_world};
 use super::error::RoleError;
-use super::serve::{build_engine, world_from};
-use crate::clock::{Clock, SystemClock};
+use super::readiness::serve_when_indexed;
+use super::serve::world_from;
+use crate::clock::{Clock, OffsetClock};
 use crate::config::PhoenixServeConfig;
 use crate::grpc::phoenix::PhoenixService;
+use crate::grpc::post_ingest::IndexIngestService;
+use crate::thunder::ThunderParams;
 use crate::world::WorldSpec;
-
-/// Corpus window: posts of the last two days.
-const CORPUS_WINDOW_MS: i64 = 172_800_000;
 
 /// Serves Phoenix until `shutdown` resolves.
 pub async fn run_phoenix(
     cfg: PhoenixServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
+    if let Some(addr) = cfg.metrics_listen.0 {
+        crate::telemetry::install_prometheus(addr)?;
+        tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    }
     let c = cfg.clone();
-    let engine = tokio::task::spawn_blocking(move || {
-        let now = SystemClock::new().unix_ms();
+    let (engine, world) = tokio::task::spawn_blocking(move || {
+        let now = crate::clock::SystemClock::new().unix_ms();
         let spec = WorldSpec {
             users: c.users,
             ..WorldSpec::demo(c.seed, now)
         };
         let world = world_from(c.world.as_deref(), &spec)?;
-        build_engine(&c.engine, c.seed, &world, world.now_ms - CORPUS_WINDOW_MS)
+        let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(world.now_ms));
+        let retention_ms = c.retention_s.saturating_mul(1000);
+        let engine = build_engine(&c.engine, c.seed, &world, clock, retention_ms)?;
+        Ok::<_, RoleError>((engine, world))
     })
     .await??;
+    let live = engine.live_retrieval().cloned();
+    if let Some(live) = live.clone() {
+        let min_video =
+            i32::try_from(ThunderParams::default().min_video_duration_ms).unwrap_or(i32::MAX);
+        tokio::task::spawn_blocking(move || feed_world(&live, &world.light_posts(min_video)))
+            .await?;
+    }
     let (listener, local) = super::listen::bind(cfg.listen).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<PhoenixRankerServer<PhoenixService>>()
-        .await;
-    health
-        .set_serving::<PhoenixRetrievalServer<PhoenixService>>()
-        .await;
-    health.set_service_status("", ServingStatus::Serving).await;
+    let services = vec![
+        PhoenixRankerServer::<PhoenixService>::NAME,
+        PhoenixRetrievalServer::<PhoenixService>::NAME,
+    ];
+    let readiness = serve_when_indexed(health, services, live.clone()).await;
     let service =
         PhoenixService::from_args(Arc::new(engine), &cfg.engine).map_err(RoleError::Thread)?;
     let (ranker, retrieval) = service.into_servers(cfg.max_message_bytes);
     tracing::info!(addr = %local, "phoenix listening on {local}");
-    tonic::transport::Server::builder()
+    let mut router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(super::listen::reflection()?)
         .add_service(ranker)
-        .add_service(retrieval)
+        .add_service(retrieval);
+    if let Some(live) = live {
+        router =
+            router.add_service(IndexIngestService::new(live).into_server(cfg.max_message_bytes));
+    }
+    let served = router
         .serve_with_incoming_shutdown(super::listen::incoming(listener), shutdown)
-        .await?;
+        .await;
+    readiness.abort();
+    served?;
     tracing::info!("grpc server stopped; in-flight requests finished");
     Ok(())
 }

@@ -3,9 +3,16 @@
 //! fills the embedded Thunder store; the Phoenix engine runs on a model
 //! directory (a seeded demo pair by default) with a retrieval corpus of the
 //! world's recent posts; the home-mixer pipeline calls them in-process, or
-//! a remote Thunder / Phoenix when asked. Health turns SERVING once all of
-//! it is built; SIGTERM / Ctrl-C stops accepting and lets in-flight
-//! requests finish.
+//! a remote Thunder / Phoenix when asked.
+//!
+//! One post stream, two consumers: the world's posts and every later
+//! `IngestEvents` batch go to the Thunder store and, through its feed, to
+//! the live retrieval index (`--retrieval-index live`, the default), whose
+//! writer thread encodes them in the background. The server listens once
+//! the models are loaded; health reports NOT_SERVING for the home mixer
+//! and Phoenix until the index holds the world's posts (the rebuild after
+//! a restart), SERVING after. SIGTERM / Ctrl-C stops accepting and lets
+//! in-flight requests finish.
 
 use std::future::Future;
 use std::path::Path;
@@ -16,7 +23,6 @@ use foryou_proto::v1::in_network_posts_service_server::InNetworkPostsServiceServ
 use foryou_proto::v1::phoenix_ranker_server::PhoenixRankerServer;
 use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
 use foryou_proto::v1::scored_posts_service_server::ScoredPostsServiceServer;
-use tonic_health::ServingStatus;
 
 use super::error::RoleError;
 use crate::clients::{
@@ -24,17 +30,17 @@ use crate::clients::{
     PhoenixRankerClient, PhoenixRetrievalClient, RemotePhoenix, RemoteThunder,
 };
 use crate::clock::{Clock, OffsetClock};
-use crate::config::{EngineArgs, ServeConfig};
+use crate::config::ServeConfig;
 use crate::grpc::in_network_posts::ThunderService;
 use crate::grpc::phoenix::PhoenixService;
+use crate::grpc::post_ingest::IndexIngestService;
 use crate::grpc::scored_posts::HomeMixerService;
-use crate::phoenix::{
-    PhoenixEngine, PhoenixModels, demo_model_dir, ensure_demo_models, load_models,
-};
 use crate::pipeline::home_mixer::{HomeMixerDeps, Params, build_pipeline};
 use crate::thunder::{PostStore, ThunderParams};
 use crate::world::{World, WorldServices, WorldSpec, generate, read_world};
-use foryou_engine::{ComputeDevice, Corpus, CorpusItem, Device};
+
+use super::engine_setup::{build_engine, feed_world};
+use super::readiness::serve_when_indexed;
 
 /// Builds everything, then serves until `shutdown` resolves.
 pub async fn run_serve(
@@ -61,37 +67,12 @@ pub async fn run_serve(
     let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(world.now_ms));
     let services = WorldServices::new(world.clone());
 
-    // Thunder: embedded store filled from the world, or a remote one.
+    // Phoenix: the engine on a model directory, or a remote one. Built
+    // first so that the Thunder store can feed its retrieval index.
     let timeout = Duration::from_millis(cfg.client_timeout_ms.max(1));
-    let thunder_params = ThunderParams {
-        retention_s: cfg.retention_s,
-        ..ThunderParams::default()
-    };
-    let store = Arc::new(PostStore::new(thunder_params, clock.clone()));
-    let thunder_service =
-        ThunderService::new(store.clone()).with_following_lookup(Arc::new(services.clone()));
-    let thunder: Arc<dyn InNetworkPostsClient> = match &cfg.thunder_addr {
-        Some(addr) => Arc::new(RemoteThunder::new(
-            addr,
-            timeout,
-            cfg.max_message_bytes,
-            cfg.breaker(),
-        )?),
-        None => {
-            let (s, w, min_video) = (store.clone(), world.clone(), params.min_video_duration_ms);
-            let inserted = tokio::task::spawn_blocking(move || {
-                let summary = s.insert_posts(w.light_posts(min_video));
-                s.finalize_init();
-                summary.inserted
-            })
-            .await?;
-            tracing::info!(inserted, "thunder store filled from the world");
-            Arc::new(EmbeddedThunder(thunder_service.clone()))
-        }
-    };
-
-    // Phoenix: the engine on a model directory, or a remote one.
+    let retention_ms = cfg.retention_s.saturating_mul(1000);
     let mut phoenix_service = None;
+    let mut live = None;
     let (ranker, retrieval): (
         Arc<dyn PhoenixRankerClient>,
         Arc<dyn PhoenixRetrievalClient>,
@@ -106,17 +87,61 @@ pub async fn run_serve(
             (remote.clone(), remote)
         }
         None => {
-            let (cfg2, w, now) = (cfg.clone(), world.clone(), clock.unix_ms());
-            let retention_ms = cfg.retention_s.saturating_mul(1000);
+            let (cfg2, w, c) = (cfg.clone(), world.clone(), clock.clone());
             let engine = tokio::task::spawn_blocking(move || {
-                build_engine(&cfg2.engine, cfg2.seed, &w, now - retention_ms)
+                build_engine(&cfg2.engine, cfg2.seed, &w, c, retention_ms)
             })
             .await??;
+            live = engine.live_retrieval().cloned();
             let service = PhoenixService::from_args(Arc::new(engine), &cfg.engine)
                 .map_err(RoleError::Thread)?;
             phoenix_service = Some(service.clone());
             let embedded = Arc::new(EmbeddedPhoenix(service));
             (embedded.clone(), embedded)
+        }
+    };
+
+    // Thunder: embedded store filled from the world, or a remote one. The
+    // world's posts reach the live index through the store's feed (or
+    // directly when Thunder is remote), as later ingested ones do.
+    let thunder_params = ThunderParams {
+        retention_s: cfg.retention_s,
+        ..ThunderParams::default()
+    };
+    let store = Arc::new(PostStore::new(thunder_params, clock.clone()));
+    let thunder_service =
+        ThunderService::new(store.clone()).with_following_lookup(Arc::new(services.clone()));
+    let min_video = params.min_video_duration_ms;
+    let thunder: Arc<dyn InNetworkPostsClient> = match &cfg.thunder_addr {
+        Some(addr) => {
+            if let Some(live) = live.clone() {
+                let w = world.clone();
+                tokio::task::spawn_blocking(move || feed_world(&live, &w.light_posts(min_video)))
+                    .await?;
+            }
+            Arc::new(RemoteThunder::new(
+                addr,
+                timeout,
+                cfg.max_message_bytes,
+                cfg.breaker(),
+            )?)
+        }
+        None => {
+            if let Some(live) = live.clone() {
+                // A store made just above has no feed yet.
+                let _ = store.set_feed(live);
+            }
+            let (s, w) = (store.clone(), world.clone());
+            let inserted = tokio::task::spawn_blocking(move || {
+                let posts = w.light_posts(min_video);
+                s.forward(&posts, &[]);
+                let summary = s.insert_posts(posts);
+                s.finalize_init();
+                summary.inserted
+            })
+            .await?;
+            tracing::info!(inserted, "thunder store filled from the world");
+            Arc::new(EmbeddedThunder(thunder_service.clone()))
         }
     };
 
@@ -126,7 +151,11 @@ pub async fn run_serve(
         thunder,
         phoenix_retrieval: retrieval,
         phoenix_ranker: ranker,
-        tweet_entities: Arc::new(services.clone()),
+        // Posts streamed into the embedded store are known by core data too.
+        tweet_entities: Arc::new(match &cfg.thunder_addr {
+            None => services.clone().with_stream_store(store.clone()),
+            Some(_) => services.clone(),
+        }),
         gizmoduck: Arc::new(services.clone()),
         visibility: Arc::new(services.clone()),
         request_info: Arc::new(InMemoryRequestInfo::default()),
@@ -139,24 +168,20 @@ pub async fn run_serve(
 
     let (listener, local) = super::listen::bind(cfg.listen).await?;
 
+    // NOT_SERVING until the retrieval index holds the world's posts.
+    use tonic::server::NamedService;
+    let mut gated = vec![ScoredPostsServiceServer::<HomeMixerService>::NAME];
+    if phoenix_service.is_some() {
+        gated.push(PhoenixRankerServer::<PhoenixService>::NAME);
+        gated.push(PhoenixRetrievalServer::<PhoenixService>::NAME);
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ScoredPostsServiceServer<HomeMixerService>>()
-        .await;
     if cfg.thunder_addr.is_none() {
         health
             .set_serving::<InNetworkPostsServiceServer<ThunderService>>()
             .await;
     }
-    if phoenix_service.is_some() {
-        health
-            .set_serving::<PhoenixRankerServer<PhoenixService>>()
-            .await;
-        health
-            .set_serving::<PhoenixRetrievalServer<PhoenixService>>()
-            .await;
-    }
-    health.set_service_status("", ServingStatus::Serving).await;
+    let readiness = serve_when_indexed(health, gated, live.clone()).await;
     let reflection = super::listen::reflection()?;
 
     let max = cfg.max_message_bytes;
@@ -164,13 +189,20 @@ pub async fn run_serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(home_mixer.into_server(max));
-    if cfg.thunder_addr.is_none() {
-        router = router.add_service(
-            thunder_service
-                .into_server()
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        );
+    match (&cfg.thunder_addr, &live) {
+        (None, _) => {
+            router = router.add_service(
+                thunder_service
+                    .into_server()
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+        }
+        // Thunder is remote: IngestEvents here feeds the index alone.
+        (Some(_), Some(live)) => {
+            router = router.add_service(IndexIngestService::new(live.clone()).into_server(max));
+        }
+        (Some(_), None) => {}
     }
     if let Some(p) = phoenix_service {
         let (r, q) = p.into_servers(max);
@@ -184,6 +216,7 @@ pub async fn run_serve(
     router
         .serve_with_incoming_shutdown(super::listen::incoming(listener), shutdown)
         .await?;
+    readiness.abort();
     tracing::info!("grpc server stopped; in-flight requests finished");
     Ok(())
 }
@@ -210,197 +243,9 @@ pub fn world_from(file: Option<&Path>, spec: &WorldSpec) -> Result<World, RoleEr
     }
 }
 
-/// Opens `--device` once (every kernel compiled once, shared by the ranker
-/// and the retriever); a GPU that cannot be used is reported once and the
-/// engine runs on the CPU.
-pub fn open_device(args: &EngineArgs) -> Device {
-    let options = args.device_options();
-    match Device::open(args.device, options) {
-        Ok(device) => device,
-        Err(why) => {
-            tracing::warn!(device = %args.device, %why, "GPU unavailable, the engine runs on the CPU");
-            Device::cpu_with(options)
-        }
-    }
-}
-
-/// Loads `--model` (or makes the seeded demo pair under `--model-cache`)
-/// onto `--device`, and encodes the corpus: every post of the world created
-/// after `since_ms` that is not a retweet.
-pub fn build_engine(
-    args: &EngineArgs,
-    seed: u64,
-    world: &World,
-    since_ms: i64,
-) -> Result<PhoenixEngine, RoleError> {
-    let dir = match &args.model {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = demo_model_dir(args.model_cache.as_deref(), seed);
-            if ensure_demo_models(&dir, seed)? {
-                tracing::info!(dir = %dir.display(), "wrote the demo model");
-            }
-            dir
-        }
-    };
-    let models = load_on_device(&dir, &open_device(args))?;
-    tracing::info!(device = %models.ranker.device(), "engine device");
-    let t = Instant::now();
-    let corpus = match &args.corpus {
-        Some(path) => corpus_file(path, models.retriever.config().emb_size)?,
-        None => {
-            let posts: Vec<CorpusItem> = world
-                .posts
-                .values()
-                .filter(|p| p.retweet_of.is_none() && p.created_ms > since_ms)
-                .map(|p| CorpusItem {
-                    post_id: p.id,
-                    author_id: p.author,
-                })
-                .collect();
-            Corpus::build(&models.retriever, posts)?
-        }
-    };
-    tracing::info!(
-        posts = corpus.len(),
-        ms = t.elapsed().as_millis() as u64,
-        "retrieval corpus encoded"
-    );
-    Ok(PhoenixEngine::new(models.ranker, models.retriever, corpus))
-}
-
-/// A corpus of precomputed representations from an npz (`--corpus`),
-/// checked against the retriever's width.
-fn corpus_file(path: &Path, dim: usize) -> Result<Corpus, RoleError> {
-    let npz = foryou_engine::artifacts::ArtifactCorpus::open(path)?;
-    if npz.dim != dim {
-        return Err(RoleError::Engine(foryou_engine::EngineError::Input(
-            format!(
-                "{}: candidate_representations have width {}, the retriever's emb_size is {dim}",
-                path.display(),
-                npz.dim
-            ),
-        )));
-    }
-    let items = npz
-        .post_ids
-        .iter()
-        .zip(&npz.author_ids)
-        .map(|(&post_id, &author_id)| CorpusItem { post_id, author_id })
-        .collect();
-    Ok(Corpus::from_representations(
-        items,
-        npz.representations,
-        dim,
-    )?)
-}
-
-/// The models of `dir` on `device`; a model the device cannot run (a
-/// shape without a kernel, a failed upload) is reported once and both
-/// models load on the CPU instead.
-fn load_on_device(dir: &Path, device: &Device) -> Result<PhoenixModels, RoleError> {
-    match load_models(dir, device) {
-        Ok(models) => Ok(models),
-        Err(e) if device.spec() != ComputeDevice::Cpu && e.is_device_fault() => {
-            tracing::warn!(device = %device.spec(), why = %e, "the engine runs on the CPU");
-            let cpu = Device::cpu_with(device.options());
-            Ok(load_models(dir, &cpu)?)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        engine: EngineArgs,
-    }
-
-    #[test]
-    fn an_unusable_gpu_falls_back_to_the_cpu_with_the_flags_options() {
-        // No GPU here (and no `cuda` feature in the default build): the
-        // device opens as the CPU, keeping the other options.
-        let args = Wrap::try_parse_from(["t", "--device", "cuda:0", "--cpu-amx", "false"])
-            .expect("flags")
-            .engine;
-        if Device::open(args.device, args.device_options()).is_ok() {
-            return; // a usable GPU: nothing to fall back from
-        }
-        let device = open_device(&args);
-        assert_eq!(device.spec(), ComputeDevice::Cpu);
-        assert!(!device.options().cpu_amx);
-    }
-
-    #[test]
-    fn released_artifacts_and_their_corpus_npz_serve_predict_and_retrieve() {
-        use foryou_proto::v1 as pb;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../engine/tests/fixtures/phoenix-v2/v2_artifacts");
-        let corpus = root.join("sports_corpus.npz");
-        let args = Wrap::try_parse_from([
-            "t".as_ref(),
-            "--model".as_ref(),
-            root.as_os_str(),
-            "--corpus".as_ref(),
-            corpus.as_os_str(),
-        ])
-        .expect("flags")
-        .engine;
-        let world = generate(&WorldSpec {
-            users: 10,
-            ..WorldSpec::demo(1, 1_778_000_000_000)
-        });
-        let engine = build_engine(&args, 1, &world, 0).expect("artifact engine");
-        assert_eq!(
-            engine.corpus().len(),
-            20_000,
-            "the npz corpus, not the world's"
-        );
-        let history = vec![pb::HistoryItem {
-            post_id: 2_051_144_155_729_896_093,
-            author_id: 1_396_783_375_990_605_752,
-            actions: vec![false, true],
-            ..Default::default()
-        }];
-        let got = engine
-            .retrieve(&pb::RetrieveRequest {
-                user_id: 1_907_834_201_938_571_264,
-                history: history.clone(),
-                top_k: 5,
-                ..Default::default()
-            })
-            .expect("retrieve");
-        assert_eq!(got.posts.len(), 5);
-        assert!(got.posts.windows(2).all(|w| w[0].score >= w[1].score));
-        let candidates = got
-            .posts
-            .iter()
-            .map(|p| pb::RankCandidate {
-                post_id: p.post_id,
-                author_id: p.author_id,
-                created_at_s: 1_777_990_000,
-                ..Default::default()
-            })
-            .collect();
-        let scored = engine
-            .predict(&pb::PredictRequest {
-                user_id: 1_907_834_201_938_571_264,
-                history,
-                candidates,
-                impression_time_s: 1_778_000_000,
-                ..Default::default()
-            })
-            .expect("predict");
-        assert_eq!(scored.scores.len(), 5);
-        for s in &scored.scores {
-            assert_eq!((s.probabilities.len(), s.continuous.len()), (19, 8));
-        }
-    }
 
     #[test]
     fn setup_errors_keep_their_kind_and_name_the_input() {

@@ -4,12 +4,14 @@
 //!   newest-first passes and `score_recent`; [`maintenance`]: trimming,
 //!   `finalize_init`, periodic tasks.
 //! - [`events`], [`event_file`], [`synth`]: post events, their file form and
-//!   a seeded generator; `kafka` (feature `kafka`): the Kafka consumer.
+//!   a seeded generator; `kafka` (feature `kafka`): the Kafka consumer;
+//!   [`feed`]: the stream's other consumer (the retrieval index).
 //! - The gRPC service is `crate::grpc::in_network_posts`.
 
 pub mod consumer_plan;
 pub mod event_file;
 pub mod events;
+pub mod feed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod light_post;
@@ -20,6 +22,7 @@ pub mod post_store;
 pub mod retrieval;
 pub mod synth;
 
+pub use feed::PostFeed;
 pub use light_post::{LightPost, PostDelete, TinyPost};
 pub use params::{DELETE_EVENT_KEY, MAX_INPUT_LIST_SIZE, ThunderParams};
 pub use post_store::{InsertSummary, PostStore, StoreSnapshot, StoreStats};

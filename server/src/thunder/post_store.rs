@@ -38,12 +38,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::{DashMap, DashSet};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
+use super::feed::PostFeed;
 use super::light_post::{LightPost, PostDelete, TinyPost};
 use super::params::{DELETE_EVENT_KEY, ThunderParams};
 use crate::clock::Clock;
@@ -82,6 +83,8 @@ pub struct PostStore {
     /// Next offset to apply per (source, partition): what this store already
     /// holds from each Kafka partition (see `consumer_plan::resume_offset`).
     positions: Mutex<HashMap<(String, i32), i64>>,
+    /// The stream's other consumer (the retrieval index), if any.
+    feed: OnceLock<Arc<dyn PostFeed>>,
 }
 
 /// What one `insert_posts` call did with its batch.
@@ -155,6 +158,26 @@ impl PostStore {
             events_applied: AtomicU64::new(0),
             delete_epoch: AtomicU64::new(0),
             positions: Mutex::new(HashMap::new()),
+            feed: OnceLock::new(),
+        }
+    }
+
+    /// Attaches the post stream's other consumer: every batch applied by
+    /// `events::apply_events` (and [`Self::forward`]) is passed on to it.
+    /// One feed per store; a second is refused and returned.
+    pub fn set_feed(&self, feed: Arc<dyn PostFeed>) -> Result<(), Arc<dyn PostFeed>> {
+        self.feed.set(feed)
+    }
+
+    /// True when a feed is attached.
+    pub fn has_feed(&self) -> bool {
+        self.feed.get().is_some()
+    }
+
+    /// Passes an applied batch on to the feed, if one is attached.
+    pub fn forward(&self, creates: &[LightPost], deletes: &[PostDelete]) {
+        if let Some(feed) = self.feed.get() {
+            feed.publish(creates, deletes);
         }
     }
 

@@ -1,5 +1,9 @@
 //! The embedded external services: every client trait of `clients/`
-//! answered from a [`World`] in memory.
+//! answered from a [`World`] in memory. Posts streamed in after start
+//! (`IngestEvents`, Kafka) are not in the world; with the Thunder store
+//! attached ([`WorldServices::with_stream_store`]) the tweet-entity
+//! service answers for them from the store, with a text that names the
+//! post (the event carries none), so they can reach feeds as X's would.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,17 +17,40 @@ use crate::clients::{
     UserFeaturesClient, UserProfile, ViewerContext, VisibilityClient, VisibilityReason,
 };
 use crate::pipeline::home_mixer::UserFeatures;
+use crate::thunder::PostStore;
 
 /// All embedded services over one shared world.
 #[derive(Debug, Clone)]
 pub struct WorldServices {
     world: Arc<World>,
+    streamed: Option<Arc<PostStore>>,
 }
 
 impl WorldServices {
     /// Services answering from `world`.
     pub fn new(world: Arc<World>) -> Self {
-        Self { world }
+        Self {
+            world,
+            streamed: None,
+        }
+    }
+
+    /// Also answers core data for posts of `store` that the world lacks.
+    pub fn with_stream_store(mut self, store: Arc<PostStore>) -> Self {
+        self.streamed = Some(store);
+        self
+    }
+
+    /// Core data of a streamed post the world does not hold.
+    fn streamed_core_data(&self, id: i64) -> Option<CoreData> {
+        let p = self.streamed.as_ref()?.get(id)?;
+        let get = |v: Option<std::num::NonZeroI64>| v.map(std::num::NonZeroI64::get);
+        Some(CoreData {
+            text: format!("streamed post {id}"),
+            retweeted_tweet_id: get(p.source_post_id).filter(|_| p.is_retweet),
+            retweeted_user_id: get(p.source_user_id).filter(|_| p.is_retweet),
+            in_reply_to_tweet_id: get(p.in_reply_to_post_id),
+        })
     }
 
     /// The world.
@@ -76,17 +103,19 @@ impl TweetEntityClient for WorldServices {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                let p = w.posts.get(id)?;
-                let source = p.retweet_of.and_then(|s| w.posts.get(&s));
-                Some((
-                    *id,
-                    CoreData {
+                let data = match w.posts.get(id) {
+                    None => self.streamed_core_data(*id),
+                    Some(p) => Some(CoreData {
                         text: w.display_text(p),
                         retweeted_tweet_id: p.retweet_of,
-                        retweeted_user_id: source.map(|s| s.author),
+                        retweeted_user_id: p
+                            .retweet_of
+                            .and_then(|s| w.posts.get(&s))
+                            .map(|s| s.author),
                         in_reply_to_tweet_id: p.in_reply_to,
-                    },
-                ))
+                    }),
+                };
+                Some((*id, data?))
             })
             .collect())
     }
