@@ -95,7 +95,6 @@ impl<E: Element> Blocks<E> {
     }
 
     /// Row `row` as the scan sees it: widened values times the scale.
-    #[cfg(test)]
     fn widened(&self, row: usize) -> Vec<f32> {
         let s = if E::SCALED { self.scales[row] } else { 1.0 };
         (0..self.dim)
@@ -219,7 +218,6 @@ impl BlockRows {
     }
 
     /// Row `row` as the scan sees it (widened, scaled).
-    #[cfg(test)]
     pub fn widened(&self, row: usize) -> Vec<f32> {
         each!(self, b => b.widened(row))
     }

@@ -2,6 +2,7 @@
 //! format, whether quantised rows are re-scored from kept f32 rows, the
 //! segment size, the retention window and the capacity.
 
+use super::ann::AnnConfig;
 use super::error::IndexError;
 
 /// Widest representation: int8 integer sums stay below 2^31 (255 · 127
@@ -111,6 +112,10 @@ pub struct IndexConfig {
     pub capacity: usize,
     /// Dead fraction at which a sealed segment is rewritten, in (0, 1].
     pub compact_dead_fraction: f64,
+    /// Approximate search: each sealed segment gets a graph and is
+    /// searched through it (the open segment is still scanned exactly).
+    /// Off (`None`) by default.
+    pub ann: Option<AnnConfig>,
 }
 
 impl IndexConfig {
@@ -124,6 +129,7 @@ impl IndexConfig {
             retention_ms: DEFAULT_RETENTION_MS,
             capacity: DEFAULT_CAPACITY,
             compact_dead_fraction: DEFAULT_COMPACT_DEAD_FRACTION,
+            ann: None,
         }
     }
 
@@ -186,7 +192,7 @@ impl IndexConfig {
         if !(f > 0.0 && f <= 1.0) {
             return bad("compact_dead_fraction", f.to_string(), "in (0, 1]");
         }
-        Ok(())
+        self.ann.as_ref().map_or(Ok(()), AnnConfig::validate)
     }
 }
 

@@ -24,6 +24,7 @@ use arc_swap::ArcSwap;
 
 use crate::corpus::CorpusItem;
 
+use super::ann::AnnGraph;
 use super::config::IndexConfig;
 use super::error::IndexError;
 use super::post::NewPost;
@@ -338,10 +339,14 @@ impl LiveIndex {
         let start = self.segments.len() - open;
         if open == 1 && self.segments[start].dead_count() == 0 {
             self.segments[start].open = false;
+            self.build_graph(start);
         } else {
             let merged = self.merge(&self.segments[start..], false);
             self.segments.truncate(start);
             self.segments.extend(merged);
+            if start < self.segments.len() {
+                self.build_graph(start);
+            }
         }
         self.counters.seals += 1;
     }
@@ -363,6 +368,19 @@ impl LiveIndex {
         Some(SegmentState::new(b.finish(), open))
     }
 
+    /// Builds sealed segment `i`'s graph when the index has ANN on. A
+    /// failed build leaves the segment without one: it is then scanned
+    /// exactly, as the open segment is.
+    fn build_graph(&mut self, i: usize) {
+        let (Some(cfg), Some(st)) = (&self.config.ann, self.segments.get_mut(i)) else {
+            return;
+        };
+        match AnnGraph::build(st.data(), self.config.dim, cfg) {
+            Ok(g) => st.ann = Some(Arc::new(g)),
+            Err(e) => tracing::warn!(error = %e, "ann graph build failed; segment scanned exactly"),
+        }
+    }
+
     /// Drops segments with no live row and rewrites sealed segments whose
     /// dead fraction reached `compact_dead_fraction`.
     fn tidy(&mut self) {
@@ -378,6 +396,7 @@ impl LiveIndex {
             if !st.open && dead > 0 && dead as f64 >= frac * st.len() as f64 {
                 if let Some(m) = self.merge(std::slice::from_ref(st), false) {
                     self.segments[i] = m;
+                    self.build_graph(i);
                 }
                 self.counters.compactions += 1;
             }

@@ -52,6 +52,8 @@
 //! writer's per-segment bookkeeping), `recent_deletes`, `snapshot`,
 //! `select` (bounded candidate lists), `search`, `stats`, `live_index` (the writer).
 
+mod ann;
+mod ann_search;
 mod bitset;
 mod block_rows;
 mod config;
@@ -72,8 +74,14 @@ mod snapshot;
 mod stats;
 
 #[cfg(test)]
+mod ann_tests;
+#[cfg(test)]
 mod tests;
 
+pub use ann::{
+    AnnConfig, AnnScalar, DEFAULT_ANN_CONNECTIVITY, DEFAULT_ANN_EXPANSION_ADD,
+    DEFAULT_ANN_EXPANSION_SEARCH,
+};
 pub use config::{
     DEFAULT_CAPACITY, DEFAULT_COMPACT_DEAD_FRACTION, DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_ROWS,
     Format, IndexConfig, Rescore,

@@ -17,6 +17,10 @@
 //! merged per query: best first, ties to the older post (earlier segment,
 //! then earlier row: insertion order), non-finite scores dropped.
 //!
+//! Segments with an ANN graph (`IndexConfig::ann`: the sealed ones) are
+//! not scanned: `ann_search` asks their graphs for candidates, which join
+//! the scan's before the merge.
+//!
 //! int8 scans approximately (integer products with a quantised query,
 //! `int8_kernel`), and with kept rows (`Rescore::F32Rows`, `Bf16Rows`)
 //! any quantised format re-scores: each list is then `k + max(64, k/4)`
@@ -56,14 +60,14 @@ pub fn rescore_depth(k: usize) -> usize {
 }
 
 /// One query's wants, with its exclusions as sets.
-struct Plan {
-    k: usize,
+pub(super) struct Plan {
+    pub k: usize,
     /// Candidates kept by the scan.
-    depth: usize,
+    pub depth: usize,
     excluded_posts: HashSet<i64>,
     excluded_authors: HashSet<i64>,
     /// Either set is non-empty.
-    excludes_any: bool,
+    pub excludes_any: bool,
 }
 
 impl Plan {
@@ -81,7 +85,7 @@ impl Plan {
         }
     }
 
-    fn excludes(&self, item: CorpusItem) -> bool {
+    pub fn excludes(&self, item: CorpusItem) -> bool {
         self.excluded_posts.contains(&item.post_id)
             || self.excluded_authors.contains(&item.author_id)
     }
@@ -178,16 +182,22 @@ impl Snapshot {
             .par_iter()
             .enumerate()
             .map(|(b, plan)| {
-                let cands = found.iter().flat_map(|t| t[b].iter().copied()).collect();
-                self.finish(&queries[b * d..(b + 1) * d], cands, plan)
+                let query = &queries[b * d..(b + 1) * d];
+                let mut cands = found.iter().flat_map(|t| t[b].iter().copied()).collect();
+                self.add_graph_candidates(query, plan, &mut cands);
+                self.finish(query, cands, plan)
             })
             .collect())
     }
 
-    /// (segment, block range) of every task.
+    /// (segment, block range) of every task (segments with a graph are
+    /// searched through it instead).
     fn tasks(&self) -> Vec<(usize, Range<usize>)> {
         let mut tasks = Vec::new();
         for (s, seg) in self.segments.iter().enumerate() {
+            if seg.ann.is_some() {
+                continue;
+            }
             let nb = seg.data.rows().blocks();
             let mut start = 0;
             while start < nb {

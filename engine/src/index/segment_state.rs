@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::corpus::CorpusItem;
 
+use super::ann::AnnGraph;
 use super::bitset::Bitset;
 use super::segment::Segment;
 use super::snapshot::SegmentView;
@@ -28,6 +29,9 @@ pub(crate) struct SegmentState {
     evicted: usize,
     /// Still part of the open segment (a run), not sealed.
     pub open: bool,
+    /// The sealed segment's graph (`IndexConfig::ann`), built by the
+    /// writer when it sealed.
+    pub ann: Option<Arc<AnnGraph>>,
 }
 
 impl SegmentState {
@@ -47,6 +51,7 @@ impl SegmentState {
             expired: 0,
             evicted: 0,
             open,
+            ann: None,
         }
     }
 
@@ -86,6 +91,7 @@ impl SegmentState {
             data: Arc::clone(&self.data),
             tombstones: Arc::clone(&self.tombstones),
             all_live: self.dead_count == 0,
+            ann: self.ann.clone(),
         }
     }
 
@@ -156,6 +162,7 @@ impl SegmentState {
             + self.tombstones.heap_bytes()
             + self.dead.heap_bytes()
             + self.by_created.capacity() * 4
+            + self.ann.as_ref().map_or(0, |g| g.heap_bytes())
     }
 }
 

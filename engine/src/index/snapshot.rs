@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::corpus::CorpusItem;
 
+use super::ann::AnnGraph;
 use super::bitset::Bitset;
 use super::config::{Format, Rescoring};
 use super::segment::Segment;
@@ -23,6 +24,9 @@ pub(crate) struct SegmentView {
     /// No row was dead (deleted, expired, evicted) at the publish, so a
     /// search skips the liveness checks.
     pub all_live: bool,
+    /// The segment's graph: searched instead of scanned (sealed segments
+    /// of an index with `IndexConfig::ann`).
+    pub ann: Option<Arc<AnnGraph>>,
 }
 
 /// The index at one publish.
