@@ -70,6 +70,9 @@ pub struct ThunderConfig {
     /// Kafka options (feature `kafka`).
     #[command(flatten)]
     pub kafka: KafkaConfig,
+    /// TLS and the write token of the listener.
+    #[command(flatten)]
+    pub security: crate::security::ServerSecurity,
 }
 
 /// Kafka ingestion options.
@@ -199,6 +202,12 @@ pub struct ServeConfig {
     /// The embedded Phoenix engine (unused with --phoenix-addr).
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// TLS and the write token of the listener.
+    #[command(flatten)]
+    pub security: crate::security::ServerSecurity,
+    /// TLS to a remote Thunder or Phoenix given as `https://`.
+    #[command(flatten)]
+    pub remote_tls: crate::security::ClientSecurity,
 }
 
 impl ServeConfig {
@@ -241,6 +250,9 @@ pub struct PhoenixServeConfig {
     /// The engine.
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// TLS and the write token of the listener.
+    #[command(flatten)]
+    pub security: crate::security::ServerSecurity,
 }
 
 /// The Phoenix engine's flags, shared by `foryou serve` and `foryou

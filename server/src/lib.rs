@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod phoenix;
 pub mod pipeline;
 pub mod roles;
+pub mod security;
 pub mod telemetry;
 pub mod thunder;
 pub mod world;

@@ -26,12 +26,25 @@ pub fn lazy_channel(
     service: &'static str,
     addr: &str,
     timeout: std::time::Duration,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
 ) -> Result<tonic::transport::Channel, ClientError> {
-    Ok(tonic::transport::Endpoint::from_shared(addr.to_owned())
-        .map_err(|e| ClientError::new(service, format!("bad address {addr:?}: {e}")))?
+    let bad = |e: tonic::transport::Error| {
+        ClientError::new(service, format!("bad address {addr:?}: {e}"))
+    };
+    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(bad)?
         .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_lazy())
+        .timeout(timeout);
+    if addr.starts_with("https://") {
+        let Some(tls) = tls else {
+            return Err(ClientError::new(
+                service,
+                format!("{addr} is https: give the CA to trust with --tls-ca"),
+            ));
+        };
+        endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 /// A failed call's status as a [`ClientError`].

@@ -53,7 +53,19 @@ impl RemotePhoenix {
         max_message_bytes: usize,
         breaker: BreakerPolicy,
     ) -> Result<Self, ClientError> {
-        let channel = super::error::lazy_channel("phoenix", addr, timeout)?;
+        Self::with_tls(addr, timeout, max_message_bytes, breaker, None)
+    }
+
+    /// As [`Self::new`], with `tls` for an `https://` address (required
+    /// there).
+    pub fn with_tls(
+        addr: &str,
+        timeout: std::time::Duration,
+        max_message_bytes: usize,
+        breaker: BreakerPolicy,
+        tls: Option<&tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, ClientError> {
+        let channel = super::error::lazy_channel("phoenix", addr, timeout, tls)?;
         Ok(Self {
             ranker: RankerStub::new(channel.clone())
                 .max_decoding_message_size(max_message_bytes)

@@ -35,9 +35,16 @@ enum ThunderCommand {
     Replay {
         /// The event file.
         file: PathBuf,
-        /// A running Thunder, e.g. http://127.0.0.1:50051.
+        /// A running Thunder (or `foryou phoenix serve`), e.g.
+        /// http://127.0.0.1:50051; `https://` needs --tls-ca.
         #[arg(long)]
         addr: Option<String>,
+        /// The bearer token a server with --auth-token-file requires.
+        #[arg(long, env = "FORYOU_AUTH_TOKEN_FILE")]
+        auth_token_file: Option<PathBuf>,
+        /// TLS to an `https://` address.
+        #[command(flatten)]
+        tls: foryou_server::security::ClientSecurity,
         /// Retention for the in-process check, seconds.
         #[arg(long, default_value_t = 172_800)]
         retention_s: i64,
@@ -73,12 +80,18 @@ pub fn run(args: ThunderArgs) -> anyhow::Result<()> {
         Some(ThunderCommand::Replay {
             file,
             addr: Some(addr),
+            auth_token_file,
+            tls,
             ..
-        }) => rt.block_on(replay_to(file, addr))?,
+        }) => {
+            let token = foryou_server::security::client_token(auth_token_file.as_deref())?;
+            rt.block_on(replay_to(file, addr, token, tls.tls()?))?;
+        }
         Some(ThunderCommand::Replay {
             file,
             addr: None,
             retention_s,
+            ..
         }) => {
             let params = ThunderParams {
                 retention_s,
@@ -135,10 +148,38 @@ pub fn run(args: ThunderArgs) -> anyhow::Result<()> {
 
 /// Streams `file` to `addr`'s IngestEvents; a reader thread feeds a bounded
 /// channel so memory stays constant whatever the file size.
-async fn replay_to(file: PathBuf, addr: String) -> anyhow::Result<()> {
-    let mut client = InNetworkPostsServiceClient::connect(addr.clone())
+async fn replay_to(
+    file: PathBuf,
+    addr: String,
+    token: Option<foryou_server::security::BearerToken>,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> anyhow::Result<()> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.clone())
+        .with_context(|| format!("bad address {addr}"))?;
+    if addr.starts_with("https://") {
+        let tls = tls.with_context(|| format!("{addr} is https: give --tls-ca"))?;
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    let channel = endpoint
+        .connect()
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
+    let header = token
+        .map(|t| {
+            t.header_value()
+                .parse::<tonic::metadata::MetadataValue<_>>()
+        })
+        .transpose()
+        .context("the token is not a valid header value")?;
+    let mut client = InNetworkPostsServiceClient::with_interceptor(
+        channel,
+        move |mut req: tonic::Request<()>| {
+            if let Some(h) = &header {
+                req.metadata_mut().insert("authorization", h.clone());
+            }
+            Ok(req)
+        },
+    );
     let reader = EventFileReader::open(&file)?;
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     let feeder = tokio::task::spawn_blocking(move || {

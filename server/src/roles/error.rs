@@ -51,6 +51,9 @@ pub enum RoleError {
     /// Kafka was asked for in a binary without the feature.
     #[error("--kafka-brokers needs a binary built with `--features kafka`")]
     KafkaNotBuilt,
+    /// A TLS or token file is unusable (the message names the flag).
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// A worker thread (a batcher's) could not be started.
     #[error("cannot start a worker thread: {0}")]
     Thread(#[source] std::io::Error),

@@ -1,5 +1,7 @@
 //! What every role's gRPC server needs: a bound listener (port 0 picks a
-//! free port; the bound address is returned) and the reflection service.
+//! free port; the bound address is returned), the reflection service and
+//! the server builder with the role's TLS and token check
+//! (`crate::security`).
 
 use std::net::SocketAddr;
 
@@ -15,18 +17,25 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), RoleErr
     Ok((listener, local))
 }
 
-/// gRPC reflection over every foryou proto and grpc.health.v1.
-pub fn reflection() -> Result<
+/// gRPC reflection over every foryou proto and grpc.health.v1, listing
+/// only `services` (the ones the role serves), health and reflection.
+pub fn reflection(
+    services: &[&str],
+) -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
     RoleError,
 > {
-    tonic_reflection::server::Builder::configure()
+    let mut b = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(foryou_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(RoleError::from)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection");
+    for s in services {
+        b = b.with_service_name(*s);
+    }
+    b.build_v1().map_err(RoleError::from)
 }
 
 /// The accepted connections of `listener` with Nagle's algorithm off.
@@ -43,4 +52,17 @@ pub fn incoming(
         conn.set_nodelay(true)?;
         Ok(conn)
     })
+}
+
+/// A server builder for `security`: TLS when configured, and the token
+/// check of write methods.
+pub fn server(
+    security: &crate::security::ServerSecurity,
+) -> Result<
+    tonic::transport::Server<
+        tower::layer::util::Stack<crate::security::AuthLayer, tower::layer::util::Identity>,
+    >,
+    RoleError,
+> {
+    Ok(security.server_builder()?.layer(security.auth_layer()?))
 }

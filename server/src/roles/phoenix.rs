@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use foryou_proto::v1::in_network_posts_service_server::InNetworkPostsServiceServer;
 use foryou_proto::v1::phoenix_ranker_server::PhoenixRankerServer;
 use foryou_proto::v1::phoenix_retrieval_server::PhoenixRetrievalServer;
 use tonic::server::NamedService;
@@ -65,9 +66,16 @@ pub async fn run_phoenix(
         PhoenixService::from_args(Arc::new(engine), &cfg.engine).map_err(RoleError::Thread)?;
     let (ranker, retrieval) = service.into_servers(cfg.max_message_bytes);
     tracing::info!(addr = %local, "phoenix listening on {local}");
-    let mut router = tonic::transport::Server::builder()
+    let mut served = vec![
+        PhoenixRankerServer::<PhoenixService>::NAME,
+        PhoenixRetrievalServer::<PhoenixService>::NAME,
+    ];
+    if live.is_some() {
+        served.push(InNetworkPostsServiceServer::<IndexIngestService>::NAME);
+    }
+    let mut router = super::listen::server(&cfg.security)?
         .add_service(health_service)
-        .add_service(super::listen::reflection()?)
+        .add_service(super::listen::reflection(&served)?)
         .add_service(ranker)
         .add_service(retrieval);
     if let Some(live) = live {

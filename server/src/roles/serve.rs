@@ -70,6 +70,7 @@ pub async fn run_serve(
     // Phoenix: the engine on a model directory, or a remote one. Built
     // first so that the Thunder store can feed its retrieval index.
     let timeout = Duration::from_millis(cfg.client_timeout_ms.max(1));
+    let remote_tls = cfg.remote_tls.tls()?;
     let retention_ms = cfg.retention_s.saturating_mul(1000);
     let mut phoenix_service = None;
     let mut live = None;
@@ -78,11 +79,12 @@ pub async fn run_serve(
         Arc<dyn PhoenixRetrievalClient>,
     ) = match &cfg.phoenix_addr {
         Some(addr) => {
-            let remote = Arc::new(RemotePhoenix::new(
+            let remote = Arc::new(RemotePhoenix::with_tls(
                 addr,
                 timeout,
                 cfg.max_message_bytes,
                 cfg.breaker(),
+                remote_tls.as_ref(),
             )?);
             (remote.clone(), remote)
         }
@@ -119,11 +121,12 @@ pub async fn run_serve(
                 tokio::task::spawn_blocking(move || feed_world(&live, &w.light_posts(min_video)))
                     .await?;
             }
-            Arc::new(RemoteThunder::new(
+            Arc::new(RemoteThunder::with_tls(
                 addr,
                 timeout,
                 cfg.max_message_bytes,
                 cfg.breaker(),
+                remote_tls.as_ref(),
             )?)
         }
         None => {
@@ -181,11 +184,15 @@ pub async fn run_serve(
             .set_serving::<InNetworkPostsServiceServer<ThunderService>>()
             .await;
     }
+    let mut served = gated.clone();
+    if cfg.thunder_addr.is_none() || live.is_some() {
+        served.push(InNetworkPostsServiceServer::<ThunderService>::NAME);
+    }
     let readiness = serve_when_indexed(health, gated, live.clone()).await;
-    let reflection = super::listen::reflection()?;
+    let reflection = super::listen::reflection(&served)?;
 
     let max = cfg.max_message_bytes;
-    let mut router = tonic::transport::Server::builder()
+    let mut router = super::listen::server(&cfg.security)?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(home_mixer.into_server(max));

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use foryou_proto::v1::in_network_posts_service_server::InNetworkPostsServiceServer;
+use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
 use super::error::RoleError;
@@ -208,13 +209,14 @@ pub async fn run_thunder(
     let (listener, local) = super::listen::bind(cfg.listen).await?;
     tracing::info!(addr = %local, "thunder listening on {local}");
 
-    let reflection = super::listen::reflection()?;
+    let reflection =
+        super::listen::reflection(&[InNetworkPostsServiceServer::<ThunderService>::NAME])?;
     let service = ThunderService::new(store.clone())
         .with_ingest_batch(cfg.ingest_batch)
         .into_server()
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
-    let served = tonic::transport::Server::builder()
+    let served = super::listen::server(&cfg.security)?
         .add_service(health_service)
         .add_service(reflection)
         .add_service(service)
