@@ -6,6 +6,12 @@
 //! idle tick, and records the metrics. Searches never wait for it: they
 //! read the snapshot it last published.
 //!
+//! The writer and its encoder run at a lower priority ([`WRITER_NICE`]):
+//! the candidate tower runs on the writer's own one-thread rayon pool (its
+//! matmuls would otherwise fan out over the pool that serves searches), so
+//! under ingest a search competes with one low-priority thread, which the
+//! scheduler preempts (`benches/results/index_freshness_*`).
+//!
 //! A micro-batch is whatever queued while the previous one ran, up to
 //! [`ENCODE_BATCH`] posts: under a light stream each batch is encoded at
 //! once; under a heavy one, batches grow and the tower runs on larger
@@ -33,7 +39,7 @@ pub const WRITER_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to [`WRITER_NICE`]
 /// (Linux; elsewhere nothing). A failure is logged and ignored.
-fn lower_priority() {
+pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: gettid has no preconditions; setpriority on this thread's
@@ -82,6 +88,17 @@ pub(super) struct IndexWriter {
     pub stats: Arc<Mutex<IndexStats>>,
     /// The stats at the last metrics update (counters record deltas).
     pub last: IndexStats,
+    /// One low-priority thread for the candidate tower's ops.
+    pub pool: rayon::ThreadPool,
+}
+
+/// The encoder's pool: one thread at [`WRITER_NICE`].
+pub(super) fn encoder_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "index-encoder".into())
+        .start_handler(|_| lower_priority())
+        .build()
 }
 
 impl IndexWriter {
@@ -157,7 +174,8 @@ impl IndexWriter {
         }
         let items: Vec<CorpusItem> = posts.iter().map(|p| p.item).collect();
         let t = Instant::now();
-        let reps = match encode_posts(&self.retriever, &items) {
+        let retriever = &self.retriever;
+        let reps = match self.pool.install(|| encode_posts(retriever, &items)) {
             Ok(reps) => reps,
             Err(e) => {
                 tracing::error!(posts = items.len(), error = %e, "index encoder failed; posts dropped");

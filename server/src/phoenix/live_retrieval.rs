@@ -19,7 +19,7 @@ use crossbeam_channel::{Sender, bounded};
 use foryou_engine::index::{IndexConfig, IndexReader, IndexStats, LiveIndex, NewPost};
 use foryou_engine::{CorpusItem, EngineError, PhoenixRetriever};
 
-use super::index_writer::{IndexWriter, IndexedPost, WriterMsg, offered};
+use super::index_writer::{IndexWriter, IndexedPost, WriterMsg, encoder_pool, offered};
 use crate::clock::Clock;
 use crate::thunder::{LightPost, PostDelete, PostFeed};
 
@@ -92,7 +92,10 @@ impl LiveRetrieval {
         let reader = index.reader();
         let stats = Arc::new(Mutex::new(index.stats()));
         let (tx, rx) = bounded(QUEUE_BATCHES);
+        let pool = encoder_pool()
+            .map_err(|e| EngineError::Input(format!("cannot start the index encoder: {e}")))?;
         let writer = IndexWriter {
+            pool,
             index,
             retriever,
             clock,
