@@ -202,6 +202,21 @@ pub struct ServeConfig {
     /// The embedded Phoenix engine (unused with --phoenix-addr).
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Most GetScoredPosts calls running at once; one more is
+    /// RESOURCE_EXHAUSTED at once (default: 8 per core, at least 16).
+    #[arg(long, env = "FORYOU_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Reject at once a call whose grpc-timeout is shorter than the moving
+    /// average of recent calls' latency (`false` to serve every admitted
+    /// call whatever its deadline).
+    #[arg(
+        long,
+        env = "FORYOU_DEADLINE_ADMISSION",
+        default_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub deadline_admission: bool,
     /// TLS and the write token of the listener.
     #[command(flatten)]
     pub security: crate::security::ServerSecurity,

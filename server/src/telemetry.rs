@@ -38,6 +38,7 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
     crate::thunder::metrics::describe();
     crate::clients::breaker::describe();
     crate::phoenix::index_metrics::describe();
+    crate::grpc::admission::describe();
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //! (mean ms per request) into ranker, retrieval, other stages and the
 //! shell outside the stages (see `bench_load::ServerSplit`).
 
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
@@ -52,6 +54,9 @@ pub struct FeedBenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Each request's deadline (grpc-timeout), ms; 0: none.
+    #[arg(long, default_value_t = 0)]
+    deadline_ms: u64,
 }
 
 /// Runs a bench subcommand.
@@ -75,13 +80,17 @@ async fn feed(args: FeedBenchArgs) -> anyhow::Result<()> {
     let client = ScoredPostsServiceClient::new(channel).max_decoding_message_size(128 << 20);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let users = args.users;
+    let deadline = (args.deadline_ms > 0).then(|| Duration::from_millis(args.deadline_ms));
     let r = super::bench_load::open_loop(args.qps, args.duration, args.warmup, move |_| {
-        super::bench_load::feed_call(&client, rng.random_range(1..=users))
+        super::bench_load::feed_call(&client, rng.random_range(1..=users), deadline)
     })
     .await?;
     if args.json {
         let v = serde_json::json!({
             "addr": args.addr, "offered_qps": args.qps, "duration_s": args.duration,
+            "deadline_ms": args.deadline_ms, "errors_by_status": r.errors_by_status,
+            "rejected_p99_ms": r.rejected_p99_ms,
+            "degraded": r.degraded, "full_qps": r.full_qps,
             "requests": r.requests, "errors": r.errors, "achieved_qps": r.achieved_qps,
             "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
             "mean_posts": r.mean_items, "server_split": r.server_split,

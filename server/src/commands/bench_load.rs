@@ -38,6 +38,9 @@ pub struct Outcome {
     pub items: usize,
     /// The server's split of its time (feed answers with debug only).
     pub split: Option<ServerSplit>,
+    /// An OK feed whose pipeline skipped a failed component (its debug
+    /// counts a `failed/...` stage), e.g. unranked when the ranker shed it.
+    pub degraded: bool,
 }
 
 impl Outcome {
@@ -47,6 +50,7 @@ impl Outcome {
             code: tonic::Code::Ok,
             items,
             split: None,
+            degraded: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl Outcome {
             code: status.code(),
             items: 0,
             split: None,
+            degraded: false,
         }
     }
 }
@@ -132,15 +137,23 @@ impl ServerSplit {
     }
 }
 
-/// A debug GetScoredPosts for `viewer`, its outcome carrying the split.
-pub fn feed_call(client: &ScoredPostsServiceClient<Channel>, viewer: i64) -> Call {
+/// A debug GetScoredPosts for `viewer` (with a grpc-timeout of `deadline`
+/// when given), its outcome carrying the split.
+pub fn feed_call(
+    client: &ScoredPostsServiceClient<Channel>,
+    viewer: i64,
+    deadline: Option<Duration>,
+) -> Call {
     let mut c = client.clone();
     Box::pin(async move {
-        let q = pb::ScoredPostsQuery {
+        let mut q = tonic::Request::new(pb::ScoredPostsQuery {
             viewer_id: viewer,
             debug: true,
             ..Default::default()
-        };
+        });
+        if let Some(d) = deadline {
+            q.set_timeout(d);
+        }
         match c.get_scored_posts(q).await {
             Ok(r) => {
                 let r = r.into_inner();
@@ -149,6 +162,10 @@ pub fn feed_call(client: &ScoredPostsServiceClient<Channel>, viewer: i64) -> Cal
                         .debug
                         .as_ref()
                         .and_then(|d| ServerSplit::from_stage_ms(&d.stage_ms)),
+                    degraded: r
+                        .debug
+                        .as_ref()
+                        .is_some_and(|d| d.stage_counts.keys().any(|k| k.starts_with("failed/"))),
                     ..Outcome::ok(r.scored_posts.len())
                 }
             }
@@ -170,6 +187,14 @@ pub struct LoadResult {
     pub errors: usize,
     /// Failed requests by gRPC status.
     pub errors_by_status: BTreeMap<String, usize>,
+    /// OK feeds whose pipeline skipped a failed component (unranked,
+    /// without a source): answered, but not the full feed.
+    pub degraded: usize,
+    /// Full (not degraded) OK answers per second of measured time.
+    pub full_qps: f64,
+    /// p99 latency of the requests answered RESOURCE_EXHAUSTED (shed by
+    /// admission control), ms; NaN when none were.
+    pub rejected_p99_ms: f64,
     /// Latency percentiles of successful requests, ms.
     pub p50_ms: f64,
     /// p90, ms.
@@ -239,6 +264,13 @@ pub async fn open_loop(
             *errors_by_status.entry(format!("{:?}", o.code)).or_insert(0) += 1;
         }
     }
+    let degraded = samples.iter().filter(|(_, o)| ok(o) && o.degraded).count();
+    let mut rejected: Vec<f64> = samples
+        .iter()
+        .filter(|(_, o)| o.code == tonic::Code::ResourceExhausted)
+        .map(|(d, _)| d.as_secs_f64() * 1e3)
+        .collect();
+    rejected.sort_by(f64::total_cmp);
     let splits: Vec<ServerSplit> = samples
         .iter()
         .filter(|(_, o)| ok(o))
@@ -250,6 +282,9 @@ pub async fn open_loop(
         requests: samples.len(),
         errors: samples.len() - ms.len(),
         errors_by_status,
+        rejected_p99_ms: percentile(&rejected, 99.0),
+        degraded,
+        full_qps: (ms.len() - degraded) as f64 / wall,
         p50_ms: percentile(&ms, 50.0),
         p90_ms: percentile(&ms, 90.0),
         p99_ms: percentile(&ms, 99.0),
@@ -339,7 +374,7 @@ fn caller(args: &LoadArgs, channel: Channel) -> impl FnMut(u64) -> Call {
         let user = rng.random_range(1..=users.max(1));
         let code = |s: tonic::Status| Outcome::failed(&s);
         match target {
-            Target::Feed => feed_call(&feed, user),
+            Target::Feed => feed_call(&feed, user, None),
             Target::Rank => {
                 let mut c = rank.clone();
                 let req = pb::PredictRequest {

@@ -1,6 +1,7 @@
 //! gRPC services: one file per service, `convert.rs` for proto ↔ domain and
 //! `status.rs`, the one place errors become a `tonic::Status`.
 
+pub mod admission;
 pub mod convert;
 pub mod deadline;
 pub mod in_network_posts;

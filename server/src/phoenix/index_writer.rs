@@ -37,22 +37,9 @@ pub const IDLE_TICK: Duration = Duration::from_millis(500);
 /// the encoder, which only delays freshness by a few milliseconds.
 pub const WRITER_NICE: i32 = 10;
 
-/// Lowers the calling thread's scheduling priority to [`WRITER_NICE`]
-/// (Linux; elsewhere nothing). A failure is logged and ignored.
+/// Lowers the calling thread's scheduling priority to [`WRITER_NICE`].
 pub(super) fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority on this thread's
-        // id changes only this thread's nice value.
-        #[allow(unsafe_code)]
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE)
-        };
-        if rc != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the index writer's priority");
-        }
-    }
+    crate::roles::priority::set_thread_nice(WRITER_NICE);
 }
 
 /// A new post as the index takes it.

@@ -54,8 +54,19 @@ pub fn incoming(
     })
 }
 
-/// A server builder for `security`: TLS when configured, and the token
-/// check of write methods.
+/// Concurrent HTTP/2 streams one connection may open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+/// Streams reset by the client before the server accepted them, before h2
+/// closes the connection (its default is 20).
+pub const MAX_PENDING_RESETS: usize = 4096;
+/// HTTP/2 ping interval on idle connections, and how long a ping may go
+/// unanswered before the connection is closed.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// See [`KEEPALIVE_INTERVAL`].
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A server builder for `security`: TLS when configured, the token check
+/// of write methods, and the HTTP/2 limits above.
 pub fn server(
     security: &crate::security::ServerSecurity,
 ) -> Result<
@@ -64,5 +75,17 @@ pub fn server(
     >,
     RoleError,
 > {
-    Ok(security.server_builder()?.layer(security.auth_layer()?))
+    Ok(security
+        .server_builder()?
+        // Streams per connection: a client multiplexing more waits for
+        // one to end instead of the server holding unbounded work.
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        // Under overload callers cancel calls (their deadlines pass) and
+        // each cancel is an RST_STREAM; h2's rapid-reset guard (default
+        // 20 pending) would answer with a GOAWAY that fails every call of
+        // the connection. Admission control sheds the load instead.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(security.auth_layer()?))
 }

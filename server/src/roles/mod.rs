@@ -7,6 +7,7 @@ pub mod engine_setup;
 pub mod error;
 pub mod listen;
 pub mod phoenix;
+pub mod priority;
 pub mod readiness;
 pub mod serve;
 pub mod shutdown;

@@ -30,6 +30,7 @@ pub async fn run_phoenix(
     cfg: PhoenixServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
+    super::priority::lower_compute_pool_priority();
     if let Some(addr) = cfg.metrics_listen.0 {
         crate::telemetry::install_prometheus(addr)?;
         tracing::info!(%addr, "metrics on http://{addr}/metrics");

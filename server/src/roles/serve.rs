@@ -31,6 +31,7 @@ use crate::clients::{
 };
 use crate::clock::{Clock, OffsetClock};
 use crate::config::ServeConfig;
+use crate::grpc::admission::{AdmissionLayer, AdmissionPolicy, default_max_in_flight};
 use crate::grpc::in_network_posts::ThunderService;
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
@@ -48,6 +49,7 @@ pub async fn run_serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RoleError> {
     let started = Instant::now();
+    super::priority::lower_compute_pool_priority();
     let params = match &cfg.params {
         Some(path) => Params::from_toml_file(path)?,
         None => Params::default(),
@@ -192,7 +194,15 @@ pub async fn run_serve(
     let reflection = super::listen::reflection(&served)?;
 
     let max = cfg.max_message_bytes;
+    let admission = AdmissionLayer::new(
+        &[ScoredPostsServiceServer::<HomeMixerService>::NAME],
+        &AdmissionPolicy {
+            max_in_flight: cfg.max_in_flight.unwrap_or_else(default_max_in_flight),
+            deadline_aware: cfg.deadline_admission,
+        },
+    );
     let mut router = super::listen::server(&cfg.security)?
+        .layer(admission)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(home_mixer.into_server(max));
