@@ -13,24 +13,7 @@ use tonic::transport::Channel;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_in_flight_bound_are_rejected_at_once_and_the_rest_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = dir.path().join("models");
-    let server = common::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--model-cache",
-            cache.to_str().expect("utf-8"),
-            "--users",
-            "300",
-            "--max-in-flight",
-            "1",
-        ],
-        "foryou serving on ",
-        Duration::from_secs(120),
-    );
+    let server = common::start_serve(dir.path(), &["--users", "300", "--max-in-flight", "1"]);
     let channel = Channel::from_shared(format!("http://{}", server.addr))
         .expect("uri")
         .connect()

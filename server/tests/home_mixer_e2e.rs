@@ -132,18 +132,7 @@ fn rules_world() -> (World, Ids) {
 
 /// Starts `foryou serve` with `extra` flags and a private model cache.
 fn serve(dir: &Path, extra: &[&str]) -> common::Running {
-    let cache = dir.join("models");
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "off",
-        "--model-cache",
-        cache.to_str().expect("utf-8 path"),
-    ];
-    args.extend_from_slice(extra);
-    common::start(&args, "foryou serving on ", Duration::from_secs(120))
+    common::start_serve(dir, extra)
 }
 
 /// A home-mixer client, once the server reports SERVING (the retrieval

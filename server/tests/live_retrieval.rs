@@ -153,22 +153,7 @@ async fn until(c: &Channel, present: impl Fn(&[i64]) -> bool) -> Duration {
 async fn a_streamed_post_is_retrieved_reaches_a_non_followers_feed_and_a_delete_removes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(dir.path());
-    let cache = dir.path().join("models");
-    let server = common::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--model-cache",
-            cache.to_str().expect("utf-8"),
-            "--world",
-            &file,
-        ],
-        "foryou serving on ",
-        Duration::from_secs(120),
-    );
+    let server = common::start_serve(dir.path(), &["--world", &file]);
     let c = channel(&server.addr).await;
     let before = retrieved(&c).await;
     assert_eq!(before.len(), 12, "the world's 12 posts, rebuilt at start");

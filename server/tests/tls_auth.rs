@@ -269,20 +269,14 @@ async fn mtls_and_the_write_token_guard_thunder_and_serve_reaches_it_over_https(
     );
 
     // `foryou serve` with the remote Thunder over https, mTLS.
-    let cache = dir.path().join("models");
-    let server = common::start(
+    let thunder_url = format!("https://{}", thunder.addr);
+    let server = common::start_serve(
+        dir.path(),
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--model-cache",
-            s(&cache),
             "--world",
             s(&file),
             "--thunder-addr",
-            &format!("https://{}", thunder.addr),
+            &thunder_url,
             "--tls-ca",
             s(&pki.ca),
             "--tls-client-cert",
@@ -290,8 +284,6 @@ async fn mtls_and_the_write_token_guard_thunder_and_serve_reaches_it_over_https(
             "--tls-client-key",
             s(&pki.client_key),
         ],
-        "foryou serving on ",
-        Duration::from_secs(120),
     );
     let sc = Channel::from_shared(format!("http://{}", server.addr))
         .expect("uri")

@@ -58,6 +58,24 @@ pub fn start(args: &[&str], marker: &str, wait: Duration) -> Running {
     Running { child, addr }
 }
 
+/// Starts `foryou serve` on a free loopback port without metrics, its demo
+/// model cached under `dir/models`, with `extra` flags, and waits up to two
+/// minutes for its address.
+pub fn start_serve(dir: &std::path::Path, extra: &[&str]) -> Running {
+    let cache = dir.join("models");
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+        "--model-cache",
+        cache.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    start(&args, "foryou serving on ", Duration::from_secs(120))
+}
+
 /// Starts `foryou thunder` on a free loopback port without metrics, with
 /// `extra` flags, and waits up to a minute for its address.
 pub fn start_thunder(extra: &[&str]) -> Running {
