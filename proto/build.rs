@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("foryou_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Our codec: a malformed message is INVALID_ARGUMENT (src/codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::StrictProstCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! original Thunder and home mixer use `i64`, so callers holding `u64` ids
 //! convert with `as i64`. Field names are the wire contract; numbers are ours.
 
+pub mod codec;
+
 /// Generated code of package `foryou.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {

@@ -1,6 +1,6 @@
 //! GetScoredPosts over loopback (127.0.0.1:0): request limits and malformed
 //! bloom filters are INVALID_ARGUMENT on the wire, a request at the limits
-//! is served, and a body that is not protobuf gets what tonic decides.
+//! is served, and a body that is not protobuf is INVALID_ARGUMENT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -185,7 +185,7 @@ impl Decoder for RawCodec {
 }
 
 #[tokio::test]
-async fn a_body_that_is_not_protobuf_is_internal_as_tonic_decides_and_the_server_keeps_serving() {
+async fn a_body_that_is_not_protobuf_is_invalid_argument_and_the_server_keeps_serving() {
     let (addr, _stop) = start().await;
     let ch = channel(addr).await;
     let mut raw = tonic::client::Grpc::new(ch.clone());
@@ -198,11 +198,13 @@ async fn a_body_that_is_not_protobuf_is_internal_as_tonic_decides_and_the_server
         .unary(tonic::Request::new(vec![0x0f, 0xff, 0xff]), path, RawCodec)
         .await
         .expect_err("not protobuf");
-    // tonic-prost maps every prost::DecodeError to INTERNAL (its codec
-    // cites gRPC's status-code table); the handler never runs, so we
-    // cannot turn it into INVALID_ARGUMENT without our own codec (spec
-    // §4.4).
-    assert_eq!(err.code(), tonic::Code::Internal, "{err:?}");
+    // tonic-prost answers INTERNAL; our codec (foryou_proto::codec) makes
+    // it the caller's error.
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().starts_with("malformed protobuf message"),
+        "{err:?}"
+    );
     assert!(err.message().contains("wire type"), "{err:?}");
     let ok = ScoredPostsServiceClient::new(ch)
         .get_scored_posts(pb::ScoredPostsQuery {
