@@ -8,23 +8,12 @@ use std::time::{Duration, Instant};
 
 use foryou_proto::v1 as pb;
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
-use tonic::transport::Channel;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_in_flight_bound_are_rejected_at_once_and_the_rest_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::start_serve(dir.path(), &["--users", "300", "--max-in-flight", "1"]);
-    let channel = Channel::from_shared(format!("http://{}", server.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    common::wait_serving(
-        channel.clone(),
-        "",
-        Instant::now() + Duration::from_secs(120),
-    )
-    .await;
+    let channel = common::serving_channel(&server.addr).await;
 
     let calls: Vec<_> = (1..=24)
         .map(|viewer| {

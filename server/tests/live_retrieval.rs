@@ -76,18 +76,7 @@ fn write(dir: &Path) -> String {
 }
 
 async fn channel(addr: &str) -> Channel {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    common::wait_serving(
-        channel.clone(),
-        "",
-        Instant::now() + Duration::from_secs(120),
-    )
-    .await;
-    channel
+    common::serving_channel(addr).await
 }
 
 /// A create of a new post by `author`, `secs` after the world's now.

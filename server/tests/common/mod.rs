@@ -111,6 +111,23 @@ pub async fn wait_serving(channel: Channel, service: &str, deadline: Instant) {
     }
 }
 
+/// A plaintext channel to `addr` once its health says SERVING for the
+/// whole server (waits up to two minutes).
+pub async fn serving_channel(addr: &str) -> Channel {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    wait_serving(
+        channel.clone(),
+        "",
+        Instant::now() + Duration::from_secs(120),
+    )
+    .await;
+    channel
+}
+
 /// Sends SIGTERM and asserts a clean exit.
 pub fn stop_gracefully(mut child: Child) {
     let st = Command::new("kill")
