@@ -171,6 +171,13 @@ impl At<'_> {
     }
 }
 
+/// Earliest `now_ms` a world may have: the snowflake epoch (post ids
+/// encode their creation time from it; an earlier clock has no valid ids).
+pub const MIN_NOW_MS: i64 = snowflake::TWEPOCH_MS;
+/// Latest `now_ms`: the last millisecond a 41-bit snowflake timestamp can
+/// hold. Later clocks (or ones near ±2^63) overflow every age computation.
+pub const MAX_NOW_MS: i64 = snowflake::TWEPOCH_MS + (1 << 41) - 1;
+
 /// Reads a world file.
 pub fn read_world(path: &Path) -> Result<World, WorldFileError> {
     let io = |cause| WorldFileError::Io {
@@ -181,8 +188,11 @@ pub fn read_world(path: &Path) -> Result<World, WorldFileError> {
     let mut world = World::default();
     let mut saw_header = false;
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
         let at = At { path, line: i + 1 };
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => at.err("", "not UTF-8 text"),
+            _ => io(e),
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -210,6 +220,15 @@ pub fn read_world(path: &Path) -> Result<World, WorldFileError> {
                     format!(
                         "this build reads version {VERSION}, the file is {}",
                         h.version
+                    ),
+                ));
+            }
+            if !(MIN_NOW_MS..=MAX_NOW_MS).contains(&h.now_ms) {
+                return Err(at.err(
+                    "now_ms",
+                    format!(
+                        "{} is outside the snowflake era [{MIN_NOW_MS}, {MAX_NOW_MS}] (2010-11-04 to 2080-07-10, unix ms)",
+                        h.now_ms
                     ),
                 ));
             }
@@ -606,6 +625,32 @@ mod tests {
             assert!(got.contains(want), "{got:?} should contain {want:?}");
             assert!(got.contains("w.jsonl"), "{got:?} names the file");
         }
+    }
+
+    #[test]
+    fn a_clock_outside_the_snowflake_era_and_non_utf8_lines_are_errors_naming_the_line() {
+        for now in [0, i64::MAX, i64::MIN, MAX_NOW_MS + 1] {
+            let header = format!(
+                r#"{{"type":"header","format":"foryou-world","version":1,"now_ms":{now}}}"#
+            );
+            let got = error_of(&[&header]);
+            assert!(got.contains(":1: field `now_ms`"), "{got}");
+        }
+        let edge = format!(
+            r#"{{"type":"header","format":"foryou-world","version":1,"now_ms":{MAX_NOW_MS}}}"#
+        );
+        let (_d, path) = write_lines(&[&edge]);
+        assert!(
+            read_world(&path).is_ok(),
+            "the last snowflake millisecond is valid"
+        );
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("w.jsonl");
+        let mut bytes = HEADER.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\n{\"type\":\"user\",\"id\":1,\"screen_name\":\"\xff\"}\n");
+        std::fs::write(&path, bytes).expect("write");
+        let got = read_world(&path).expect_err("not UTF-8").to_string();
+        assert!(got.contains("w.jsonl:2: not UTF-8 text"), "{got}");
     }
 
     #[test]
