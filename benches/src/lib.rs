@@ -1,6 +1,7 @@
 //! Shared setup of the foryou benchmarks: seeded models at the bench shapes and
 //! full (unpadded) request batches built through the hash-embedding lookup.
 
+pub mod index_data;
 pub mod thunder;
 
 use foryou_engine::fixture::load_model_dir;

@@ -152,7 +152,7 @@ async fn a_hung_thunder_opens_the_breaker_then_thunder_source_fails_fast_and_rec
             .add_service(InNetworkPostsServiceServer::new(Thunder(switch.clone()))),
     )
     .await;
-    let remote = RemoteThunder::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY)
+    let remote = RemoteThunder::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY, None)
         .expect("valid address");
     let source = ThunderSource::new(Arc::new(remote.clone()), &Params::default());
     let q = query();
@@ -206,7 +206,7 @@ async fn while_a_hung_probe_is_in_flight_calls_fail_fast_and_its_timeout_reopens
     )
     .await;
     let remote = Arc::new(
-        RemoteThunder::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY)
+        RemoteThunder::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY, None)
             .expect("valid address"),
     );
     let source = ThunderSource::new(remote.clone(), &Params::default());
@@ -243,7 +243,7 @@ async fn a_hung_phoenix_ranker_trips_its_own_breaker_and_retrieval_keeps_answeri
             .add_service(PhoenixRetrievalServer::new(Retrieval(retrieval.clone()))),
     )
     .await;
-    let remote = RemotePhoenix::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY)
+    let remote = RemotePhoenix::new(&format!("http://{addr}"), TIMEOUT, 4 << 20, POLICY, None)
         .expect("valid address");
     for _ in 0..POLICY.failures {
         remote

@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use foryou_benches::index_data::{list, normalise, percentile, unit_vector};
 use foryou_engine::corpus::{CorpusItem, Hit, Query};
 use foryou_engine::index::{AnnConfig, Format, IndexConfig, LiveIndex, NewPost, Snapshot};
 use rand::{RngExt, SeedableRng};
@@ -41,12 +42,6 @@ struct Args {
     k: Vec<usize>,
     reps: usize,
     json: Option<String>,
-}
-
-fn list(flag: &str, v: &str) -> anyhow::Result<Vec<usize>> {
-    v.split(',')
-        .map(|x| x.parse().ok().with_context(|| format!("{flag} {x}")))
-        .collect()
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -86,26 +81,6 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// A unit vector of width `DIM` (Box-Muller normals, normalised).
-fn unit(rng: &mut ChaCha8Rng) -> [f32; DIM] {
-    let mut v = [0.0f32; DIM];
-    for pair in v.chunks_exact_mut(2) {
-        let u1: f64 = 1.0 - rng.random::<f64>();
-        let u2: f64 = rng.random();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        pair[0] = (r * t.cos()) as f32;
-        pair[1] = (r * t.sin()) as f32;
-    }
-    normalise(&mut v);
-    v
-}
-
-fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-}
-
 /// Draws vectors of the chosen distribution.
 struct Data {
     rng: ChaCha8Rng,
@@ -116,7 +91,7 @@ impl Data {
     fn new(seed: u64, clustered: bool) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let centres = if clustered {
-            (0..CENTRES).map(|_| unit(&mut rng)).collect()
+            (0..CENTRES).map(|_| unit_vector::<DIM>(&mut rng)).collect()
         } else {
             Vec::new()
         };
@@ -126,7 +101,7 @@ impl Data {
     fn fill(&mut self, n: usize, out: &mut Vec<f32>) {
         out.clear();
         for _ in 0..n {
-            let mut v = unit(&mut self.rng);
+            let mut v = unit_vector::<DIM>(&mut self.rng);
             if !self.centres.is_empty() {
                 let c = &self.centres[self.rng.random_range(0..self.centres.len())];
                 v.iter_mut().zip(c).for_each(|(x, c)| *x = c + 0.7 * *x);
@@ -166,11 +141,6 @@ fn build(config: IndexConfig, a: &Args, seed: u64) -> anyhow::Result<(LiveIndex,
         id += m as i64;
     }
     Ok((index, inside))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Per-call times (ms, sorted) of `reps` searches of `b` queries.

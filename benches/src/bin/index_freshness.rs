@@ -407,13 +407,11 @@ async fn measure(
     Ok(report)
 }
 
+/// The `q`-quantile of unsorted `v`.
 fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q).round() as usize]
+    foryou_benches::index_data::percentile(&s, q)
 }
 
 impl Report {
@@ -474,11 +472,5 @@ impl Report {
 
 /// Nice 10 for the calling thread (the ingest client's runtime).
 fn lower_priority() {
-    // SAFETY: gettid has no preconditions; setpriority on this thread's id
-    // changes only this thread's nice value.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-    if rc != 0 {
-        eprintln!("cannot lower the ingest client's priority");
-    }
+    foryou_server::roles::priority::set_thread_nice(10);
 }

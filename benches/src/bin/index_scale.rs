@@ -18,9 +18,10 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use foryou_benches::index_data::{list, percentile, unit_vector};
 use foryou_engine::corpus::{CorpusItem, Query};
 use foryou_engine::index::{Format, IndexConfig, LiveIndex, NewPost, Rescore};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -38,12 +39,6 @@ struct Args {
     reps: usize,
     variants: Vec<(Format, Rescore)>,
     json: Option<String>,
-}
-
-fn list<T: std::str::FromStr>(flag: &str, v: &str) -> anyhow::Result<Vec<T>> {
-    v.split(',')
-        .map(|x| x.parse().ok().with_context(|| format!("{flag} {x}")))
-        .collect()
 }
 
 fn variant(v: &str) -> anyhow::Result<(Format, Rescore)> {
@@ -105,24 +100,9 @@ fn unit_vectors(seed: u64, n: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(n * DIM);
     for _ in 0..n {
-        let mut v = [0.0f32; DIM];
-        for pair in v.chunks_exact_mut(2) {
-            let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-            let u2: f64 = rng.random();
-            let r = (-2.0 * u1.ln()).sqrt();
-            let t = std::f64::consts::TAU * u2;
-            pair[0] = (r * t.cos()) as f32;
-            pair[1] = (r * t.sin()) as f32;
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        out.extend(v.iter().map(|x| x / norm));
+        out.extend(unit_vector::<DIM>(&mut rng));
     }
     out
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
 fn label(format: Format, rescore: Rescore) -> String {

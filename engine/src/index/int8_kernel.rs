@@ -266,18 +266,7 @@ fn portable<const G: usize>(s: &Shaped<'_, G>, scales: &[f32], out: &mut [f32]) 
 mod tests {
     use super::*;
     use crate::index::element::Element;
-
-    fn pseudo(seed: u64, n: usize) -> Vec<f32> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
-    }
+    use crate::index::tests::pseudo;
 
     /// Rows `[n, dim]` in the int8 layout, and their scales.
     fn pack_rows(rows: &[Vec<f32>], dim: usize) -> (Vec<u8>, Vec<f32>) {

@@ -329,6 +329,7 @@ pub(crate) fn transpose_queries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::tests::pseudo;
 
     /// Rows `[n, dim]` laid out in blocks (zero padded).
     fn blocked<E: FloatElement>(rows: &[Vec<f32>], dim: usize) -> (Vec<E>, Vec<f32>) {
@@ -361,18 +362,6 @@ mod tests {
             8 => body::<E, 8, 2>(qt, dim, blocks, scales, out),
             _ => body::<E, 16, 1>(qt, dim, blocks, scales, out),
         }
-    }
-
-    fn pseudo(seed: u64, n: usize) -> Vec<f32> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
     }
 
     /// Every group size, over a block count that is not a multiple of the

@@ -15,6 +15,20 @@ use super::*;
 use crate::corpus::{CorpusItem, Hit, Query};
 use crate::topk::top_k;
 
+/// `n` values in [-0.5, 0.5) from a 64-bit LCG seeded with `seed` (the
+/// kernels' unit tests; no rand dependency in their inner loops).
+pub(crate) fn pseudo(seed: u64, n: usize) -> Vec<f32> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
 /// A post with ids `(post_id, author_id)`.
 fn post(post_id: i64, author_id: i64, created_ms: i64, rep: &[f32]) -> NewPost<'_> {
     NewPost {

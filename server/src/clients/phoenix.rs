@@ -46,19 +46,8 @@ pub struct RemotePhoenix {
 
 impl RemotePhoenix {
     /// A client of `addr` with a per-call timeout and a circuit breaker per
-    /// service with `breaker`'s policy.
+    /// service with `breaker`'s policy; an `https://` address needs `tls`.
     pub fn new(
-        addr: &str,
-        timeout: std::time::Duration,
-        max_message_bytes: usize,
-        breaker: BreakerPolicy,
-    ) -> Result<Self, ClientError> {
-        Self::with_tls(addr, timeout, max_message_bytes, breaker, None)
-    }
-
-    /// As [`Self::new`], with `tls` for an `https://` address (required
-    /// there).
-    pub fn with_tls(
         addr: &str,
         timeout: std::time::Duration,
         max_message_bytes: usize,

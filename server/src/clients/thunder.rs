@@ -52,19 +52,9 @@ pub struct RemoteThunder {
 
 impl RemoteThunder {
     /// A client of `addr` (e.g. `http://10.0.0.5:50051`) with a per-call
-    /// timeout and a circuit breaker with `breaker`'s policy.
+    /// timeout and a circuit breaker with `breaker`'s policy; an `https://`
+    /// address needs `tls`.
     pub fn new(
-        addr: &str,
-        timeout: std::time::Duration,
-        max_message_bytes: usize,
-        breaker: BreakerPolicy,
-    ) -> Result<Self, ClientError> {
-        Self::with_tls(addr, timeout, max_message_bytes, breaker, None)
-    }
-
-    /// As [`Self::new`], with `tls` for an `https://` address (required
-    /// there).
-    pub fn with_tls(
         addr: &str,
         timeout: std::time::Duration,
         max_message_bytes: usize,

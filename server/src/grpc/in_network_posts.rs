@@ -156,43 +156,22 @@ impl ThunderService {
     /// stream returns its error; batches applied before it stay applied.
     pub async fn ingest_inner(
         &self,
-        mut stream: impl IngestStream,
+        stream: impl IngestStream,
     ) -> Result<pb::IngestSummary, ServiceError> {
         let min_video = self.store.params().min_video_duration_ms;
+        let mut batches = EventBatches::new(stream, min_video, self.ingest_batch);
         let mut total = ApplySummary::default();
-        let mut malformed = 0u64;
-        let mut batch = Vec::with_capacity(self.ingest_batch);
-        let mut index = 0u64;
-        loop {
-            let next = stream.next_event().await.map_err(ServiceError::Stream)?;
-            let done = next.is_none();
-            if let Some(ev) = next {
-                match PostEvent::from_proto(ev, min_video) {
-                    Ok(e) => batch.push(e),
-                    Err(e) => {
-                        count_malformed();
-                        malformed += 1;
-                        tracing::warn!(index, error = %e, "skipping malformed ingest event");
-                    }
-                }
-                index += 1;
-            }
-            if batch.len() >= self.ingest_batch || (done && !batch.is_empty()) {
-                let store = self.store.clone();
-                let events = std::mem::replace(&mut batch, Vec::with_capacity(self.ingest_batch));
-                let s = tokio::task::spawn_blocking(move || apply_events(&store, events))
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("ingest worker: {e}")))?;
-                total.add(&s);
-            }
-            if done {
-                break;
-            }
+        while let Some(events) = batches.next_batch().await? {
+            let store = self.store.clone();
+            let s = tokio::task::spawn_blocking(move || apply_events(&store, events))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("ingest worker: {e}")))?;
+            total.add(&s);
         }
         Ok(pb::IngestSummary {
             creates_applied: total.creates.inserted,
             deletes_applied: total.deletes_applied,
-            skipped: total.creates.skipped() + total.deletes_repeated + malformed,
+            skipped: total.creates.skipped() + total.deletes_repeated + batches.malformed(),
         })
     }
 }
@@ -216,6 +195,66 @@ pub fn retrieve_recent(
         start: store.clock().monotonic(),
     };
     store.newest_posts_by_users(&q, video, max_results).posts
+}
+
+/// An ingest stream decoded into batches of at most `size` valid events
+/// (Thunder's store and a Phoenix server's index take the same stream).
+/// Malformed events are counted, logged with their index and skipped.
+pub struct EventBatches<S> {
+    stream: S,
+    min_video_duration_ms: u32,
+    size: usize,
+    index: u64,
+    malformed: u64,
+    done: bool,
+}
+
+impl<S: IngestStream> EventBatches<S> {
+    /// Batches of `size` (at least 1) from `stream`.
+    pub fn new(stream: S, min_video_duration_ms: u32, size: usize) -> Self {
+        Self {
+            stream,
+            min_video_duration_ms,
+            size: size.max(1),
+            index: 0,
+            malformed: 0,
+            done: false,
+        }
+    }
+
+    /// The next batch: full, or the rest at the stream's end; `None` once
+    /// everything was handed out. A broken stream is its error.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<PostEvent>>, ServiceError> {
+        let mut batch = Vec::with_capacity(self.size);
+        while !self.done && batch.len() < self.size {
+            match self
+                .stream
+                .next_event()
+                .await
+                .map_err(ServiceError::Stream)?
+            {
+                None => self.done = true,
+                Some(ev) => {
+                    match PostEvent::from_proto(ev, self.min_video_duration_ms) {
+                        Ok(e) => batch.push(e),
+                        Err(e) => {
+                            count_malformed();
+                            self.malformed += 1;
+                            let index = self.index;
+                            tracing::warn!(index, error = %e, "skipping malformed ingest event");
+                        }
+                    }
+                    self.index += 1;
+                }
+            }
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// Malformed events skipped so far.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
 }
 
 /// A source of ingest events (the gRPC stream, or a test's vector).

@@ -228,14 +228,12 @@ impl PhoenixRetrieval for PhoenixService {
 
 #[cfg(test)]
 mod tests {
-    use foryou_engine::init::{Preset, preset_config, write_random_model};
-    use foryou_engine::{Corpus, CorpusItem, Device, ModelKind};
+    use foryou_engine::{Corpus, CorpusItem};
 
     use super::*;
     use crate::phoenix::engine::{
         MAX_EXCLUDED_IDS, MAX_PREDICT_CANDIDATES, MAX_RETRIEVE_TOP_K, MIN_HISTORY_LIMIT,
     };
-    use crate::phoenix::load_models;
 
     /// Corpus posts of the test engine.
     const CORPUS: i64 = 20;
@@ -243,17 +241,7 @@ mod tests {
     /// Demo-shaped models (S 32) with 64-row hash tables, and a corpus of
     /// [`CORPUS`] posts by 4 authors.
     fn service() -> PhoenixService {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (seed, kind, sub) in [
-            (1, ModelKind::Ranker, "ranker"),
-            (2, ModelKind::Retrieval, "retrieval"),
-        ] {
-            let mut cfg = preset_config(Preset::Demo);
-            cfg.model_kind = kind;
-            write_random_model(&dir.path().join(sub), &cfg, seed, 64, &mut |_, _| {})
-                .expect("write a model");
-        }
-        let models = load_models(dir.path(), &Device::cpu()).expect("load the models");
+        let models = crate::phoenix::models::small_demo_models();
         let dim = models.retriever.config().emb_size;
         let items = (1..=CORPUS)
             .map(|i| CorpusItem {

@@ -19,11 +19,11 @@ use foryou_proto::v1::in_network_posts_service_server::{
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use super::in_network_posts::IngestStream;
+use super::in_network_posts::{EventBatches, IngestStream};
 use super::status::ServiceError;
 use crate::phoenix::live_retrieval::indexed;
 use crate::phoenix::{IndexedPost, LiveRetrieval};
-use crate::thunder::events::{PostEvent, count_malformed};
+use crate::thunder::events::PostEvent;
 
 /// Events handed to the index per blocking call.
 pub const INGEST_BATCH: usize = 1000;
@@ -33,14 +33,6 @@ pub const INGEST_BATCH: usize = 1000;
 pub struct IndexIngestService {
     live: Arc<LiveRetrieval>,
     min_video_duration_ms: u32,
-}
-
-/// Counts of one ingest stream.
-#[derive(Debug, Default)]
-struct Counts {
-    creates: u64,
-    deletes: u64,
-    skipped: u64,
 }
 
 impl IndexIngestService {
@@ -64,52 +56,37 @@ impl IndexIngestService {
     /// Acknowledges once every batch is queued for the encoder.
     pub async fn ingest_inner(
         &self,
-        mut stream: impl IngestStream,
+        stream: impl IngestStream,
     ) -> Result<pb::IngestSummary, ServiceError> {
-        let mut counts = Counts::default();
-        let mut creates: Vec<IndexedPost> = Vec::new();
-        let mut deletes: Vec<i64> = Vec::new();
-        let mut index = 0u64;
-        loop {
-            let next = stream.next_event().await.map_err(ServiceError::Stream)?;
-            let done = next.is_none();
-            if let Some(ev) = next {
-                match PostEvent::from_proto(ev, self.min_video_duration_ms) {
-                    Ok(PostEvent::Create(p)) => match indexed(&p) {
+        let mut batches = EventBatches::new(stream, self.min_video_duration_ms, INGEST_BATCH);
+        let (mut creates_sent, mut deletes_sent, mut retweets) = (0u64, 0u64, 0u64);
+        while let Some(events) = batches.next_batch().await? {
+            let (mut creates, mut deletes) = (Vec::<IndexedPost>::new(), Vec::new());
+            for ev in events {
+                match ev {
+                    PostEvent::Create(p) => match indexed(&p) {
                         Some(post) => creates.push(post),
-                        None => counts.skipped += 1,
+                        None => retweets += 1,
                     },
-                    Ok(PostEvent::Delete(d)) => deletes.push(d.post_id),
-                    Err(e) => {
-                        count_malformed();
-                        counts.skipped += 1;
-                        tracing::warn!(index, error = %e, "skipping malformed ingest event");
-                    }
-                }
-                index += 1;
-            }
-            if creates.len() + deletes.len() >= INGEST_BATCH || done {
-                let (c, d) = (std::mem::take(&mut creates), std::mem::take(&mut deletes));
-                counts.creates += c.len() as u64;
-                counts.deletes += d.len() as u64;
-                let live = self.live.clone();
-                let queued = tokio::task::spawn_blocking(move || live.send(c, d))
-                    .await
-                    .map_err(|e| ServiceError::Internal(format!("ingest worker: {e}")))?;
-                if !queued {
-                    return Err(ServiceError::Internal(
-                        "the retrieval index writer has stopped".into(),
-                    ));
+                    PostEvent::Delete(d) => deletes.push(d.post_id),
                 }
             }
-            if done {
-                break;
+            creates_sent += creates.len() as u64;
+            deletes_sent += deletes.len() as u64;
+            let live = self.live.clone();
+            let queued = tokio::task::spawn_blocking(move || live.send(creates, deletes))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("ingest worker: {e}")))?;
+            if !queued {
+                return Err(ServiceError::Internal(
+                    "the retrieval index writer has stopped".into(),
+                ));
             }
         }
         Ok(pb::IngestSummary {
-            creates_applied: counts.creates,
-            deletes_applied: counts.deletes,
-            skipped: counts.skipped,
+            creates_applied: creates_sent,
+            deletes_applied: deletes_sent,
+            skipped: retweets + batches.malformed(),
         })
     }
 }

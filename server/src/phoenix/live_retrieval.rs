@@ -68,6 +68,13 @@ impl LiveRetrieval {
         }
         let mut index = LiveIndex::new(config)?;
         if let Some(p) = initial {
+            if p.reps.len() != p.items.len() * emb {
+                return Err(EngineError::Input(format!(
+                    "{} representation values for {} posts of width {emb}",
+                    p.reps.len(),
+                    p.items.len()
+                )));
+            }
             let posts: Vec<NewPost<'_>> = p
                 .items
                 .iter()
@@ -78,13 +85,6 @@ impl LiveRetrieval {
                     representation,
                 })
                 .collect();
-            if posts.len() != p.items.len() || p.reps.len() != p.items.len() * emb {
-                return Err(EngineError::Input(format!(
-                    "{} representation values for {} posts of width {emb}",
-                    p.reps.len(),
-                    p.items.len()
-                )));
-            }
             let r = index.insert(&posts, clock.unix_ms())?;
             offered("inserted", r.inserted);
             offered("duplicate", r.duplicates);
@@ -177,33 +177,17 @@ mod tests {
 
     use foryou_engine::corpus::Query;
     use foryou_engine::index::{Format, IndexConfig};
-    use foryou_engine::init::{Preset, preset_config, write_random_model};
-    use foryou_engine::{Corpus, Device, ModelKind, PostSearch};
+    use foryou_engine::{Corpus, PostSearch};
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::phoenix::load_models;
 
     const NOW_S: i64 = 1_800_000_000;
     const WAIT: Duration = Duration::from_secs(30);
 
     /// A demo-shaped retriever with 64-row hash tables.
     fn retriever() -> Arc<PhoenixRetriever> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (seed, kind, sub) in [
-            (1, ModelKind::Ranker, "ranker"),
-            (2, ModelKind::Retrieval, "retrieval"),
-        ] {
-            let mut cfg = preset_config(Preset::Demo);
-            cfg.model_kind = kind;
-            write_random_model(&dir.path().join(sub), &cfg, seed, 64, &mut |_, _| {})
-                .expect("write a model");
-        }
-        Arc::new(
-            load_models(dir.path(), &Device::cpu())
-                .expect("load the models")
-                .retriever,
-        )
+        Arc::new(crate::phoenix::models::small_demo_models().retriever)
     }
 
     fn start(

@@ -78,6 +78,12 @@ pub fn demo_model_dir(cache: Option<&Path>, seed: u64) -> PathBuf {
 /// random weights) under `dir`, unless each is already there. Returns true
 /// if anything was written.
 pub fn ensure_demo_models(dir: &Path, seed: u64) -> Result<bool, ModelError> {
+    write_demo_models(dir, seed, DEMO_TABLE_ROWS)
+}
+
+/// [`ensure_demo_models`] with `table_rows`-row hash tables (the ranker
+/// from `seed`, the retriever from `seed + 1`).
+fn write_demo_models(dir: &Path, seed: u64, table_rows: usize) -> Result<bool, ModelError> {
     let mut wrote = false;
     for (i, kind) in [ModelKind::Ranker, ModelKind::Retrieval]
         .into_iter()
@@ -89,20 +95,24 @@ pub fn ensure_demo_models(dir: &Path, seed: u64) -> Result<bool, ModelError> {
         }
         let mut cfg = preset_config(Preset::Demo);
         cfg.model_kind = kind;
-        write_random_model(
-            &path,
-            &cfg,
-            seed + i as u64,
-            DEMO_TABLE_ROWS,
-            &mut |_, _| {},
-        )
-        .map_err(|e| ModelError {
-            path: path.clone(),
-            cause: e.into(),
-        })?;
+        write_random_model(&path, &cfg, seed + i as u64, table_rows, &mut |_, _| {}).map_err(
+            |e| ModelError {
+                path: path.clone(),
+                cause: e.into(),
+            },
+        )?;
         wrote = true;
     }
     Ok(wrote)
+}
+
+/// Demo-shaped models with 64-row hash tables (ranker seed 1, retriever
+/// seed 2) on the CPU, for tests.
+#[cfg(test)]
+pub(crate) fn small_demo_models() -> PhoenixModels {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_demo_models(dir.path(), 1, 64).expect("write the models");
+    load_models(dir.path(), &Device::cpu()).expect("load the models")
 }
 
 /// Loads `dir/ranker` and `dir/retrieval` onto `device`: our layout

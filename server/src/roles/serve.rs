@@ -81,7 +81,7 @@ pub async fn run_serve(
         Arc<dyn PhoenixRetrievalClient>,
     ) = match &cfg.phoenix_addr {
         Some(addr) => {
-            let remote = Arc::new(RemotePhoenix::with_tls(
+            let remote = Arc::new(RemotePhoenix::new(
                 addr,
                 timeout,
                 cfg.max_message_bytes,
@@ -123,7 +123,7 @@ pub async fn run_serve(
                 tokio::task::spawn_blocking(move || feed_world(&live, &w.light_posts(min_video)))
                     .await?;
             }
-            Arc::new(RemoteThunder::with_tls(
+            Arc::new(RemoteThunder::new(
                 addr,
                 timeout,
                 cfg.max_message_bytes,

@@ -1,8 +1,8 @@
 //! Post events: decoding the `InNetworkEvent` payload (Kafka, the ingest
 //! stream and event files share it) and applying a batch to the store with
 //! the serving listener's rules (spec §3.7): creates via `insert_posts`, then
-//! deletes via `mark_as_deleted`, then the batch to the store's feed (the
-//! retrieval index), if one is attached.
+//! deletes via `mark_as_deleted`; the batch also goes to the store's feed
+//! (the retrieval index), if one is attached.
 
 use std::num::NonZeroU32;
 
@@ -137,13 +137,11 @@ pub fn apply_events(store: &PostStore, events: Vec<PostEvent>) -> ApplySummary {
         }
     }
     let n = (creates.len() + deletes.len()) as u64;
-    let forwarded = store.has_feed().then(|| creates.clone());
-    let creates_summary = store.insert_posts(creates);
+    // The feed's consumer keeps its own state with its own rules, so it may
+    // take the batch before the store applies it (no copy of the creates).
+    store.forward(&creates, &deletes);
+    let creates = store.insert_posts(creates);
     let deletes_applied = store.mark_as_deleted(&deletes);
-    if let Some(posts) = forwarded {
-        store.forward(&posts, &deletes);
-    }
-    let creates = creates_summary;
     let summary = ApplySummary {
         creates,
         deletes_applied,

@@ -162,19 +162,15 @@ impl PostStore {
         }
     }
 
-    /// Attaches the post stream's other consumer: every batch applied by
-    /// `events::apply_events` (and [`Self::forward`]) is passed on to it.
+    /// Attaches the post stream's other consumer: every batch
+    /// `events::apply_events` applies (and [`Self::forward`]) is passed on
+    /// to it.
     /// One feed per store; a second is refused and returned.
     pub fn set_feed(&self, feed: Arc<dyn PostFeed>) -> Result<(), Arc<dyn PostFeed>> {
         self.feed.set(feed)
     }
 
-    /// True when a feed is attached.
-    pub fn has_feed(&self) -> bool {
-        self.feed.get().is_some()
-    }
-
-    /// Passes an applied batch on to the feed, if one is attached.
+    /// Passes a batch on to the feed, if one is attached.
     pub fn forward(&self, creates: &[LightPost], deletes: &[PostDelete]) {
         if let Some(feed) = self.feed.get() {
             feed.publish(creates, deletes);
