@@ -177,13 +177,14 @@ pub struct ServeConfig {
     /// source.
     #[arg(long, env = "FORYOU_BREAKER_FAILURES", default_value_t = 5)]
     pub breaker_failures: u32,
-    /// How long an open circuit breaker fails calls at once before letting
-    /// one probe call through, milliseconds; the probe's success closes it,
-    /// its failure re-opens it for another cool-down. Default 2000, twice
-    /// the default client timeout: a backend that stays hung costs one
-    /// request's timeout every two seconds, and one that recovers is used
-    /// again within two seconds.
-    #[arg(long, env = "FORYOU_BREAKER_COOLDOWN_MS", default_value_t = 2000)]
+    /// How often an open circuit breaker probes its backend, milliseconds:
+    /// a background task sends one small real request (a one-candidate
+    /// Predict, a one-author Thunder query) every cool-down and closes the
+    /// breaker when it is answered; callers fail at once meanwhile and are
+    /// never the probe. Default 250: a backend that returns is used again
+    /// within ~0.25 s plus one probe, and one that stays down costs four
+    /// tiny requests a second.
+    #[arg(long, env = "FORYOU_BREAKER_COOLDOWN_MS", default_value_t = 250)]
     pub breaker_cooldown_ms: u64,
     /// Home-mixer tunables: a TOML file overriding any of the defaults.
     #[arg(long, env = "FORYOU_PARAMS")]
@@ -455,26 +456,26 @@ mod tests {
     }
 
     #[test]
-    fn breaker_flags_default_to_five_failures_and_a_two_second_cooldown() {
+    fn breaker_flags_default_to_five_failures_and_a_quarter_second_cooldown() {
         let d = ServeWrap::try_parse_from(["test"])
             .expect("defaults")
             .serve
             .breaker();
         assert_eq!(d, BreakerPolicy::default());
-        assert_eq!((d.failures, d.cooldown), (5, Duration::from_secs(2)));
+        assert_eq!((d.failures, d.cooldown), (5, Duration::from_millis(250)));
         let set = ServeWrap::try_parse_from([
             "test",
             "--breaker-failures",
             "0",
             "--breaker-cooldown-ms",
-            "250",
+            "2000",
         ])
         .expect("valid flags")
         .serve
         .breaker();
         assert_eq!(
             (set.failures, set.cooldown),
-            (0, Duration::from_millis(250))
+            (0, Duration::from_millis(2000))
         );
     }
 

@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod fuzz;
 pub mod grpc;
 pub mod phoenix;
 pub mod pipeline;

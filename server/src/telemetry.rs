@@ -39,6 +39,7 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
     crate::clients::breaker::describe();
     crate::phoenix::index_metrics::describe();
     crate::grpc::admission::describe();
+    crate::phoenix::scoring_health::describe();
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! The `foryou phoenix` commands end to end, through the built binary.
+//! The `foryou phoenix` and `foryou world` commands end to end, through the
+//! built binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,5 +111,67 @@ fn init_demo_then_eval_of_a_fixture_shaped_dir_runs() {
     assert!(
         probs.iter().any(|&p| p < 0.4) && probs.iter().any(|&p| p > 0.6),
         "trivial outputs"
+    );
+}
+
+#[test]
+fn world_check_refuses_a_surface_the_ranker_has_no_row_for_naming_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = |surface: u32| {
+        let path = dir.path().join(format!("w{surface}.jsonl"));
+        let lines = [
+            r#"{"type":"header","format":"foryou-world","version":1,"now_ms":1800000000000}"#
+                .to_owned(),
+            r#"{"type":"user","id":1,"screen_name":"a"}"#.to_owned(),
+            r#"{"type":"post","id":4194304,"author":1}"#.to_owned(),
+            format!(
+                r#"{{"type":"engagement","user":1,"post":4194304,"actions":["favorite"],"at_ms":1,"surface":{surface}}}"#
+            ),
+        ];
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        path
+    };
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../engine/tests/fixtures/phoenix-v2/v2_artifacts");
+    // The demo ranker and the May-2026 checkpoint both have 16 surfaces.
+    for model in [None, Some(v2.as_path())] {
+        let check = |path: &Path| {
+            let mut cmd = foryou();
+            cmd.args(["world", "check"]).arg(path);
+            if let Some(m) = model {
+                cmd.arg("--model").arg(m);
+            }
+            cmd.env_remove("FORYOU_MODEL").output().expect("run foryou")
+        };
+        let ok = check(&world(15));
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&ok.stdout).contains("within the ranker's 16"),
+            "{}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+        let bad = check(&world(16));
+        assert!(!bad.status.success());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            stderr.contains("w16.jsonl:4: field `surface`: 16 is outside"),
+            "{stderr}"
+        );
+    }
+    let missing = foryou()
+        .args(["world", "check"])
+        .arg(world(0))
+        .args(["--model", "/no/such/model"])
+        .output()
+        .expect("run foryou");
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("/no/such/model/ranker/config.json"),
+        "{stderr}"
     );
 }

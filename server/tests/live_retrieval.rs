@@ -79,7 +79,8 @@ async fn channel(addr: &str) -> Channel {
     common::serving_channel(addr).await
 }
 
-/// A create of a new post by `author`, `secs` after the world's now.
+/// A create of a new post by `author`, `secs` after the world's now
+/// (negative: before it).
 fn create(author: i64, secs: i64) -> (i64, pb::InNetworkEvent) {
     let created_ms = NOW_MS + secs * 1000;
     let id = snowflake::id_at(created_ms) + 777;
@@ -147,7 +148,9 @@ async fn a_streamed_post_is_retrieved_reaches_a_non_followers_feed_and_a_delete_
     let before = retrieved(&c).await;
     assert_eq!(before.len(), 12, "the world's 12 posts, rebuilt at start");
 
-    let (id, ev) = create(STRANGER, 2);
+    // Before the world's now: the feed's age filter drops posts from the
+    // future, and the server's clock starts at the world's now.
+    let (id, ev) = create(STRANGER, -2);
     let summary = ingest(&c, vec![ev]).await;
     assert_eq!(summary.creates_applied, 1);
     until(&c, |ids| ids.contains(&id)).await;

@@ -19,6 +19,17 @@
 //! (INVALID_ARGUMENT and the like) or load shed at once
 //! (RESOURCE_EXHAUSTED, which already costs no wait).
 //!
+//! **Background probe** ([`CircuitBreaker::probe_in_background`], what the
+//! remote clients use): instead of letting a caller's call through as the
+//! probe, a task makes a small real request of the service
+//! ([`call_prober`]: a one-candidate Predict, a one-author Thunder query)
+//! every cool-down while the breaker is open, and closes it when the
+//! request is answered. A real request rather than a health check: a
+//! backend whose process answers health but whose handlers hang stays
+//! cut off. No caller ever waits on a hung backend once the breaker is
+//! open, and one that returns is used again within a cool-down plus one
+//! probe (the half-open state is then never entered).
+//!
 //! Concurrency: outcomes count only in the state their call was admitted
 //! under (each transition starts a new epoch), so calls that were in
 //! flight when the breaker opened cannot close or re-open it later; only
@@ -41,10 +52,13 @@
 //! and epoch rules above and our metrics.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use super::ClientError;
 use crate::clock::{Clock, SystemClock};
@@ -83,11 +97,11 @@ pub struct BreakerPolicy {
 }
 
 impl Default for BreakerPolicy {
-    /// 5 failures, 2 s (the `foryou serve` defaults; see `config.rs`).
+    /// 5 failures, 250 ms (the `foryou serve` defaults; see `config.rs`).
     fn default() -> Self {
         Self {
             failures: 5,
-            cooldown: Duration::from_secs(2),
+            cooldown: Duration::from_millis(250),
         }
     }
 }
@@ -163,6 +177,29 @@ pub fn counts_as_failure(code: tonic::Code) -> bool {
     )
 }
 
+/// Asks whether the backend is back (true: close the breaker). It must
+/// bound its own wait.
+pub type Prober = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// A [`Prober`] that makes `call` (a small real request of the service)
+/// and says the backend is back when it answers in a way that does not
+/// count as a failure ([`counts_as_failure`]). The call's channel timeout
+/// bounds the wait.
+pub fn call_prober<F>(call: impl Fn() -> F + Send + Sync + 'static) -> Prober
+where
+    F: Future<Output = Result<(), tonic::Status>> + Send + 'static,
+{
+    Arc::new(move || {
+        let call = call();
+        Box::pin(async move {
+            match call.await {
+                Ok(()) => true,
+                Err(s) => !counts_as_failure(s.code()),
+            }
+        })
+    })
+}
+
 /// A circuit breaker around one remote service (see the module doc).
 /// Share it with `Arc` (or a `Clone` client holding one).
 #[derive(Debug)]
@@ -174,6 +211,17 @@ pub struct CircuitBreaker {
     policy: BreakerPolicy,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    /// A background task probes while open; callers are never the probe.
+    background_probe: AtomicBool,
+    /// Wakes the probe task when the breaker opens (or is dropped).
+    opened: Arc<Notify>,
+}
+
+impl Drop for CircuitBreaker {
+    fn drop(&mut self) {
+        // Lets a waiting probe task see the breaker is gone and end.
+        self.opened.notify_one();
+    }
 }
 
 #[derive(Debug)]
@@ -231,6 +279,37 @@ impl CircuitBreaker {
                 failures: 0,
                 epoch: 0,
             }),
+            background_probe: AtomicBool::new(false),
+            opened: Arc::new(Notify::new()),
+        }
+    }
+
+    /// From now on, while open, `prober` is asked every cool-down in a task
+    /// on the current Tokio runtime, and its true closes the breaker;
+    /// callers keep failing at once until then (see the module doc). The
+    /// task ends when the breaker is dropped. Outside a runtime nothing
+    /// changes (a caller's call stays the probe).
+    pub fn probe_in_background(self: &Arc<Self>, prober: Prober) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.background_probe.store(true, Ordering::Release);
+        let (weak, opened) = (Arc::downgrade(self), self.opened.clone());
+        runtime.spawn(probe_while_open(weak, opened, prober));
+    }
+
+    /// The epoch of the open state, if open.
+    fn open_epoch(&self) -> Option<u64> {
+        let inner = self.inner.lock();
+        matches!(inner.state, State::Open { .. }).then_some(inner.epoch)
+    }
+
+    /// A background probe succeeded in the open state of `epoch`.
+    fn close_after_probe(&self, epoch: u64) {
+        let mut inner = self.inner.lock();
+        if inner.epoch == epoch && matches!(inner.state, State::Open { .. }) {
+            inner.failures = 0;
+            self.enter(&mut inner, State::Closed);
         }
     }
 
@@ -258,6 +337,13 @@ impl CircuitBreaker {
                 .checked_sub(now.saturating_sub(since))
                 .filter(|left| !left.is_zero())
             {
+                None if self.background_probe.load(Ordering::Acquire) => {
+                    Some(BreakerOpen::CoolingDown {
+                        breaker: self.name,
+                        failures: inner.failures,
+                        retry_in: self.policy.cooldown,
+                    })
+                }
                 None => {
                     self.enter(&mut inner, State::HalfOpen);
                     return Ok(Permit::new(self, inner.epoch, true));
@@ -338,6 +424,9 @@ impl CircuitBreaker {
         metrics::counter!(TRANSITIONS, "service" => self.name, "state" => public.name())
             .increment(1);
         metrics::gauge!(STATE, "service" => self.name).set(public.gauge());
+        if public == BreakerState::Open {
+            self.opened.notify_one();
+        }
         match public {
             BreakerState::Open => tracing::warn!(
                 breaker = self.name,
@@ -349,6 +438,40 @@ impl CircuitBreaker {
                 tracing::info!(breaker = self.name, "circuit breaker half-open: probing")
             }
             BreakerState::Closed => tracing::info!(breaker = self.name, "circuit breaker closed"),
+        }
+    }
+}
+
+/// The background probe task: waits for the breaker to open, then asks
+/// `prober` every cool-down until it says the backend is back.
+async fn probe_while_open(weak: Weak<CircuitBreaker>, opened: Arc<Notify>, prober: Prober) {
+    loop {
+        // Wait until open (register for the wake-up before looking).
+        let epoch = loop {
+            let notified = opened.notified();
+            let Some(b) = weak.upgrade() else { return };
+            if let Some(epoch) = b.open_epoch() {
+                break epoch;
+            }
+            drop(b);
+            notified.await;
+        };
+        // Probe every cool-down until closed (by us or anything else).
+        loop {
+            let Some(cooldown) = weak.upgrade().map(|b| b.policy.cooldown) else {
+                return;
+            };
+            tokio::time::sleep(cooldown).await;
+            let back = prober().await;
+            let Some(b) = weak.upgrade() else { return };
+            if b.open_epoch() != Some(epoch) {
+                break;
+            }
+            if back {
+                tracing::info!(breaker = b.name, "the backend answered a probe request");
+                b.close_after_probe(epoch);
+                break;
+            }
         }
     }
 }
@@ -645,5 +768,48 @@ mod tests {
             Some(&DebugValue::Gauge(0.0.into())),
             "closed again"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_probe_closes_the_breaker_and_no_caller_is_ever_the_probe() {
+        use std::sync::atomic::AtomicU32;
+        let (b, clock) = breaker(3);
+        let b = Arc::new(b);
+        let back = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicU32::new(0));
+        let prober: Prober = {
+            let (back, asked) = (back.clone(), asked.clone());
+            Arc::new(move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let answer = back.load(Ordering::SeqCst);
+                Box::pin(async move { answer })
+            })
+        };
+        b.probe_in_background(prober);
+        tokio::time::sleep(COOLDOWN * 3).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 0, "no probes while closed");
+
+        fail(&b, 3);
+        assert_eq!(b.state(), BreakerState::Open);
+        clock.advance(COOLDOWN * 2);
+        assert!(
+            matches!(b.try_acquire(), Err(BreakerOpen::CoolingDown { .. })),
+            "past the cool-down a caller still fails at once"
+        );
+        tokio::time::sleep(COOLDOWN * 3 + Duration::from_millis(1)).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 3, "one probe per cool-down");
+        assert_eq!(b.state(), BreakerState::Open);
+
+        back.store(true, Ordering::SeqCst);
+        tokio::time::sleep(COOLDOWN + Duration::from_millis(1)).await;
+        assert_eq!(b.state(), BreakerState::Closed, "closed by the probe");
+        b.try_acquire().expect("closed").record(true);
+
+        // The task keeps watching: a second outage is probed too.
+        let before = asked.load(Ordering::SeqCst);
+        fail(&b, 3);
+        tokio::time::sleep(COOLDOWN + Duration::from_millis(1)).await;
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(asked.load(Ordering::SeqCst), before + 1);
     }
 }

@@ -11,7 +11,7 @@ use foryou_proto::v1::phoenix_retrieval_client::PhoenixRetrievalClient as Retrie
 use tonic::transport::Channel;
 
 use super::ClientError;
-use super::breaker::{BreakerPolicy, CircuitBreaker};
+use super::breaker::{BreakerPolicy, CircuitBreaker, call_prober};
 
 /// The ranker.
 #[async_trait]
@@ -55,19 +55,49 @@ impl RemotePhoenix {
         tls: Option<&tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, ClientError> {
         let channel = super::error::lazy_channel("phoenix", addr, timeout, tls)?;
+        let ranker = RankerStub::new(channel.clone())
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        let retrieval = RetrievalStub::new(channel)
+            .max_decoding_message_size(max_message_bytes)
+            .max_encoding_message_size(max_message_bytes);
+        let ranker_breaker = Arc::new(CircuitBreaker::new("phoenix_ranker", "phoenix", breaker));
+        let retrieval_breaker =
+            Arc::new(CircuitBreaker::new("phoenix_retrieval", "phoenix", breaker));
+        // Background probes while open: one candidate, one post.
+        let stub = ranker.clone();
+        ranker_breaker.probe_in_background(call_prober(move || {
+            let mut c = stub.clone();
+            async move {
+                let probe = pb::PredictRequest {
+                    user_id: 1,
+                    candidates: vec![pb::RankCandidate {
+                        post_id: 1,
+                        author_id: 1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                c.predict(probe).await.map(|_| ())
+            }
+        }));
+        let stub = retrieval.clone();
+        retrieval_breaker.probe_in_background(call_prober(move || {
+            let mut c = stub.clone();
+            async move {
+                let probe = pb::RetrieveRequest {
+                    user_id: 1,
+                    top_k: 1,
+                    ..Default::default()
+                };
+                c.retrieve(probe).await.map(|_| ())
+            }
+        }));
         Ok(Self {
-            ranker: RankerStub::new(channel.clone())
-                .max_decoding_message_size(max_message_bytes)
-                .max_encoding_message_size(max_message_bytes),
-            retrieval: RetrievalStub::new(channel)
-                .max_decoding_message_size(max_message_bytes)
-                .max_encoding_message_size(max_message_bytes),
-            ranker_breaker: Arc::new(CircuitBreaker::new("phoenix_ranker", "phoenix", breaker)),
-            retrieval_breaker: Arc::new(CircuitBreaker::new(
-                "phoenix_retrieval",
-                "phoenix",
-                breaker,
-            )),
+            ranker,
+            retrieval,
+            ranker_breaker,
+            retrieval_breaker,
         })
     }
 

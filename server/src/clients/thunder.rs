@@ -9,7 +9,7 @@ use foryou_proto::v1::in_network_posts_service_client::InNetworkPostsServiceClie
 use tonic::transport::Channel;
 
 use super::ClientError;
-use super::breaker::{BreakerPolicy, CircuitBreaker};
+use super::breaker::{BreakerPolicy, CircuitBreaker, call_prober};
 use crate::grpc::in_network_posts::ThunderService;
 
 /// Asks Thunder for in-network posts.
@@ -43,7 +43,9 @@ impl InNetworkPostsClient for EmbeddedThunder {
 /// A remote Thunder over gRPC; connects lazily, so a Thunder that is down
 /// fails each request (ThunderSource then contributes nothing) instead of
 /// the start-up. Calls go through a [`CircuitBreaker`] named `thunder`:
-/// once Thunder keeps failing or timing out, requests stop waiting on it.
+/// once Thunder keeps failing or timing out, requests stop waiting on it,
+/// and a one-author query probes it in the background (inside a Tokio
+/// runtime) until it answers.
 #[derive(Debug, Clone)]
 pub struct RemoteThunder {
     client: InNetworkPostsServiceClient<Channel>,
@@ -66,10 +68,22 @@ impl RemoteThunder {
             .max_decoding_message_size(max_message_bytes)
             .max_encoding_message_size(max_message_bytes)
             .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
-        Ok(Self {
-            client,
-            breaker: Arc::new(CircuitBreaker::new("thunder", "thunder", breaker)),
-        })
+        let breaker = Arc::new(CircuitBreaker::new("thunder", "thunder", breaker));
+        let probe_client = client.clone();
+        breaker.probe_in_background(call_prober(move || {
+            let mut c = probe_client.clone();
+            async move {
+                // One author, one post: Thunder's cheapest real query.
+                let probe = pb::GetInNetworkPostsRequest {
+                    user_id: 1,
+                    following_user_ids: vec![1],
+                    max_results: 1,
+                    ..Default::default()
+                };
+                c.get_in_network_posts(probe).await.map(|_| ())
+            }
+        }));
+        Ok(Self { client, breaker })
     }
 
     /// The circuit breaker of GetInNetworkPosts.

@@ -57,6 +57,10 @@ pub struct FeedBenchArgs {
     /// Each request's deadline (grpc-timeout), ms; 0: none.
     #[arg(long, default_value_t = 0)]
     deadline_ms: u64,
+    /// Also write every measured request to this CSV file (send time and
+    /// latency in ms, status, degraded, posts), for fault timelines.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
 }
 
 /// Runs a bench subcommand.
@@ -85,6 +89,17 @@ async fn feed(args: FeedBenchArgs) -> anyhow::Result<()> {
         super::bench_load::feed_call(&client, rng.random_range(1..=users), deadline)
     })
     .await?;
+    if let Some(path) = &args.trace {
+        let mut text = String::from(super::bench_load::TraceRow::CSV_HEADER);
+        text.push('\n');
+        let mut rows = r.trace.clone();
+        rows.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+        for row in &rows {
+            text.push_str(&row.csv());
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("--trace {}", path.display()))?;
+    }
     if args.json {
         let v = serde_json::json!({
             "addr": args.addr, "offered_qps": args.qps, "duration_s": args.duration,

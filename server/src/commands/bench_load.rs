@@ -208,6 +208,38 @@ pub struct LoadResult {
     /// Mean server split of the successful answers that carried one (feed
     /// only).
     pub server_split: Option<ServerSplit>,
+    /// Every measured request, in the order answers arrived (written by
+    /// `--trace`, not in the JSON).
+    #[serde(skip)]
+    pub trace: Vec<TraceRow>,
+}
+
+/// One measured request of an open-loop run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceRow {
+    /// When it was sent, ms after the measured window opened.
+    pub sent_ms: f64,
+    /// Its latency, ms.
+    pub latency_ms: f64,
+    /// Its status.
+    pub code: tonic::Code,
+    /// An OK answer with a failed component in its debug.
+    pub degraded: bool,
+    /// Items it returned.
+    pub items: usize,
+}
+
+impl TraceRow {
+    /// The CSV header of [`Self::csv`].
+    pub const CSV_HEADER: &str = "sent_ms,latency_ms,code,degraded,items";
+
+    /// One CSV line (no newline).
+    pub fn csv(&self) -> String {
+        format!(
+            "{:.3},{:.3},{:?},{},{}",
+            self.sent_ms, self.latency_ms, self.code, self.degraded as u8, self.items
+        )
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -230,8 +262,9 @@ pub async fn open_loop(
     let interval = Duration::from_secs_f64(1.0 / qps);
     let warm_n = (warmup * qps).round() as u64;
     let total_n = warm_n + (duration * qps).round() as u64;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Outcome)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Duration, Outcome)>();
     let start = Instant::now() + Duration::from_millis(50);
+    let measure_start = start + interval.mul_f64(warm_n as f64);
     for i in 0..total_n {
         let at = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(at.into()).await;
@@ -240,15 +273,22 @@ pub async fn open_loop(
         tokio::spawn(async move {
             let outcome = fut.await;
             if measured {
-                let _ = tx.send((at.elapsed(), outcome));
+                let _ = tx.send((at - measure_start, at.elapsed(), outcome));
             }
         });
     }
     drop(tx);
-    let measure_start = start + interval.mul_f64(warm_n as f64);
     let mut samples = Vec::new();
-    while let Some(s) = rx.recv().await {
-        samples.push(s);
+    let mut trace = Vec::new();
+    while let Some((sent, latency, outcome)) = rx.recv().await {
+        trace.push(TraceRow {
+            sent_ms: sent.as_secs_f64() * 1e3,
+            latency_ms: latency.as_secs_f64() * 1e3,
+            code: outcome.code,
+            degraded: outcome.degraded,
+            items: outcome.items,
+        });
+        samples.push((latency, outcome));
     }
     let wall = measure_start.elapsed().as_secs_f64().max(1e-9);
     let ok = |o: &Outcome| o.code == tonic::Code::Ok;
@@ -292,6 +332,7 @@ pub async fn open_loop(
         mean_items: samples.iter().map(|(_, o)| o.items).sum::<usize>() as f64
             / samples.len().max(1) as f64,
         server_split: ServerSplit::mean(&splits),
+        trace,
     })
 }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use foryou_server::clock::{Clock, SystemClock};
-use foryou_server::world::{WorldSpec, generate, read_world, write_world};
+use foryou_server::phoenix::models::ranker_product_surfaces;
+use foryou_server::world::{WorldRules, WorldSpec, generate, read_world_for, write_world};
 
 /// World subcommands.
 #[derive(Debug, Subcommand)]
@@ -34,10 +35,15 @@ pub enum WorldCommand {
         #[arg(long)]
         now_ms: Option<i64>,
     },
-    /// Read a world file and print what it holds (errors name the line and field).
+    /// Read a world file and print what it holds (errors name the line and
+    /// field), checked against what `foryou serve` will take: engagement
+    /// surfaces within the ranker's product-surface vocabulary.
     Check {
         /// The file.
         file: PathBuf,
+        /// The model directory `serve` will use (default: the demo models).
+        #[arg(long, env = "FORYOU_MODEL")]
+        model: Option<PathBuf>,
     },
 }
 
@@ -66,9 +72,17 @@ pub fn run(cmd: WorldCommand) -> anyhow::Result<()> {
             write_world(&world, &out).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {} to {}", world.summary(), out.display());
         }
-        WorldCommand::Check { file } => {
-            let world = read_world(&file)?;
-            println!("{}: {}", file.display(), world.summary());
+        WorldCommand::Check { file, model } => {
+            let surfaces = ranker_product_surfaces(model.as_deref())?;
+            let rules = WorldRules {
+                product_surfaces: Some(surfaces),
+            };
+            let world = read_world_for(&file, rules)?;
+            println!(
+                "{}: {} (engagement surfaces within the ranker's {surfaces})",
+                file.display(),
+                world.summary()
+            );
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use foryou_engine::batcher::{BatchError, BatchModel, Batcher, RankerBatch, Retri
 
 use super::status::ServiceError;
 use crate::config::EngineArgs;
-use crate::phoenix::{EngineFailure, PhoenixEngine};
+use crate::phoenix::{EngineFailure, PhoenixEngine, ScoringHealth};
 
 /// Both Phoenix services over one engine.
 ///
@@ -33,6 +33,7 @@ pub struct PhoenixService {
     permits: Arc<tokio::sync::Semaphore>,
     ranker_batcher: Option<Arc<Batcher<RankerBatch>>>,
     retrieval_batcher: Option<Arc<Batcher<RetrieverBatch>>>,
+    scoring: Arc<ScoringHealth>,
 }
 
 /// One request through a batcher, its errors as service errors. Dropping
@@ -89,6 +90,7 @@ impl PhoenixService {
             permits: Arc::new(tokio::sync::Semaphore::new(n.max(1))),
             ranker_batcher: None,
             retrieval_batcher: None,
+            scoring: Arc::new(ScoringHealth::default()),
         }
     }
 
@@ -143,9 +145,61 @@ impl PhoenixService {
         }
     }
 
+    /// Whether the ranker can score, from the answers so far.
+    pub fn scoring_health(&self) -> &Arc<ScoringHealth> {
+        &self.scoring
+    }
+
+    /// Scores a one-candidate request (a probe of the ranker); its outcome
+    /// counts as a request's does.
+    pub async fn probe(&self) -> Result<(), ServiceError> {
+        let req = pb::PredictRequest {
+            user_id: 1,
+            candidates: vec![pb::RankCandidate {
+                post_id: 1,
+                author_id: 1,
+                product_surface: 0,
+                created_at_s: 0,
+            }],
+            ..Default::default()
+        };
+        let out = self.predict_inner(req, None).await?;
+        match out.scores.first() {
+            Some(s)
+                if s.probabilities
+                    .iter()
+                    .chain(&s.continuous)
+                    .all(|p| p.is_finite()) =>
+            {
+                Ok(())
+            }
+            Some(_) => {
+                let why = "the probe's scores are not finite";
+                self.scoring.record_failure(why);
+                Err(ServiceError::Internal(why.into()))
+            }
+            None => Err(ServiceError::Internal("the probe got no score".into())),
+        }
+    }
+
     /// Predict without the transport; a call not started by `deadline` is
-    /// answered DEADLINE_EXCEEDED without compute.
+    /// answered DEADLINE_EXCEEDED without compute. Engine failures and
+    /// successes go to [`Self::scoring_health`].
     pub async fn predict_inner(
+        &self,
+        req: pb::PredictRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::PredictResponse, ServiceError> {
+        let out = self.predict_unrecorded(req, deadline).await;
+        match &out {
+            Ok(_) => self.scoring.record_success(),
+            Err(ServiceError::Internal(why)) => self.scoring.record_failure(why),
+            Err(_) => {}
+        }
+        out
+    }
+
+    async fn predict_unrecorded(
         &self,
         req: pb::PredictRequest,
         deadline: Option<Instant>,

@@ -211,45 +211,55 @@ impl HomeMixerService {
     /// Validates the request (viewer, limits, bloom filters) and turns it
     /// into the pipeline's query.
     fn query(&self, req: pb::ScoredPostsQuery) -> Result<ScoredPostsQuery, QueryError> {
-        if req.viewer_id == 0 {
-            return Err(QueryError::NoViewer);
-        }
-        at_most("seen_ids", req.seen_ids.len(), MAX_SEEN_IDS)?;
-        at_most("served_ids", req.served_ids.len(), MAX_SERVED_IDS)?;
-        at_most(
-            "bloom_filter_entries",
-            req.bloom_filter_entries.len(),
-            MAX_BLOOM_FILTER_ENTRIES,
-        )?;
-        let bloom_filter_entries = req
-            .bloom_filter_entries
-            .into_iter()
-            .enumerate()
-            .map(|(index, b)| {
-                BloomFilterEntry::try_from(b)
-                    .map_err(|source| QueryError::BloomFilter { index, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let result_size = match req.result_size as usize {
-            0 => self.result_size,
-            n => n.min(self.result_size),
-        };
-        Ok(ScoredPostsQuery {
-            user_id: req.viewer_id,
-            client_app_id: req.client_app_id,
-            country_code: req.country_code,
-            language_code: req.language_code,
-            seen_ids: req.seen_ids,
-            served_ids: req.served_ids,
-            in_network_only: req.in_network_only,
-            is_bottom_request: req.is_bottom_request,
-            bloom_filter_entries,
-            request_id: ScoredPostsQuery::make_request_id(rand::random(), req.viewer_id),
-            result_size,
-            debug: req.debug,
-            ..ScoredPostsQuery::default()
-        })
+        query_from_request(req, self.result_size)
     }
+}
+
+/// Validates a request (viewer, limits, bloom filters) and turns it into
+/// the pipeline's query; `max_result_size` caps (and stands in for an
+/// unset) `result_size`.
+pub fn query_from_request(
+    req: pb::ScoredPostsQuery,
+    max_result_size: usize,
+) -> Result<ScoredPostsQuery, QueryError> {
+    if req.viewer_id == 0 {
+        return Err(QueryError::NoViewer);
+    }
+    at_most("seen_ids", req.seen_ids.len(), MAX_SEEN_IDS)?;
+    at_most("served_ids", req.served_ids.len(), MAX_SERVED_IDS)?;
+    at_most(
+        "bloom_filter_entries",
+        req.bloom_filter_entries.len(),
+        MAX_BLOOM_FILTER_ENTRIES,
+    )?;
+    let bloom_filter_entries = req
+        .bloom_filter_entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, b)| {
+            BloomFilterEntry::try_from(b)
+                .map_err(|source| QueryError::BloomFilter { index, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let result_size = match req.result_size as usize {
+        0 => max_result_size,
+        n => n.min(max_result_size),
+    };
+    Ok(ScoredPostsQuery {
+        user_id: req.viewer_id,
+        client_app_id: req.client_app_id,
+        country_code: req.country_code,
+        language_code: req.language_code,
+        seen_ids: req.seen_ids,
+        served_ids: req.served_ids,
+        in_network_only: req.in_network_only,
+        is_bottom_request: req.is_bottom_request,
+        bloom_filter_entries,
+        request_id: ScoredPostsQuery::make_request_id(rand::random(), req.viewer_id),
+        result_size,
+        debug: req.debug,
+        ..ScoredPostsQuery::default()
+    })
 }
 
 /// One final candidate on the wire (spec §2.2 defaults).
@@ -332,10 +342,14 @@ pub fn stage_key(stage: Stage, component: &str) -> String {
     format!("{}/{component}", stage.as_str())
 }
 
+/// The scorer whose failure leaves a feed unranked.
+pub const RANKER_SCORER: &str = "PhoenixScorer";
+
 /// Per-stage counts, removals by filter and timings from the run's trace.
 /// Keys are "Stage/Component"; "retrieved" and "selected" are the
 /// candidates after hydration and the final list. A failed component is
-/// counted under "failed/Stage/Component" = 1. `stage_ms` also holds
+/// counted under "failed/Stage/Component" = 1 and described in `failures`;
+/// `ranking_skipped` says the ranker's scorer failed. `stage_ms` also holds
 /// [`TOTAL_KEY`] and [`OUTSIDE_STAGES_KEY`] from `timing`.
 pub fn pipeline_debug(
     r: &PipelineResult<ScoredPostsQuery, PostCandidate>,
@@ -344,6 +358,7 @@ pub fn pipeline_debug(
     let mut stage_counts: BTreeMap<String, u32> = BTreeMap::new();
     let mut removed_by_filter = HashMap::new();
     let mut stage_ms = HashMap::new();
+    let mut failures = HashMap::new();
     stage_counts.insert("retrieved".into(), r.retrieved_candidates.len() as u32);
     stage_counts.insert("selected".into(), r.selected_candidates.len() as u32);
     stage_ms.insert(TOTAL_KEY.to_owned(), ms(timing.total));
@@ -355,16 +370,23 @@ pub fn pipeline_debug(
         }
         if run.outcome != Outcome::Ok {
             stage_counts.insert(format!("failed/{key}"), 1);
+            failures.insert(key.clone(), run.outcome.to_string());
         }
         if run.removed > 0 {
             removed_by_filter.insert(run.component.to_string(), run.removed as u32);
         }
         stage_ms.insert(key, ms(run.duration));
     }
+    let ranking_skipped = r
+        .trace
+        .iter()
+        .any(|run| run.component == RANKER_SCORER && run.outcome != Outcome::Ok);
     pb::PipelineDebug {
         stage_counts: stage_counts.into_iter().collect(),
         removed_by_filter,
         stage_ms,
+        failures,
+        ranking_skipped,
     }
 }
 
@@ -479,6 +501,51 @@ mod tests {
             debug,
             ..pb::ScoredPostsQuery::default()
         }
+    }
+
+    /// A scorer named like the ranker's that always fails.
+    struct FailingRanker;
+    #[async_trait]
+    impl crate::pipeline::framework::Scorer<ScoredPostsQuery, PostCandidate> for FailingRanker {
+        fn name(&self) -> &'static str {
+            RANKER_SCORER
+        }
+        async fn score(
+            &self,
+            _: &ScoredPostsQuery,
+            _: &[PostCandidate],
+        ) -> Result<Vec<PostCandidate>, ComponentError> {
+            Err(ComponentError::Failed("ranker: status INTERNAL".into()))
+        }
+        fn update(&self, _: &mut PostCandidate, _: PostCandidate) {}
+    }
+
+    #[tokio::test]
+    async fn a_failed_ranker_leaves_the_feed_answered_and_its_debug_says_ranking_was_skipped() {
+        let failing = CandidatePipeline::new()
+            .source(OnePost)
+            .scorer(FailingRanker);
+        let service = HomeMixerService::new(Arc::new(failing), 10);
+        let response = service
+            .get_scored_posts_inner(ask(true))
+            .await
+            .expect("a feed, unranked");
+        assert_eq!(response.scored_posts.len(), 1);
+        let debug = response.debug.expect("debug asked for");
+        assert!(debug.ranking_skipped);
+        let why = &debug.failures["Scorer/PhoenixScorer"];
+        assert!(why.contains("failed: ranker: status INTERNAL"), "{why}");
+        assert_eq!(debug.stage_counts["failed/Scorer/PhoenixScorer"], 1);
+
+        let healthy = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        let debug = healthy
+            .get_scored_posts_inner(ask(true))
+            .await
+            .expect("a feed")
+            .debug
+            .expect("debug asked for");
+        assert!(!debug.ranking_skipped);
+        assert!(debug.failures.is_empty(), "{:?}", debug.failures);
     }
 
     /// The message of the INVALID_ARGUMENT `req` gets from a one-post service.

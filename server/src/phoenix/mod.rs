@@ -11,8 +11,10 @@ pub mod index_metrics;
 mod index_writer;
 pub mod live_retrieval;
 pub mod models;
+pub mod scoring_health;
 
 pub use engine::{EngineFailure, PhoenixEngine};
 pub use index_writer::{ENCODE_BATCH, IndexedPost};
 pub use live_retrieval::{LiveRetrieval, Preencoded};
 pub use models::{PhoenixModels, demo_model_dir, ensure_demo_models, load_models};
+pub use scoring_health::ScoringHealth;

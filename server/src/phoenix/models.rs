@@ -66,6 +66,37 @@ fn sub(dir: &Path, kind: ModelKind) -> PathBuf {
     })
 }
 
+/// The ranker's product-surface vocabulary of the models in `dir` (the
+/// demo models when `None`), read from the config alone, so that a world
+/// can be checked against it before the models load.
+pub fn ranker_product_surfaces(dir: Option<&Path>) -> Result<u32, ModelError> {
+    let size = match dir {
+        None => preset_config(Preset::Demo).product_surface_vocab_size,
+        Some(dir) => {
+            let path = sub(dir, ModelKind::Ranker).join("config.json");
+            let err = |cause: EngineError| ModelError {
+                path: path.clone(),
+                cause: cause.into(),
+            };
+            if foryou_engine::artifacts::model::is_artifact_dir(dir) {
+                foryou_engine::artifacts::config::ArtifactConfig::from_file(&path)
+                    .map_err(|e| {
+                        err(EngineError::Config {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        })
+                    })?
+                    .product_surface_vocab_size
+            } else {
+                foryou_engine::ModelConfig::from_file(&path)
+                    .map_err(err)?
+                    .product_surface_vocab_size
+            }
+        }
+    };
+    Ok(u32::try_from(size).unwrap_or(u32::MAX))
+}
+
 /// Where the seeded demo pair lives: under `cache`, or the system temp
 /// directory, one directory per seed.
 pub fn demo_model_dir(cache: Option<&Path>, seed: u64) -> PathBuf {

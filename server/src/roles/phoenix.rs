@@ -16,14 +16,14 @@ use tonic::server::NamedService;
 
 use super::engine_setup::{build_engine, feed_world};
 use super::error::RoleError;
-use super::readiness::serve_when_indexed;
+use super::readiness::{RankerGate, serve_when_indexed};
 use super::serve::world_from;
 use crate::clock::{Clock, OffsetClock};
 use crate::config::PhoenixServeConfig;
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
 use crate::thunder::ThunderParams;
-use crate::world::WorldSpec;
+use crate::world::{WorldRules, WorldSpec};
 
 /// Serves Phoenix until `shutdown` resolves.
 pub async fn run_phoenix(
@@ -42,7 +42,9 @@ pub async fn run_phoenix(
             users: c.users,
             ..WorldSpec::demo(c.seed, now)
         };
-        let world = world_from(c.world.as_deref(), &spec)?;
+        // Phoenix serve ranks the history each request carries: the world's
+        // engagements are not used here.
+        let world = world_from(c.world.as_deref(), &spec, WorldRules::default())?;
         let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(world.now_ms));
         let retention_ms = c.retention_s.saturating_mul(1000);
         let engine = build_engine(&c.engine, c.seed, &world, clock, retention_ms)?;
@@ -62,9 +64,13 @@ pub async fn run_phoenix(
         PhoenixRankerServer::<PhoenixService>::NAME,
         PhoenixRetrievalServer::<PhoenixService>::NAME,
     ];
-    let readiness = serve_when_indexed(health, services, live.clone()).await;
     let service =
         PhoenixService::from_args(Arc::new(engine), &cfg.engine).map_err(RoleError::Thread)?;
+    let gate = RankerGate {
+        service: service.clone(),
+        needs_it: vec![PhoenixRankerServer::<PhoenixService>::NAME],
+    };
+    let readiness = serve_when_indexed(health, services, live.clone(), Some(gate)).await;
     let (ranker, retrieval) = service.into_servers(cfg.max_message_bytes);
     tracing::info!(addr = %local, "phoenix listening on {local}");
     let mut served = vec![

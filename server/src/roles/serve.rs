@@ -36,12 +36,15 @@ use crate::grpc::in_network_posts::ThunderService;
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
 use crate::grpc::scored_posts::HomeMixerService;
+use crate::phoenix::models::ranker_product_surfaces;
 use crate::pipeline::home_mixer::{HomeMixerDeps, Params, build_pipeline};
 use crate::thunder::{PostStore, ThunderParams};
-use crate::world::{World, WorldServices, WorldSpec, generate, read_world};
+use crate::world::{
+    GENERATED_SURFACES, World, WorldRules, WorldServices, WorldSpec, generate, read_world_for,
+};
 
 use super::engine_setup::{build_engine, feed_world};
-use super::readiness::serve_when_indexed;
+use super::readiness::{RankerGate, serve_when_indexed};
 
 /// Builds everything, then serves until `shutdown` resolves.
 pub async fn run_serve(
@@ -190,7 +193,16 @@ pub async fn run_serve(
     if cfg.thunder_addr.is_none() || live.is_some() {
         served.push(InNetworkPostsServiceServer::<ThunderService>::NAME);
     }
-    let readiness = serve_when_indexed(health, gated, live.clone()).await;
+    // Feeds need the embedded ranker: NOT_SERVING while it cannot score
+    // (feeds still answer, unranked, with the failure in their debug).
+    let gate = phoenix_service.clone().map(|service| RankerGate {
+        service,
+        needs_it: vec![
+            ScoredPostsServiceServer::<HomeMixerService>::NAME,
+            PhoenixRankerServer::<PhoenixService>::NAME,
+        ],
+    });
+    let readiness = serve_when_indexed(health, gated, live.clone(), gate).await;
     let reflection = super::listen::reflection(&served)?;
 
     let max = cfg.max_message_bytes;
@@ -246,15 +258,38 @@ fn load_or_generate(cfg: &ServeConfig) -> Result<World, RoleError> {
         mean_follows: cfg.follows,
         ..WorldSpec::demo(cfg.seed, now)
     };
-    world_from(cfg.world.as_deref(), &spec)
+    // The embedded ranker takes the world's engagements as history: check
+    // their surfaces now, naming the line, rather than fail every request
+    // of the users they belong to.
+    let rules = match cfg.phoenix_addr {
+        Some(_) => WorldRules::default(),
+        None => WorldRules {
+            product_surfaces: Some(ranker_product_surfaces(cfg.engine.model.as_deref())?),
+        },
+    };
+    world_from(cfg.world.as_deref(), &spec, rules)
 }
 
-/// The world in `file`, or the one `spec` generates.
-pub fn world_from(file: Option<&Path>, spec: &WorldSpec) -> Result<World, RoleError> {
+/// The world in `file`, or the one `spec` generates, checked against
+/// `rules`.
+pub fn world_from(
+    file: Option<&Path>,
+    spec: &WorldSpec,
+    rules: WorldRules,
+) -> Result<World, RoleError> {
     match file {
-        Some(path) => Ok(read_world(path)?),
+        Some(path) => Ok(read_world_for(path, rules)?),
         None => {
             spec.validate().map_err(RoleError::WorldSpec)?;
+            if let Some(v) = rules.product_surfaces
+                && v < GENERATED_SURFACES
+            {
+                return Err(RoleError::WorldSpec(format!(
+                    "world: the generated world uses product surfaces 0 to {}, the ranker only 0 to {}; give a world file",
+                    GENERATED_SURFACES - 1,
+                    v.saturating_sub(1)
+                )));
+            }
             Ok(generate(spec))
         }
     }
@@ -268,11 +303,11 @@ mod tests {
     fn setup_errors_keep_their_kind_and_name_the_input() {
         let spec = WorldSpec::demo(1, 0);
         let missing = Path::new("/nonexistent/world.jsonl");
-        let e = world_from(Some(missing), &spec).expect_err("no such file");
+        let e = world_from(Some(missing), &spec, WorldRules::default()).expect_err("no such file");
         assert!(matches!(e, RoleError::World(_)), "{e:?}");
         assert!(e.to_string().contains("/nonexistent/world.jsonl"), "{e}");
         let bad = WorldSpec { users: 0, ..spec };
-        let e = world_from(None, &bad).expect_err("no users");
+        let e = world_from(None, &bad, WorldRules::default()).expect_err("no users");
         assert!(matches!(e, RoleError::WorldSpec(_)), "{e:?}");
         assert!(e.to_string().starts_with("--users"), "{e}");
     }

@@ -178,16 +178,44 @@ pub const MIN_NOW_MS: i64 = snowflake::TWEPOCH_MS;
 /// hold. Later clocks (or ones near ±2^63) overflow every age computation.
 pub const MAX_NOW_MS: i64 = snowflake::TWEPOCH_MS + (1 << 41) - 1;
 
+/// What the server that will use a world can take, checked while reading
+/// so that an error names the line (serving would otherwise fail on it
+/// later, one request at a time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorldRules {
+    /// The ranker's product-surface vocabulary: every engagement's
+    /// `surface` must be below it. `None`: not checked (the ranker is
+    /// remote and checks each request).
+    pub product_surfaces: Option<u32>,
+}
+
 /// Reads a world file.
 pub fn read_world(path: &Path) -> Result<World, WorldFileError> {
+    read_world_for(path, WorldRules::default())
+}
+
+/// Reads a world file and checks it against what its server can take.
+pub fn read_world_for(path: &Path, rules: WorldRules) -> Result<World, WorldFileError> {
+    let file = std::fs::File::open(path).map_err(|cause| WorldFileError::Io {
+        path: path.to_owned(),
+        cause,
+    })?;
+    read_world_from(BufReader::new(file), path, rules)
+}
+
+/// Reads a world from `input`; `path` names it in errors.
+pub fn read_world_from(
+    input: impl BufRead,
+    path: &Path,
+    rules: WorldRules,
+) -> Result<World, WorldFileError> {
     let io = |cause| WorldFileError::Io {
         path: path.to_owned(),
         cause,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
     let mut world = World::default();
     let mut saw_header = false;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in input.lines().enumerate() {
         let at = At { path, line: i + 1 };
         let line = line.map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => at.err("", "not UTF-8 text"),
@@ -237,7 +265,7 @@ pub fn read_world(path: &Path) -> Result<World, WorldFileError> {
             saw_header = true;
             continue;
         }
-        apply_record(&mut world, &at, &kind, value)?;
+        apply_record(&mut world, &at, &kind, value, rules)?;
     }
     if !saw_header {
         return Err(At { path, line: 1 }.err("", "empty file: expected a header record"));
@@ -250,6 +278,7 @@ fn apply_record(
     at: &At<'_>,
     kind: &str,
     value: serde_json::Value,
+    rules: WorldRules,
 ) -> Result<(), WorldFileError> {
     let user = |w: &World, field: &str, id: i64| {
         if w.users.contains_key(&id) {
@@ -341,6 +370,18 @@ fn apply_record(
             let r: EngagementRec = at.parse(value)?;
             let u = user(w, "user", r.user)?;
             let p = post(w, "post", r.post)?;
+            if let Some(v) = rules.product_surfaces
+                && r.surface >= v
+            {
+                return Err(at.err(
+                    "surface",
+                    format!(
+                        "{} is outside the ranker's product-surface vocabulary (0 to {})",
+                        r.surface,
+                        v.saturating_sub(1)
+                    ),
+                ));
+            }
             let mut actions = 0u32;
             for name in &r.actions {
                 let a = Action::ALL
@@ -651,6 +692,40 @@ mod tests {
         std::fs::write(&path, bytes).expect("write");
         let got = read_world(&path).expect_err("not UTF-8").to_string();
         assert!(got.contains("w.jsonl:2: not UTF-8 text"), "{got}");
+    }
+
+    #[test]
+    fn a_surface_outside_the_rankers_vocabulary_is_an_error_naming_the_line() {
+        let engagement = |surface: u32| {
+            format!(
+                r#"{{"type":"engagement","user":1,"post":4194304,"actions":["favorite"],"at_ms":1,"surface":{surface}}}"#
+            )
+        };
+        let lines = |surface| {
+            vec![
+                HEADER.to_owned(),
+                r#"{"type":"user","id":1,"screen_name":"a"}"#.to_owned(),
+                r#"{"type":"post","id":4194304,"author":1}"#.to_owned(),
+                engagement(surface),
+            ]
+        };
+        let rules = WorldRules {
+            product_surfaces: Some(4),
+        };
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("w.jsonl");
+        std::fs::write(&path, lines(3).join("\n")).expect("write");
+        let w = read_world_for(&path, rules).expect("surface 3 < 4");
+        assert_eq!(w.engagements[&1][0].surface, 3);
+        std::fs::write(&path, lines(4).join("\n")).expect("write");
+        let got = read_world_for(&path, rules)
+            .expect_err("4 >= 4")
+            .to_string();
+        assert!(
+            got.contains("w.jsonl:4: field `surface`: 4 is outside the ranker's product-surface vocabulary (0 to 3)"),
+            "{got}"
+        );
+        assert!(read_world(&path).is_ok(), "unchecked without rules");
     }
 
     #[test]

@@ -86,6 +86,10 @@ impl WorldSpec {
 }
 
 /// Words by topic; an author writes mostly about two topics.
+/// Product surfaces the generated engagements use (ids 0 to 3); a ranker
+/// with a smaller vocabulary needs a world file.
+pub const GENERATED_SURFACES: u32 = 4;
+
 const TOPICS: [&[&str]; 10] = [
     &[
         "rust", "compiler", "borrow", "cargo", "crate", "async", "trait", "macro", "lifetime",
@@ -338,7 +342,7 @@ pub fn generate(spec: &WorldSpec) -> World {
                 post: post_id,
                 actions: actions(&mut rng, has_video),
                 at_ms: at,
-                surface: rng.random_range(0..4),
+                surface: rng.random_range(0..GENERATED_SURFACES),
             };
             if rng.random_bool(0.15) {
                 // A second event on the same post a few seconds later.

@@ -6,7 +6,9 @@ pub mod generate;
 pub mod model;
 pub mod services;
 
-pub use format::{WorldFileError, read_world, write_world};
-pub use generate::{WorldSpec, generate};
+pub use format::{
+    WorldFileError, WorldRules, read_world, read_world_for, read_world_from, write_world,
+};
+pub use generate::{GENERATED_SURFACES, WorldSpec, generate};
 pub use model::{Engagement, Label, LabelAction, LabelScope, Post, User, World};
 pub use services::WorldServices;

@@ -3,7 +3,9 @@
 //! latency histogram, an error counter and an output-size histogram per
 //! (stage, component); and a [`ComponentRun`] for the request's trace.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -121,14 +123,49 @@ pub(crate) async fn observe<T>(
     )
 }
 
+/// At most one failure line per (stage, component) in this window; the
+/// rest are counted (every failure is in [`COMPONENT_ERRORS`]) and the
+/// next line says how many were left out.
+pub const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(1);
+
+/// Per (stage, component): when its last failure line was written and how
+/// many failures were left out since.
+type FailureLog = HashMap<(Stage, &'static str), (Instant, u64)>;
+static FAILURE_LOG: LazyLock<Mutex<FailureLog>> = LazyLock::new(Default::default);
+
+/// Whether a failure of (stage, component) at `now` gets a line, and how
+/// many were left out before it.
+fn failure_line_due(stage: Stage, component: &'static str, now: Instant) -> Option<u64> {
+    let mut log = FAILURE_LOG.lock().unwrap_or_else(|p| p.into_inner());
+    match log.get_mut(&(stage, component)) {
+        Some((last, left_out)) if now.duration_since(*last) < FAILURE_LOG_WINDOW => {
+            *left_out += 1;
+            None
+        }
+        Some((last, left_out)) => {
+            *last = now;
+            Some(std::mem::take(left_out))
+        }
+        None => {
+            log.insert((stage, component), (now, 0));
+            Some(0)
+        }
+    }
+}
+
 /// Logs a failed call the way spec §1.4 asks: an error for a failure, a
-/// warning for a length mismatch.
+/// warning for a length mismatch; rate-limited per component
+/// ([`FAILURE_LOG_WINDOW`]), so a failing backend under load does not
+/// flood the log.
 pub(crate) fn log_failure(
     stage: Stage,
     component: &'static str,
     request_id: &str,
     e: &ComponentError,
 ) {
+    let Some(left_out) = failure_line_due(stage, component, Instant::now()) else {
+        return;
+    };
     match e {
         ComponentError::LengthMismatch { expected, got } => tracing::warn!(
             request_id,
@@ -136,6 +173,7 @@ pub(crate) fn log_failure(
             component,
             expected,
             got,
+            left_out,
             "length_mismatch; skipped"
         ),
         _ => tracing::error!(
@@ -143,6 +181,7 @@ pub(crate) fn log_failure(
             stage = stage.as_str(),
             component,
             error = %e,
+            left_out,
             "component failed"
         ),
     }
@@ -156,5 +195,33 @@ fn outcome_of(e: &ComponentError) -> Outcome {
             expected: *expected,
             got: *got,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_lines_are_one_per_window_per_component_and_count_the_rest() {
+        let t0 = Instant::now();
+        let (stage, a, b) = (Stage::Scorer, "RateLimitTestA", "RateLimitTestB");
+        assert_eq!(failure_line_due(stage, a, t0), Some(0));
+        for i in 1..=5 {
+            let t = t0 + Duration::from_millis(100 * i);
+            assert_eq!(failure_line_due(stage, a, t), None, "inside the window");
+        }
+        assert_eq!(
+            failure_line_due(stage, b, t0 + Duration::from_millis(200)),
+            Some(0),
+            "another component has its own window"
+        );
+        let later = t0 + FAILURE_LOG_WINDOW + Duration::from_millis(1);
+        assert_eq!(
+            failure_line_due(stage, a, later),
+            Some(5),
+            "says what it left out"
+        );
+        assert_eq!(failure_line_due(stage, a, later), None);
     }
 }

@@ -24,6 +24,19 @@ pub enum Outcome {
     },
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Failed(m) => write!(f, "failed: {m}"),
+            Outcome::TimedOut => f.write_str("timed out (the component budget passed)"),
+            Outcome::LengthMismatch { expected, got } => {
+                write!(f, "length mismatch: {got} candidates for {expected}")
+            }
+        }
+    }
+}
+
 /// One component call of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentRun {
