@@ -38,9 +38,15 @@ pub struct ThunderConfig {
         default_value_t = 256
     )]
     pub max_concurrent_requests: usize,
-    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    /// Largest gRPC message sent, and the ceiling of any request, bytes
+    /// (128 MiB).
     #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
     pub max_message_bytes: usize,
+    /// Largest request message decoded, bytes after decompression (default
+    /// per service, sized to its largest valid request:
+    /// `server/src/grpc/limits.rs`); larger is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FORYOU_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
     /// Events applied per blocking call of an IngestEvents stream.
     #[arg(long, env = "FORYOU_THUNDER_INGEST_BATCH", default_value_t = 1000)]
     pub ingest_batch: usize,
@@ -189,9 +195,15 @@ pub struct ServeConfig {
     /// Home-mixer tunables: a TOML file overriding any of the defaults.
     #[arg(long, env = "FORYOU_PARAMS")]
     pub params: Option<PathBuf>,
-    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    /// Largest gRPC message sent, and the ceiling of any request, bytes
+    /// (128 MiB).
     #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
     pub max_message_bytes: usize,
+    /// Largest request message decoded, bytes after decompression (default
+    /// per service, sized to its largest valid request:
+    /// `server/src/grpc/limits.rs`); larger is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FORYOU_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
     /// Embedded Thunder and the retrieval index: how long posts are kept,
     /// seconds.
     #[arg(long, env = "FORYOU_THUNDER_RETENTION_S", default_value_t = 172_800)]
@@ -204,7 +216,8 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Most GetScoredPosts calls running at once; one more is
-    /// RESOURCE_EXHAUSTED at once (default: 8 per core, at least 16).
+    /// RESOURCE_EXHAUSTED at once (default: 8 per core, at least 16; with
+    /// --phoenix-addr 32 per core, at least 64).
     #[arg(long, env = "FORYOU_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
     /// Reject at once a call whose grpc-timeout is shorter than the moving
@@ -253,9 +266,15 @@ pub struct PhoenixServeConfig {
     /// Users of the demo world.
     #[arg(long, env = "FORYOU_WORLD_USERS", default_value_t = 2000)]
     pub users: usize,
-    /// Largest gRPC message accepted or sent, bytes (128 MiB).
+    /// Largest gRPC message sent, and the ceiling of any request, bytes
+    /// (128 MiB).
     #[arg(long, env = "FORYOU_MAX_MESSAGE_BYTES", default_value_t = 128 << 20)]
     pub max_message_bytes: usize,
+    /// Largest request message decoded, bytes after decompression (default
+    /// per service, sized to its largest valid request:
+    /// `server/src/grpc/limits.rs`); larger is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "FORYOU_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
     /// How long the retrieval index keeps a post, seconds (default 2 days,
     /// Thunder's retention).
     #[arg(long, env = "FORYOU_RETENTION_S", default_value_t = 172_800)]

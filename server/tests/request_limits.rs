@@ -1,6 +1,7 @@
 //! GetScoredPosts over loopback (127.0.0.1:0): request limits and malformed
 //! bloom filters are INVALID_ARGUMENT on the wire, a request at the limits
-//! is served, and a body that is not protobuf is INVALID_ARGUMENT.
+//! is served, a body that is not protobuf is INVALID_ARGUMENT, and a
+//! compressed request that inflates past the decode limit is refused.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use foryou_proto::v1 as pb;
 use foryou_proto::v1::scored_posts_service_client::ScoredPostsServiceClient;
+use foryou_server::grpc::limits::{HOME_MIXER_REQUEST_BYTES, MessageLimits};
 use foryou_server::grpc::scored_posts::{HomeMixerService, MAX_BLOOM_FILTER_ENTRIES};
 use foryou_server::pipeline::components::filters::PreviouslySeenPostsFilter;
 use foryou_server::pipeline::framework::{CandidatePipeline, ComponentError, Source};
@@ -48,7 +50,11 @@ async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let pipeline = CandidatePipeline::new()
         .source(FullFeed)
         .filter(PreviouslySeenPostsFilter);
-    let svc = HomeMixerService::new(Arc::new(pipeline), 3000).into_server(128 << 20);
+    let svc = HomeMixerService::new(Arc::new(pipeline), 3000).into_server(MessageLimits::new(
+        None,
+        HOME_MIXER_REQUEST_BYTES,
+        128 << 20,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -214,4 +220,36 @@ async fn a_body_that_is_not_protobuf_is_invalid_argument_and_the_server_keeps_se
         .await
         .expect("the server keeps serving");
     assert_eq!(ok.into_inner().scored_posts.len(), FEED as usize);
+}
+
+#[tokio::test]
+async fn a_compressed_request_over_the_services_limit_is_refused_and_the_server_keeps_serving() {
+    let (addr, _stop) = start().await;
+    let mut c = ScoredPostsServiceClient::new(channel(addr).await)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_encoding_message_size(128 << 20);
+    // 24 MiB of zeros in one bitset: ~24 KiB on the wire once gzipped, over
+    // the home mixer's 16 MiB decode limit once inflated.
+    let bomb = pb::ScoredPostsQuery {
+        viewer_id: 7,
+        bloom_filter_entries: vec![pb::ImpressionBloomFilterEntry {
+            bitset: vec![0; 24 << 20],
+            num_bits: 64,
+            num_hashes: 1,
+        }],
+        ..Default::default()
+    };
+    let err = c.get_scored_posts(bomb).await.expect_err("over the limit");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    // tonic stops inflating at the limit: the 24 MiB never exist here.
+    assert!(err.message().contains("size limit"), "{err:?}");
+    let ok = c
+        .get_scored_posts(pb::ScoredPostsQuery {
+            viewer_id: 7,
+            ..Default::default()
+        })
+        .await
+        .expect("the server keeps serving");
+    assert_eq!(ok.into_inner().scored_posts.len(), FEED as usize);
+    const { assert!(HOME_MIXER_REQUEST_BYTES < 24 << 20) };
 }

@@ -219,6 +219,8 @@ pub struct LoadResult {
 pub struct TraceRow {
     /// When it was sent, ms after the measured window opened.
     pub sent_ms: f64,
+    /// When it was sent, unix ms (to line up with outside events).
+    pub sent_unix_ms: f64,
     /// Its latency, ms.
     pub latency_ms: f64,
     /// Its status.
@@ -231,13 +233,18 @@ pub struct TraceRow {
 
 impl TraceRow {
     /// The CSV header of [`Self::csv`].
-    pub const CSV_HEADER: &str = "sent_ms,latency_ms,code,degraded,items";
+    pub const CSV_HEADER: &str = "sent_ms,sent_unix_ms,latency_ms,code,degraded,items";
 
     /// One CSV line (no newline).
     pub fn csv(&self) -> String {
         format!(
-            "{:.3},{:.3},{:?},{},{}",
-            self.sent_ms, self.latency_ms, self.code, self.degraded as u8, self.items
+            "{:.3},{:.1},{:.3},{:?},{},{}",
+            self.sent_ms,
+            self.sent_unix_ms,
+            self.latency_ms,
+            self.code,
+            self.degraded as u8,
+            self.items
         )
     }
 }
@@ -265,6 +272,14 @@ pub async fn open_loop(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Duration, Outcome)>();
     let start = Instant::now() + Duration::from_millis(50);
     let measure_start = start + interval.mul_f64(warm_n as f64);
+    let unix_now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let measure_start_unix_ms = unix_now_ms
+        + measure_start
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
+            * 1e3;
     for i in 0..total_n {
         let at = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(at.into()).await;
@@ -283,6 +298,7 @@ pub async fn open_loop(
     while let Some((sent, latency, outcome)) = rx.recv().await {
         trace.push(TraceRow {
             sent_ms: sent.as_secs_f64() * 1e3,
+            sent_unix_ms: measure_start_unix_ms + sent.as_secs_f64() * 1e3,
             latency_ms: latency.as_secs_f64() * 1e3,
             code: outcome.code,
             degraded: outcome.degraded,

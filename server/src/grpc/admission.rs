@@ -41,10 +41,21 @@ pub fn describe() {
     describe_gauge!(ESTIMATE, Unit::Seconds, "moving average of call latency");
 }
 
-/// The default in-flight bound: 8 calls per core, at least 16.
-pub fn default_max_in_flight() -> usize {
+/// The default in-flight bound of the home mixer: with the ranker in this
+/// process, 8 calls per core, at least 16 (a call holds a core while it
+/// ranks; `benches/results/overload_cpu_2026-12-03.md`). With the ranker
+/// remote, 32 per core, at least 64: a call then mostly waits on the
+/// network, and the bound must hold the calls a hung backend stalls
+/// (about two client timeouts of traffic) until the circuit breakers open,
+/// or they are shed though the process is idle
+/// (`benches/results/faults_cpu_2026-12-03.md`).
+pub fn default_max_in_flight(remote_ranker: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (8 * cores).max(16)
+    if remote_ranker {
+        (32 * cores).max(64)
+    } else {
+        (8 * cores).max(16)
+    }
 }
 
 /// One gated service's state.

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod convert;
 pub mod deadline;
 pub mod in_network_posts;
+pub mod limits;
 pub mod phoenix;
 pub mod post_ingest;
 pub mod scored_posts;

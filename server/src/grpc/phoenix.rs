@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use foryou_engine::EngineError;
 use foryou_engine::batcher::{BatchError, BatchModel, Batcher, RankerBatch, RetrieverBatch};
 
+use super::limits::MessageLimits;
 use super::status::ServiceError;
 use crate::config::EngineArgs;
 use crate::phoenix::{EngineFailure, PhoenixEngine, ScoringHealth};
@@ -234,22 +235,22 @@ impl PhoenixService {
     /// The two tonic services with compression and message limits.
     pub fn into_servers(
         self,
-        max_message_bytes: usize,
+        limits: MessageLimits,
     ) -> (PhoenixRankerServer<Self>, PhoenixRetrievalServer<Self>) {
         let ranker = PhoenixRankerServer::new(self.clone())
             .accept_compressed(Gzip)
             .accept_compressed(Zstd)
             .send_compressed(Zstd)
             .send_compressed(Gzip)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes);
+            .max_decoding_message_size(limits.request_bytes)
+            .max_encoding_message_size(limits.response_bytes);
         let retrieval = PhoenixRetrievalServer::new(self)
             .accept_compressed(Gzip)
             .accept_compressed(Zstd)
             .send_compressed(Zstd)
             .send_compressed(Gzip)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes);
+            .max_decoding_message_size(limits.request_bytes)
+            .max_encoding_message_size(limits.response_bytes);
         (ranker, retrieval)
     }
 }

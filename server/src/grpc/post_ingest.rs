@@ -45,10 +45,13 @@ impl IndexIngestService {
     }
 
     /// The tonic server, with message limits.
-    pub fn into_server(self, max_message_bytes: usize) -> InNetworkPostsServiceServer<Self> {
+    pub fn into_server(
+        self,
+        limits: super::limits::MessageLimits,
+    ) -> InNetworkPostsServiceServer<Self> {
         InNetworkPostsServiceServer::new(self)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+            .max_decoding_message_size(limits.request_bytes)
+            .max_encoding_message_size(limits.response_bytes)
     }
 
     /// Hands a stream's events to the index in batches of

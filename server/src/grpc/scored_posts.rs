@@ -151,14 +151,17 @@ impl HomeMixerService {
     }
 
     /// The tonic service with compression and message limits.
-    pub fn into_server(self, max_message_bytes: usize) -> ScoredPostsServiceServer<Self> {
+    pub fn into_server(
+        self,
+        limits: super::limits::MessageLimits,
+    ) -> ScoredPostsServiceServer<Self> {
         ScoredPostsServiceServer::new(self)
             .accept_compressed(Gzip)
             .accept_compressed(Zstd)
             .send_compressed(Zstd)
             .send_compressed(Gzip)
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+            .max_decoding_message_size(limits.request_bytes)
+            .max_encoding_message_size(limits.response_bytes)
     }
 
     /// The request without the transport, in a `get_scored_posts` span

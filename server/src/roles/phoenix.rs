@@ -20,6 +20,7 @@ use super::readiness::{RankerGate, serve_when_indexed};
 use super::serve::world_from;
 use crate::clock::{Clock, OffsetClock};
 use crate::config::PhoenixServeConfig;
+use crate::grpc::limits::{MessageLimits, PHOENIX_REQUEST_BYTES, THUNDER_REQUEST_BYTES};
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
 use crate::thunder::ThunderParams;
@@ -71,7 +72,9 @@ pub async fn run_phoenix(
         needs_it: vec![PhoenixRankerServer::<PhoenixService>::NAME],
     };
     let readiness = serve_when_indexed(health, services, live.clone(), Some(gate)).await;
-    let (ranker, retrieval) = service.into_servers(cfg.max_message_bytes);
+    let limits =
+        |default| MessageLimits::new(cfg.max_request_bytes, default, cfg.max_message_bytes);
+    let (ranker, retrieval) = service.into_servers(limits(PHOENIX_REQUEST_BYTES));
     tracing::info!(addr = %local, "phoenix listening on {local}");
     let mut served = vec![
         PhoenixRankerServer::<PhoenixService>::NAME,
@@ -86,8 +89,8 @@ pub async fn run_phoenix(
         .add_service(ranker)
         .add_service(retrieval);
     if let Some(live) = live {
-        router =
-            router.add_service(IndexIngestService::new(live).into_server(cfg.max_message_bytes));
+        router = router
+            .add_service(IndexIngestService::new(live).into_server(limits(THUNDER_REQUEST_BYTES)));
     }
     let served = router
         .serve_with_incoming_shutdown(super::listen::incoming(listener), shutdown)

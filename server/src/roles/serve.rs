@@ -33,6 +33,9 @@ use crate::clock::{Clock, OffsetClock};
 use crate::config::ServeConfig;
 use crate::grpc::admission::{AdmissionLayer, AdmissionPolicy, default_max_in_flight};
 use crate::grpc::in_network_posts::ThunderService;
+use crate::grpc::limits::{
+    HOME_MIXER_REQUEST_BYTES, MessageLimits, PHOENIX_REQUEST_BYTES, THUNDER_REQUEST_BYTES,
+};
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
 use crate::grpc::scored_posts::HomeMixerService;
@@ -205,11 +208,14 @@ pub async fn run_serve(
     let readiness = serve_when_indexed(health, gated, live.clone(), gate).await;
     let reflection = super::listen::reflection(&served)?;
 
-    let max = cfg.max_message_bytes;
+    let limits =
+        |default| MessageLimits::new(cfg.max_request_bytes, default, cfg.max_message_bytes);
     let admission = AdmissionLayer::new(
         &[ScoredPostsServiceServer::<HomeMixerService>::NAME],
         &AdmissionPolicy {
-            max_in_flight: cfg.max_in_flight.unwrap_or_else(default_max_in_flight),
+            max_in_flight: cfg
+                .max_in_flight
+                .unwrap_or_else(|| default_max_in_flight(cfg.phoenix_addr.is_some())),
             deadline_aware: cfg.deadline_admission,
         },
     );
@@ -217,24 +223,27 @@ pub async fn run_serve(
         .layer(admission)
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(home_mixer.into_server(max));
+        .add_service(home_mixer.into_server(limits(HOME_MIXER_REQUEST_BYTES)));
     match (&cfg.thunder_addr, &live) {
         (None, _) => {
+            let l = limits(THUNDER_REQUEST_BYTES);
             router = router.add_service(
                 thunder_service
                     .into_server()
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max),
+                    .max_decoding_message_size(l.request_bytes)
+                    .max_encoding_message_size(l.response_bytes),
             );
         }
         // Thunder is remote: IngestEvents here feeds the index alone.
         (Some(_), Some(live)) => {
-            router = router.add_service(IndexIngestService::new(live.clone()).into_server(max));
+            router = router.add_service(
+                IndexIngestService::new(live.clone()).into_server(limits(THUNDER_REQUEST_BYTES)),
+            );
         }
         (Some(_), None) => {}
     }
     if let Some(p) = phoenix_service {
-        let (r, q) = p.into_servers(max);
+        let (r, q) = p.into_servers(limits(PHOENIX_REQUEST_BYTES));
         router = router.add_service(r).add_service(q);
     }
     tracing::info!(

@@ -19,6 +19,7 @@ use super::error::RoleError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ThunderConfig;
 use crate::grpc::in_network_posts::ThunderService;
+use crate::grpc::limits::{MessageLimits, THUNDER_REQUEST_BYTES};
 use crate::thunder::event_file::EventFileReader;
 use crate::thunder::events::{ApplySummary, PostEvent, apply_events, count_malformed};
 use crate::thunder::maintenance::{spawn_auto_trim, spawn_stats_logger};
@@ -213,9 +214,15 @@ pub async fn run_thunder(
         super::listen::reflection(&[InNetworkPostsServiceServer::<ThunderService>::NAME])?;
     let service = ThunderService::new(store.clone())
         .with_ingest_batch(cfg.ingest_batch)
-        .into_server()
-        .max_decoding_message_size(cfg.max_message_bytes)
-        .max_encoding_message_size(cfg.max_message_bytes);
+        .into_server();
+    let limits = MessageLimits::new(
+        cfg.max_request_bytes,
+        THUNDER_REQUEST_BYTES,
+        cfg.max_message_bytes,
+    );
+    let service = service
+        .max_decoding_message_size(limits.request_bytes)
+        .max_encoding_message_size(limits.response_bytes);
     let served = super::listen::server(&cfg.security)?
         .add_service(health_service)
         .add_service(reflection)
