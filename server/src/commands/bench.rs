@@ -28,6 +28,10 @@ pub enum BenchCommand {
     /// Open-loop load at several rates against feed, rank or retrieve: a
     /// saturation curve with errors by status.
     Load(super::bench_load::LoadArgs),
+    /// The hostile requests of the reliability suite against a running
+    /// `foryou serve`, with health probed throughout; fails when an answer
+    /// takes over 1 s or health over 100 ms.
+    Hostile(super::bench_hostile::HostileArgs),
 }
 
 /// `foryou bench feed`.
@@ -73,6 +77,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Feed(args) => rt.block_on(feed(args)),
         BenchCommand::Batch(args) => super::bench_batch::run(args),
         BenchCommand::Load(args) => rt.block_on(super::bench_load::run(args)),
+        BenchCommand::Hostile(args) => rt.block_on(super::bench_hostile::run(args)),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_batch;
+pub mod bench_hostile;
 pub mod bench_load;
 pub mod feed;
 pub mod phoenix;

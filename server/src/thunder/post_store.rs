@@ -190,7 +190,8 @@ impl PostStore {
     /// Spec §3.2: keeps posts created within retention and no further ahead
     /// of the clock than `max_future_skew_s`, in ascending creation order;
     /// skips deleted ids; a duplicate id refreshes the stored value but adds
-    /// no timeline entry; routes each new post to its author's original or
+    /// no timeline entry (and is ignored if it names another author or
+    /// kind); routes each new post to its author's original or
     /// secondary timeline, and to the video timeline when it is
     /// video-eligible.
     pub fn insert_posts(&self, mut posts: Vec<LightPost>) -> InsertSummary {
@@ -223,12 +224,29 @@ impl PostStore {
                 summary.deleted += 1;
                 continue;
             }
-            if let Some(old) = self.posts.insert(post.post_id, post) {
-                summary.duplicate += 1;
-                if old != post {
-                    self.refresh_timeline_copies(&old, &post);
+            match self.posts.entry(post.post_id) {
+                dashmap::Entry::Occupied(mut stored) => {
+                    summary.duplicate += 1;
+                    let old = *stored.get();
+                    // Deliberate deviation: a duplicate that would move the
+                    // post to another author's or kind's timeline is
+                    // ignored. A post's author and kind cannot change, and
+                    // upstream's refresh would leave the timeline entries
+                    // where the map no longer points, so a later delete
+                    // could not find them (found by fuzzing `post_events`).
+                    if old != post
+                        && old.author_id == post.author_id
+                        && old.is_original() == post.is_original()
+                    {
+                        stored.insert(post);
+                        drop(stored);
+                        self.refresh_timeline_copies(&old, &post);
+                    }
+                    continue;
                 }
-                continue;
+                dashmap::Entry::Vacant(slot) => {
+                    slot.insert(post);
+                }
             }
             // A delete may have landed between the check above and the
             // insert. `mark_as_deleted` records the id, then bumps the epoch,
@@ -574,6 +592,36 @@ mod tests {
             "a duplicate must not reach the video timeline"
         );
         assert_eq!(s.stats().original_posts, 1);
+    }
+
+    #[test]
+    fn a_duplicate_that_changes_author_or_kind_is_ignored_so_a_delete_still_finds_the_post() {
+        let (s, _) = store();
+        let reply = LightPost {
+            in_reply_to_user_id: std::num::NonZeroI64::new(5),
+            is_reply: true,
+            ..LightPost::original(1, 5, NOW - 5)
+        };
+        s.insert_posts(vec![reply, LightPost::original(2, 1, NOW - 5)]);
+        let sum = s.insert_posts(vec![
+            LightPost::original(1, 5, NOW - 5),
+            LightPost::original(2, 33, NOW - 5),
+        ]);
+        assert_eq!(sum.duplicate, 2);
+        assert_eq!(s.get(1), Some(reply), "still the reply it was");
+        assert_eq!(s.get(2).map(|p| p.author_id), Some(1), "still author 1's");
+        s.mark_as_deleted(&[
+            PostDelete {
+                post_id: 1,
+                deleted_at: NOW,
+            },
+            PostDelete {
+                post_id: 2,
+                deleted_at: NOW,
+            },
+        ]);
+        s.check_deleted_flags()
+            .expect("every entry of a deleted post flagged");
     }
 
     #[test]
