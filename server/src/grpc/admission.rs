@@ -28,6 +28,10 @@ pub const EMA_WEIGHT: f64 = 0.1;
 /// Counter with labels `service`, `reason` (`in_flight`, `deadline`):
 /// calls turned away by admission control.
 pub const REJECTED: &str = "foryou_admission_rejected_total";
+/// Histogram, seconds, label `service`: the server's time to answer a
+/// call it rejects, from the request reaching this layer to the
+/// RESOURCE_EXHAUSTED response built.
+pub const REJECTION: &str = "foryou_admission_rejection_seconds";
 /// Gauge with label `service`: calls running.
 pub const IN_FLIGHT: &str = "foryou_admission_in_flight";
 /// Gauge with label `service`: the service-time estimate, seconds.
@@ -37,6 +41,11 @@ pub const ESTIMATE: &str = "foryou_admission_service_time_seconds";
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge};
     describe_counter!(REJECTED, Unit::Count, "calls rejected by admission control");
+    metrics::describe_histogram!(
+        REJECTION,
+        Unit::Seconds,
+        "time to answer a rejected call, from arrival to the response built"
+    );
     describe_gauge!(IN_FLIGHT, Unit::Count, "admitted calls running");
     describe_gauge!(ESTIMATE, Unit::Seconds, "moving average of call latency");
 }
@@ -263,8 +272,15 @@ where
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        match self.layer.admit(service_of(req.uri().path()), timeout) {
-            Err(status) => std::future::ready(Ok(status.into_http())).boxed(),
+        let arrived = Instant::now();
+        let service = service_of(req.uri().path());
+        match self.layer.admit(service, timeout) {
+            Err(status) => {
+                let response = status.into_http();
+                metrics::histogram!(REJECTION, "service" => service.to_owned())
+                    .record(arrived.elapsed().as_secs_f64());
+                std::future::ready(Ok(response)).boxed()
+            }
             Ok(guard) => {
                 let fut = self.inner.call(req);
                 async move {
@@ -351,5 +367,61 @@ mod tests {
             .expect("gate")
             .observe(Duration::from_secs(1));
         assert!(off.admit(SVC, Some(Duration::from_millis(1))).is_ok());
+    }
+
+    /// An inner service that answers every call at once.
+    #[derive(Clone)]
+    struct Answers;
+    impl tower::Service<http::Request<()>> for Answers {
+        type Response = http::Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Request<()>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new("answered".into())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_call_is_answered_at_once_and_its_server_time_recorded() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        use tower::{Layer, Service};
+        let recorder = DebuggingRecorder::new();
+        let snapshots = recorder.snapshotter();
+        let _recorder = metrics::set_default_local_recorder(&recorder);
+        let request = |path: &str| {
+            http::Request::builder()
+                .uri(path)
+                .body(())
+                .expect("a valid request")
+        };
+        let l = layer(1);
+        let _held = l.admit(SVC, None).expect("the one slot");
+        let mut svc = l.layer(Answers);
+        let rejected = svc
+            .call(request("/foryou.v1.ScoredPostsService/GetScoredPosts"))
+            .await
+            .expect("infallible");
+        assert_eq!(rejected.headers()["grpc-status"], "8", "RESOURCE_EXHAUSTED");
+        assert_eq!(rejected.body(), "", "the inner service never ran");
+        let passed = svc
+            .call(request("/grpc.health.v1.Health/Check"))
+            .await
+            .expect("infallible");
+        assert_eq!(passed.body(), "answered", "ungated services pass");
+        let times: Vec<f64> = snapshots
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == REJECTION)
+            .flat_map(|(.., v)| match v {
+                DebugValue::Histogram(h) => h.into_iter().map(|f| f.0).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(times.len(), 1, "one rejection timed: {times:?}");
+        assert!(times[0].is_finite() && times[0] >= 0.0, "{} s", times[0]);
     }
 }
