@@ -90,9 +90,11 @@ pub struct KafkaConfig {
     /// Topic of InNetworkEvent protobufs.
     #[arg(long, env = "FORYOU_KAFKA_TOPIC", default_value = "in-network-events")]
     pub kafka_topic: String,
-    /// Consumer group id: offsets are committed under it after each applied batch.
-    #[arg(long, env = "FORYOU_KAFKA_GROUP", default_value = "foryou-thunder")]
-    pub kafka_group: String,
+    /// Consumer group id: offsets are committed under it after each applied
+    /// batch (default: `foryou-thunder` for Thunder, `foryou-phoenix` for
+    /// `phoenix serve`).
+    #[arg(long, env = "FORYOU_KAFKA_GROUP")]
+    pub kafka_group: Option<String>,
     /// Consumer threads; partitions are split evenly across them.
     #[arg(long, env = "FORYOU_KAFKA_THREADS", default_value_t = 4)]
     pub kafka_threads: usize,
@@ -282,6 +284,13 @@ pub struct PhoenixServeConfig {
     /// Prometheus `/metrics` listen address; "off" (default) disables it.
     #[arg(long, env = "FORYOU_PHOENIX_METRICS_LISTEN", default_value = "off")]
     pub metrics_listen: MetricsListen,
+    /// The post topic as the retrieval index's source (`--kafka-brokers`;
+    /// binaries built with `--features kafka`): the index is rebuilt from
+    /// the topic within retention instead of the world, and health stays
+    /// NOT_SERVING until the consumer has caught up and the index holds
+    /// what it read.
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
     /// The engine.
     #[command(flatten)]
     pub engine: EngineArgs,

@@ -406,3 +406,122 @@ fn thunder_role_is_not_serving_until_caught_up_then_answers_from_all_events() {
     });
     common::stop_gracefully(running.child);
 }
+
+/// The ids a retrieval index fed `events` holds: every created post that
+/// is not a retweet (its source is the candidate) and was not deleted.
+fn indexable(events: &[(i32, PostEvent)]) -> HashSet<i64> {
+    let deleted: HashSet<i64> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PostEvent::Delete(d) => Some(d.post_id),
+            PostEvent::Create(_) => None,
+        })
+        .collect();
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PostEvent::Create(p) if !p.is_retweet && !deleted.contains(&p.post_id) => {
+                Some(p.post_id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn phoenix_serve_builds_its_index_from_the_topic_then_follows_it() {
+    use foryou_proto::v1 as pb;
+    use foryou_proto::v1::phoenix_retrieval_client::PhoenixRetrievalClient;
+
+    let broker = Tansu::start();
+    let topic = unique("events");
+    broker.create_topic(&topic);
+    let evs = events();
+    produce(&broker.addr, &topic, &evs, true);
+    let want = indexable(&evs);
+    assert!(want.len() > 1000, "{} posts", want.len());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("models");
+    let group = unique("g");
+    let running = common::start(
+        &[
+            "phoenix",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--model-cache",
+            cache.to_str().expect("utf-8 path"),
+            "--kafka-brokers",
+            &broker.addr,
+            "--kafka-topic",
+            &topic,
+            "--kafka-group",
+            &group,
+            "--kafka-batch-size",
+            "50",
+        ],
+        "phoenix listening on ",
+        Duration::from_secs(120),
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let url = format!("http://{}", running.addr);
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        common::wait_serving(channel.clone(), "foryou.v1.PhoenixRetrieval", deadline).await;
+        let client = PhoenixRetrievalClient::new(channel);
+        let retrieve = |mut c: PhoenixRetrievalClient<tonic::transport::Channel>| async move {
+            c.retrieve(pb::RetrieveRequest {
+                user_id: 999,
+                top_k: 10_000,
+                ..Default::default()
+            })
+            .await
+            .expect("retrieve")
+            .into_inner()
+            .posts
+            .iter()
+            .map(|p| p.post_id)
+            .collect::<HashSet<i64>>()
+        };
+        let got = retrieve(client.clone()).await;
+        assert_eq!(
+            got, want,
+            "SERVING only once the index holds the topic: the world's posts are not in it, every indexable event is"
+        );
+
+        // Still reading: a new post appears, a delete removes one.
+        let victim = *want.iter().min().expect("a post");
+        let fresh = foryou_server::thunder::LightPost {
+            post_id: want.iter().max().expect("a post") + 1_000_000,
+            author_id: 7,
+            created_at: SystemClock::new().unix_s() - 5,
+            ..Default::default()
+        };
+        let more = [
+            (0, PostEvent::Create(fresh)),
+            (
+                0,
+                PostEvent::Delete(foryou_server::thunder::PostDelete {
+                    post_id: victim,
+                    deleted_at: SystemClock::new().unix_s(),
+                }),
+            ),
+        ];
+        produce(&broker.addr, &topic, &more, false);
+        loop {
+            let now = retrieve(client.clone()).await;
+            if now.contains(&fresh.post_id) && !now.contains(&victim) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the index never followed the topic");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    common::stop_gracefully(running.child);
+}

@@ -26,6 +26,9 @@ pub enum RoleError {
     /// names the flag).
     #[error("--{0}")]
     WorldSpec(String),
+    /// Flags that do not go together (the message names them).
+    #[error("--{0}")]
+    Flags(String),
     /// The params file is unreadable or invalid.
     #[error(transparent)]
     Params(#[from] crate::pipeline::home_mixer::ParamsError),

@@ -23,6 +23,7 @@ use crate::config::PhoenixServeConfig;
 use crate::grpc::limits::{MessageLimits, PHOENIX_REQUEST_BYTES, THUNDER_REQUEST_BYTES};
 use crate::grpc::phoenix::PhoenixService;
 use crate::grpc::post_ingest::IndexIngestService;
+use crate::phoenix::IndexSink;
 use crate::thunder::ThunderParams;
 use crate::world::{WorldRules, WorldSpec};
 
@@ -36,8 +37,9 @@ pub async fn run_phoenix(
         crate::telemetry::install_prometheus(addr)?;
         tracing::info!(%addr, "metrics on http://{addr}/metrics");
     }
+    let from_kafka = cfg.kafka.kafka_brokers.is_some();
     let c = cfg.clone();
-    let (engine, world) = tokio::task::spawn_blocking(move || {
+    let (engine, world, clock) = tokio::task::spawn_blocking(move || {
         let now = crate::clock::SystemClock::new().unix_ms();
         let spec = WorldSpec {
             users: c.users,
@@ -48,17 +50,33 @@ pub async fn run_phoenix(
         let world = world_from(c.world.as_deref(), &spec, WorldRules::default())?;
         let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(world.now_ms));
         let retention_ms = c.retention_s.saturating_mul(1000);
-        let engine = build_engine(&c.engine, c.seed, &world, clock, retention_ms)?;
-        Ok::<_, RoleError>((engine, world))
+        let engine = build_engine(&c.engine, c.seed, &world, clock.clone(), retention_ms)?;
+        Ok::<_, RoleError>((engine, world, clock))
     })
     .await??;
     let live = engine.live_retrieval().cloned();
-    if let Some(live) = live.clone() {
-        let min_video =
-            i32::try_from(ThunderParams::default().min_video_duration_ms).unwrap_or(i32::MAX);
-        tokio::task::spawn_blocking(move || feed_world(&live, &world.light_posts(min_video)))
-            .await?;
-    }
+    let min_video = ThunderParams::default().min_video_duration_ms;
+    // The index's source: the post topic (rebuilt from it within
+    // retention), or the world's posts.
+    let kafka = match (&live, from_kafka) {
+        (None, true) => {
+            return Err(RoleError::Flags(
+                "kafka-brokers needs --retrieval-index live: the static corpus takes no new posts"
+                    .into(),
+            ));
+        }
+        (Some(live), true) => {
+            let sink = IndexSink::new(live.clone(), clock, cfg.retention_s, min_video);
+            Some(start_kafka(&cfg, Arc::new(sink)).await?)
+        }
+        (Some(live), false) => {
+            let (live, min_video) = (live.clone(), i32::try_from(min_video).unwrap_or(i32::MAX));
+            tokio::task::spawn_blocking(move || feed_world(&live, &world.light_posts(min_video)))
+                .await?;
+            None
+        }
+        (None, false) => None,
+    };
     let (listener, local) = super::listen::bind(cfg.listen).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let services = vec![
@@ -71,7 +89,8 @@ pub async fn run_phoenix(
         service: service.clone(),
         needs_it: vec![PhoenixRankerServer::<PhoenixService>::NAME],
     };
-    let readiness = serve_when_indexed(health, services, live.clone(), Some(gate)).await;
+    let caught_up = kafka.as_ref().map(KafkaSource::caught_up);
+    let readiness = serve_when_indexed(health, services, live.clone(), caught_up, Some(gate)).await;
     let limits =
         |default| MessageLimits::new(cfg.max_request_bytes, default, cfg.max_message_bytes);
     let (ranker, retrieval) = service.into_servers(limits(PHOENIX_REQUEST_BYTES));
@@ -96,7 +115,58 @@ pub async fn run_phoenix(
         .serve_with_incoming_shutdown(super::listen::incoming(listener), shutdown)
         .await;
     readiness.abort();
+    if let Some(k) = kafka {
+        tokio::task::spawn_blocking(move || k.stop()).await??;
+    }
     served?;
     tracing::info!("grpc server stopped; in-flight requests finished");
     Ok(())
+}
+
+/// The Kafka consumer feeding the index (a stand-in without the feature).
+#[cfg(feature = "kafka")]
+type KafkaSource = crate::thunder::kafka::KafkaIngest;
+
+/// Without the `kafka` feature there is never a consumer.
+#[cfg(not(feature = "kafka"))]
+enum KafkaSource {}
+
+#[cfg(not(feature = "kafka"))]
+impl KafkaSource {
+    fn caught_up(&self) -> tokio::sync::watch::Receiver<bool> {
+        match *self {}
+    }
+
+    fn stop(self) -> Result<(), RoleError> {
+        match self {}
+    }
+}
+
+/// Starts the consumer of the post topic into `sink`.
+#[cfg(feature = "kafka")]
+async fn start_kafka(
+    cfg: &PhoenixServeConfig,
+    sink: Arc<IndexSink>,
+) -> Result<KafkaSource, RoleError> {
+    use crate::thunder::kafka::{KafkaIngest, KafkaIngestConfig};
+    let k = &cfg.kafka;
+    let kcfg = KafkaIngestConfig {
+        brokers: k.kafka_brokers.clone().unwrap_or_default(),
+        topic: k.kafka_topic.clone(),
+        group: k
+            .kafka_group
+            .clone()
+            .unwrap_or_else(|| "foryou-phoenix".into()),
+        threads: k.kafka_threads,
+        batch_size: k.kafka_batch_size,
+        apply_permits: k.kafka_apply_permits,
+        lag_interval: std::time::Duration::from_secs(k.kafka_lag_interval_s.max(1)),
+        extra: Vec::new(),
+    };
+    Ok(tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, sink as _)).await??)
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn start_kafka(_: &PhoenixServeConfig, _: Arc<IndexSink>) -> Result<KafkaSource, RoleError> {
+    Err(RoleError::KafkaNotBuilt)
 }

@@ -37,18 +37,27 @@ pub struct RankerGate {
     pub needs_it: Vec<&'static str>,
 }
 
-/// Marks `services` NOT_SERVING now, and SERVING once `live` (if any) has
-/// made searchable every post handed to it so far and `ranker` (if any)
-/// has scored a probe. With a ranker the returned task then follows its
+/// Marks `services` NOT_SERVING now, and SERVING once `source_caught_up`
+/// (if any) has turned true, `live` (if any) has made searchable every post
+/// handed to it so far and `ranker` (if any) has scored a probe. With a ranker the returned task then follows its
 /// health until aborted; without one it ends.
 pub async fn serve_when_indexed(
     health: HealthReporter,
     services: Vec<&'static str>,
     live: Option<Arc<LiveRetrieval>>,
+    source_caught_up: Option<tokio::sync::watch::Receiver<bool>>,
     ranker: Option<RankerGate>,
 ) -> tokio::task::JoinHandle<()> {
     mark(&health, &services, ServingStatus::NotServing).await;
     tokio::spawn(async move {
+        // A streamed source (Kafka) first: everything up to the high
+        // watermarks seen at start must have reached the index.
+        if let Some(mut rx) = source_caught_up
+            && rx.wait_for(|caught_up| *caught_up).await.is_err()
+        {
+            tracing::error!("the post source stopped before catching up; staying NOT_SERVING");
+            return;
+        }
         if let Some(live) = live {
             let t = Instant::now();
             let l = live.clone();
@@ -168,6 +177,7 @@ mod tests {
         let task = serve_when_indexed(
             reporter,
             vec!["t.Feed", "t.Ranker", "t.Retrieval"],
+            None,
             None,
             Some(gate),
         )

@@ -205,7 +205,7 @@ pub async fn run_serve(
             PhoenixRankerServer::<PhoenixService>::NAME,
         ],
     });
-    let readiness = serve_when_indexed(health, gated, live.clone(), gate).await;
+    let readiness = serve_when_indexed(health, gated, live.clone(), None, gate).await;
     let reflection = super::listen::reflection(&served)?;
 
     let limits =

@@ -163,7 +163,10 @@ pub async fn run_thunder(
         let kcfg = KafkaIngestConfig {
             brokers,
             topic: k.kafka_topic.clone(),
-            group: k.kafka_group.clone(),
+            group: k
+                .kafka_group
+                .clone()
+                .unwrap_or_else(|| "foryou-thunder".into()),
             threads: k.kafka_threads,
             batch_size: k.kafka_batch_size,
             apply_permits: k.kafka_apply_permits,
@@ -171,7 +174,8 @@ pub async fn run_thunder(
             extra: Vec::new(),
         };
         let s = store.clone();
-        let ingest = tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, s)).await??;
+        let ingest =
+            tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, s as _)).await??;
         Some(ingest)
     } else {
         None

@@ -1,5 +1,6 @@
 //! Kafka ingestion (feature `kafka`): the serving listener of spec §3.7 over
-//! rdkafka, with our fixes for a store that must lose nothing.
+//! rdkafka, with our fixes for a store that must lose nothing. Events go to
+//! an [`EventSink`]: the Thunder store, or `phoenix serve`'s retrieval index.
 //!
 //! - The topic's partitions are split over `threads` OS threads
 //!   (`consumer_plan::split_partitions`); each owns a `BaseConsumer` with a
@@ -31,9 +32,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::consumer_plan::{BlockingSemaphore, CatchUp, resume_offset, split_partitions};
-use super::events::{PostEvent, apply_events, count_malformed};
+use super::event_sink::EventSink;
+use super::events::{PostEvent, count_malformed};
 use super::metrics as m;
-use super::post_store::PostStore;
 
 /// Broker calls at start (metadata, watermarks, commits) wait this long.
 const META_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +89,7 @@ fn kafka_err(what: impl Into<String>) -> impl FnOnce(KafkaError) -> KafkaIngestE
 /// State shared by the consumer threads.
 struct Shared {
     cfg: KafkaIngestConfig,
-    store: Arc<PostStore>,
+    sink: Arc<dyn EventSink>,
     catch_up: CatchUp,
     caught_up: watch::Sender<bool>,
     permits: BlockingSemaphore,
@@ -129,7 +130,10 @@ fn client_config(cfg: &KafkaIngestConfig) -> ClientConfig {
 impl KafkaIngest {
     /// Reads the topic's layout, works out each partition's start offset and
     /// catch-up target, and starts the consumer threads.
-    pub fn start(cfg: KafkaIngestConfig, store: Arc<PostStore>) -> Result<Self, KafkaIngestError> {
+    pub fn start(
+        cfg: KafkaIngestConfig,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Self, KafkaIngestError> {
         let probe: BaseConsumer = client_config(&cfg)
             .create()
             .map_err(kafka_err("create consumer"))?;
@@ -152,8 +156,8 @@ impl KafkaIngest {
         let committed = probe
             .committed_offsets(all.clone(), META_TIMEOUT)
             .map_err(kafka_err("read committed offsets"))?;
-        let retention_ms = store.params().retention_s.saturating_mul(1000);
-        let since_ms = store.clock().unix_s().saturating_mul(1000) - retention_ms;
+        let retention_ms = sink.retention_s().saturating_mul(1000);
+        let since_ms = sink.clock().unix_s().saturating_mul(1000) - retention_ms;
         let mut by_time = TopicPartitionList::new();
         for p in 0..n {
             by_time
@@ -179,7 +183,7 @@ impl KafkaIngest {
                 Some(Offset::Offset(o)) => Some(o),
                 _ => None,
             };
-            let applied = store.position(&cfg.topic, p);
+            let applied = sink.position(&cfg.topic, p);
             let start = resume_offset(committed, applied, retention_start).clamp(low, high);
             tracing::info!(
                 topic = %cfg.topic, partition = p, low, high, ?committed, ?applied, start,
@@ -194,7 +198,7 @@ impl KafkaIngest {
             caught_up: tx,
             permits: BlockingSemaphore::new(cfg.apply_permits),
             stop: AtomicBool::new(false),
-            store,
+            sink,
             cfg,
         });
         if shared.catch_up.check() {
@@ -287,7 +291,7 @@ impl ConsumerThread {
     }
 
     fn run(mut self) {
-        let min_video = self.shared.store.params().min_video_duration_ms;
+        let min_video = self.shared.sink.min_video_duration_ms();
         let batch = self.shared.cfg.batch_size.max(1);
         while !self.shared.stop.load(Ordering::SeqCst) {
             match self.consumer.poll(POLL_TIMEOUT) {
@@ -340,12 +344,12 @@ impl ConsumerThread {
         let events = std::mem::take(&mut self.buffer);
         if !events.is_empty() {
             let _permit = sh.catch_up.is_caught_up().then(|| sh.permits.acquire());
-            apply_events(&sh.store, events);
+            sh.sink.apply(events);
         }
         let mut tpl = TopicPartitionList::new();
         for p in self.dirty.drain() {
             let next = self.next[&p];
-            sh.store.record_position(&sh.cfg.topic, p, next);
+            sh.sink.record_position(&sh.cfg.topic, p, next);
             if let Err(e) = tpl.add_partition_offset(&sh.cfg.topic, p, Offset::Offset(next)) {
                 tracing::warn!(partition = p, error = %e, "cannot build commit");
             }

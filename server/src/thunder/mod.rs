@@ -10,6 +10,7 @@
 
 pub mod consumer_plan;
 pub mod event_file;
+pub mod event_sink;
 pub mod events;
 pub mod feed;
 #[cfg(feature = "kafka")]
@@ -22,6 +23,7 @@ pub mod post_store;
 pub mod retrieval;
 pub mod synth;
 
+pub use event_sink::EventSink;
 pub use feed::PostFeed;
 pub use light_post::{LightPost, PostDelete, TinyPost};
 pub use params::{DELETE_EVENT_KEY, MAX_INPUT_LIST_SIZE, ThunderParams};
