@@ -109,6 +109,30 @@ pub struct KafkaConfig {
     pub kafka_lag_interval_s: u64,
 }
 
+#[cfg(feature = "kafka")]
+impl KafkaConfig {
+    /// The consumer's settings, if `--kafka-brokers` was given; the group
+    /// is `--kafka-group` or the role's `default_group`.
+    pub fn ingest_config(
+        &self,
+        default_group: &str,
+    ) -> Option<crate::thunder::kafka::KafkaIngestConfig> {
+        Some(crate::thunder::kafka::KafkaIngestConfig {
+            brokers: self.kafka_brokers.clone()?,
+            topic: self.kafka_topic.clone(),
+            group: self
+                .kafka_group
+                .clone()
+                .unwrap_or_else(|| default_group.to_owned()),
+            threads: self.kafka_threads,
+            batch_size: self.kafka_batch_size,
+            apply_permits: self.kafka_apply_permits,
+            lag_interval: std::time::Duration::from_secs(self.kafka_lag_interval_s.max(1)),
+            extra: Vec::new(),
+        })
+    }
+}
+
 /// A listen address or "off".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsListen(pub Option<SocketAddr>);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::LiveRetrieval;
 use crate::clock::Clock;
-use crate::thunder::events::PostEvent;
+use crate::thunder::events::{PostEvent, split_events};
 use crate::thunder::{EventSink, PostFeed};
 
 /// The live index fed by a Kafka consumer.
@@ -55,14 +55,7 @@ impl EventSink for IndexSink {
     }
 
     fn apply(&self, events: Vec<PostEvent>) {
-        let mut creates = Vec::with_capacity(events.len());
-        let mut deletes = Vec::new();
-        for e in events {
-            match e {
-                PostEvent::Create(p) => creates.push(p),
-                PostEvent::Delete(d) => deletes.push(d),
-            }
-        }
+        let (creates, deletes) = split_events(events);
         self.live.publish(&creates, &deletes);
     }
 

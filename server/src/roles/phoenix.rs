@@ -148,20 +148,9 @@ async fn start_kafka(
     cfg: &PhoenixServeConfig,
     sink: Arc<IndexSink>,
 ) -> Result<KafkaSource, RoleError> {
-    use crate::thunder::kafka::{KafkaIngest, KafkaIngestConfig};
-    let k = &cfg.kafka;
-    let kcfg = KafkaIngestConfig {
-        brokers: k.kafka_brokers.clone().unwrap_or_default(),
-        topic: k.kafka_topic.clone(),
-        group: k
-            .kafka_group
-            .clone()
-            .unwrap_or_else(|| "foryou-phoenix".into()),
-        threads: k.kafka_threads,
-        batch_size: k.kafka_batch_size,
-        apply_permits: k.kafka_apply_permits,
-        lag_interval: std::time::Duration::from_secs(k.kafka_lag_interval_s.max(1)),
-        extra: Vec::new(),
+    use crate::thunder::kafka::KafkaIngest;
+    let Some(kcfg) = cfg.kafka.ingest_config("foryou-phoenix") else {
+        return Err(RoleError::Flags("kafka-brokers is needed".into()));
     };
     Ok(tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, sink as _)).await??)
 }

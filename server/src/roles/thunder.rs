@@ -157,22 +157,8 @@ pub async fn run_thunder(
         .await;
 
     #[cfg(feature = "kafka")]
-    let kafka = if let Some(brokers) = cfg.kafka.kafka_brokers.clone() {
-        use crate::thunder::kafka::{KafkaIngest, KafkaIngestConfig};
-        let k = &cfg.kafka;
-        let kcfg = KafkaIngestConfig {
-            brokers,
-            topic: k.kafka_topic.clone(),
-            group: k
-                .kafka_group
-                .clone()
-                .unwrap_or_else(|| "foryou-thunder".into()),
-            threads: k.kafka_threads,
-            batch_size: k.kafka_batch_size,
-            apply_permits: k.kafka_apply_permits,
-            lag_interval: std::time::Duration::from_secs(k.kafka_lag_interval_s.max(1)),
-            extra: Vec::new(),
-        };
+    let kafka = if let Some(kcfg) = cfg.kafka.ingest_config("foryou-thunder") {
+        use crate::thunder::kafka::KafkaIngest;
         let s = store.clone();
         let ingest =
             tokio::task::spawn_blocking(move || KafkaIngest::start(kcfg, s as _)).await??;

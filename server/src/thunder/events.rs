@@ -128,14 +128,7 @@ impl ApplySummary {
 /// delete, as the serving listener does. Blocking; call it off the async
 /// runtime for large batches.
 pub fn apply_events(store: &PostStore, events: Vec<PostEvent>) -> ApplySummary {
-    let mut creates = Vec::with_capacity(events.len());
-    let mut deletes = Vec::new();
-    for ev in events {
-        match ev {
-            PostEvent::Create(p) => creates.push(p),
-            PostEvent::Delete(d) => deletes.push(d),
-        }
-    }
+    let (creates, deletes) = split_events(events);
     let n = (creates.len() + deletes.len()) as u64;
     // The feed's consumer keeps its own state with its own rules, so it may
     // take the batch before the store applies it (no copy of the creates).
@@ -164,6 +157,19 @@ pub fn apply_events(store: &PostStore, events: Vec<PostEvent>) -> ApplySummary {
         }
     }
     summary
+}
+
+/// A batch's creates and deletes, each in arrival order.
+pub fn split_events(events: Vec<PostEvent>) -> (Vec<LightPost>, Vec<PostDelete>) {
+    let mut creates = Vec::with_capacity(events.len());
+    let mut deletes = Vec::new();
+    for ev in events {
+        match ev {
+            PostEvent::Create(p) => creates.push(p),
+            PostEvent::Delete(d) => deletes.push(d),
+        }
+    }
+    (creates, deletes)
 }
 
 /// Counts a malformed event (logged by the caller with its context).
