@@ -37,6 +37,10 @@ pub const ENCODE_LAG: &str = "foryou_index_encode_lag_seconds";
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(POSTS, Unit::Count, "searchable posts");
+    describe_gauge!(
+        super::live_retrieval::WRITER_UP,
+        "1 while the index writer runs, 0 once it has stopped"
+    );
     describe_gauge!(SEGMENTS, Unit::Count, "sealed index segments");
     describe_gauge!(OPEN_ROWS, Unit::Count, "rows of the open segment");
     describe_gauge!(TOMBSTONES, Unit::Count, "deleted rows still stored");

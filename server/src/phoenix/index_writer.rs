@@ -62,6 +62,9 @@ pub(super) enum WriterMsg {
     },
     /// Answer once everything sent before is published.
     Flush(Sender<()>),
+    /// Tests: the writer panics, as a bug in it would.
+    #[cfg(test)]
+    Crash,
 }
 
 /// The writer's state (moved into its thread).
@@ -126,6 +129,8 @@ impl IndexWriter {
                     sent.push(at);
                 }
                 WriterMsg::Flush(done) => flushes.push(done),
+                #[cfg(test)]
+                WriterMsg::Crash => panic!("test: the index writer crashes"),
             }
             if creates.len() < ENCODE_BATCH {
                 next = rx.try_recv().ok();

@@ -12,6 +12,7 @@
 //! ([`QUEUE_BATCHES`]): a stream faster than the encoder waits at
 //! `publish` (back-pressure on the ingest, never a dropped post).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,27 @@ pub struct LiveRetrieval {
     tx: Sender<WriterMsg>,
     reader: IndexReader,
     stats: Arc<Mutex<IndexStats>>,
+    /// Cleared when the writer thread ends (a panic included).
+    writing: Arc<AtomicBool>,
 }
+
+/// Clears the flag when the writer thread ends, however it ends, and says
+/// so once: the index then serves what it last published and applies no
+/// further creates or deletes.
+struct WriterAlive(Arc<AtomicBool>);
+
+impl Drop for WriterAlive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+        metrics::gauge!(WRITER_UP).set(0.0);
+        tracing::error!(
+            "the retrieval index writer has stopped: no new posts or deletes reach the index"
+        );
+    }
+}
+
+/// Gauge: 1 while the index writer runs, 0 once it has stopped.
+pub const WRITER_UP: &str = "foryou_index_writer_up";
 
 impl LiveRetrieval {
     /// Starts the writer over an empty index of `config` (its width must
@@ -103,11 +124,35 @@ impl LiveRetrieval {
             stats: stats.clone(),
             last: IndexStats::default(),
         };
+        let writing = Arc::new(AtomicBool::new(true));
+        let alive = WriterAlive(writing.clone());
+        metrics::gauge!(WRITER_UP).set(1.0);
         std::thread::Builder::new()
             .name("index-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                let _alive = alive;
+                writer.run(rx)
+            })
             .map_err(|e| EngineError::Input(format!("cannot start the index writer: {e}")))?;
-        Ok(Self { tx, reader, stats })
+        Ok(Self {
+            tx,
+            reader,
+            stats,
+            writing,
+        })
+    }
+
+    /// Whether the writer thread still runs. Once false (it panicked) the
+    /// index is frozen: deleted posts stay retrievable, so health reports
+    /// the retrieval services NOT_SERVING (`roles/readiness.rs`).
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::SeqCst)
+    }
+
+    /// Tests: makes the writer thread panic.
+    #[cfg(test)]
+    pub(crate) fn crash_writer(&self) {
+        let _ = self.tx.send(WriterMsg::Crash);
     }
 
     /// The latest snapshot's handle (what retrieval searches).
@@ -162,11 +207,8 @@ impl PostFeed for LiveRetrieval {
         offered("retweet", creates.len() - posts.len());
         let ids = deletes.iter().map(|d| d.post_id).collect();
         if !self.send(posts, ids) {
-            tracing::error!(
-                creates = creates.len(),
-                deletes = deletes.len(),
-                "the index writer has stopped; batch not indexed"
-            );
+            // Said once, by the writer's exit; each lost batch is counted.
+            offered("writer_stopped", creates.len());
         }
     }
 }
@@ -363,5 +405,31 @@ mod tests {
         let narrow = IndexConfig::new(dim + 1, Format::F32);
         let e = LiveRetrieval::start(r, narrow, clock, 0, None).expect_err("width");
         assert!(e.to_string().contains("emb_size"), "{e}");
+    }
+
+    #[test]
+    fn a_crashed_writer_is_reported_and_the_last_snapshot_keeps_answering() {
+        let (r, clock) = (retriever(), Arc::new(ManualClock::new(NOW_S)));
+        let live = start(&r, &clock, |_| {});
+        live.publish(&[post(1, 7, NOW_S - 10), post(2, 8, NOW_S - 20)], &[]);
+        assert!(live.flush(WAIT));
+        assert!(live.is_writing());
+        live.crash_writer();
+        let t = Instant::now();
+        while live.is_writing() {
+            assert!(t.elapsed() < Duration::from_secs(10), "still writing");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            !live.send(Vec::new(), vec![1]),
+            "nothing reaches a stopped writer"
+        );
+        live.publish(&[post(3, 9, NOW_S)], &[]); // counted, no panic
+        assert!(!live.flush(Duration::from_millis(100)));
+        assert_eq!(
+            search_all(&r, &live),
+            vec![1, 2],
+            "the last snapshot still answers"
+        );
     }
 }

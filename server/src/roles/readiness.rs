@@ -58,7 +58,7 @@ pub async fn serve_when_indexed(
             tracing::error!("the post source stopped before catching up; staying NOT_SERVING");
             return;
         }
-        if let Some(live) = live {
+        if let Some(live) = live.clone() {
             let t = Instant::now();
             let l = live.clone();
             let flushed = tokio::task::spawn_blocking(move || l.flush(REBUILD_TIMEOUT)).await;
@@ -78,6 +78,7 @@ pub async fn serve_when_indexed(
         }
         let Some(ranker) = ranker else {
             mark(&health, &services, ServingStatus::Serving).await;
+            watch_writer(&health, &services, live.as_deref()).await;
             return;
         };
         let scoring = ranker.service.scoring_health().clone();
@@ -86,8 +87,30 @@ pub async fn serve_when_indexed(
             tokio::time::sleep(PROBE_EVERY).await;
         }
         mark(&health, &services, ServingStatus::Serving).await;
-        follow_ranker(&health, &ranker, &scoring).await;
+        // A stopped index writer ends it all: following the ranker could
+        // otherwise mark the services SERVING again.
+        tokio::select! {
+            () = follow_ranker(&health, &ranker, &scoring) => {}
+            () = watch_writer(&health, &services, live.as_deref()) => {}
+        }
     })
+}
+
+/// How often the index writer's liveness is checked.
+pub const WRITER_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Returns (after marking `services` NOT_SERVING) once the index writer of
+/// `live` has stopped: the index would keep serving posts deleted since.
+/// Never returns without an index.
+async fn watch_writer(health: &HealthReporter, services: &[&str], live: Option<&LiveRetrieval>) {
+    let Some(live) = live else {
+        return std::future::pending().await;
+    };
+    while live.is_writing() {
+        tokio::time::sleep(WRITER_CHECK_EVERY).await;
+    }
+    tracing::error!("the retrieval index writer has stopped; health reports NOT_SERVING");
+    mark(health, services, ServingStatus::NotServing).await;
 }
 
 /// Keeps the health of `ranker.needs_it` in step with `scoring`, probing
@@ -206,6 +229,31 @@ mod tests {
             t.elapsed()
         );
         assert_eq!(status(&health, "").await, Wire::Serving);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_stopped_index_writer_turns_the_services_not_serving() {
+        use foryou_engine::index::{Format, IndexConfig};
+        let retriever = Arc::new(crate::phoenix::models::small_demo_models().retriever);
+        let config = IndexConfig::new(retriever.config().emb_size, Format::F32);
+        let clock = Arc::new(crate::clock::ManualClock::new(1_800_000_000));
+        let live =
+            Arc::new(LiveRetrieval::start(retriever, config, clock, 600_000, None).expect("index"));
+        let reporter = HealthReporter::new();
+        let health = HealthService::from_health_reporter(reporter.clone());
+        let task = serve_when_indexed(
+            reporter,
+            vec!["t.Retrieval"],
+            Some(live.clone()),
+            None,
+            None,
+        )
+        .await;
+        until(&health, "t.Retrieval", Wire::Serving).await;
+        live.crash_writer();
+        until(&health, "t.Retrieval", Wire::NotServing).await;
+        assert_eq!(status(&health, "").await, Wire::NotServing);
         task.abort();
     }
 }
