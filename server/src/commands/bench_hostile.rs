@@ -40,55 +40,70 @@ const ANSWER_GOAL: Duration = Duration::from_secs(1);
 /// The health service must answer within this throughout.
 const HEALTH_GOAL: Duration = Duration::from_millis(100);
 
-/// One kind of hostile request and the statuses it may get.
-struct Kind {
-    name: &'static str,
-    expect: &'static [tonic::Code],
+/// One kind of hostile request.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    BloomHugeK,
+    BloomsAtLimits,
+    GzipBomb,
+    PredictMillion,
+    PredictOverLimit,
+    RetrieveHugeTopK,
+    ViewerZero,
+    IngestExtremeTimes,
+    IngestDescendingDeletes,
 }
 
-const KINDS: &[Kind] = &[
-    Kind {
-        name: "bloom k = 2^32-1, all bits set",
-        expect: &[tonic::Code::InvalidArgument],
-    },
-    Kind {
-        name: "8 bloom filters at the limits (8 Mbit, k = 64, all set)",
-        expect: &[tonic::Code::Ok],
-    },
-    Kind {
-        name: "gzip bomb: 24 MiB feed request in ~24 KiB",
-        expect: &[tonic::Code::ResourceExhausted],
-    },
-    Kind {
-        name: "Predict with 1,000,000 candidates (~20 MB)",
-        // tonic: OUT_OF_RANGE for a message over the limit as sent.
-        expect: &[tonic::Code::OutOfRange, tonic::Code::ResourceExhausted],
-    },
-    Kind {
-        name: "Predict with 10,001 candidates",
-        expect: &[tonic::Code::InvalidArgument],
-    },
-    Kind {
-        name: "Retrieve top_k 2^32-1",
-        expect: &[tonic::Code::InvalidArgument],
-    },
-    Kind {
-        name: "feed of viewer 0",
-        expect: &[tonic::Code::InvalidArgument],
-    },
-    Kind {
-        name: "IngestEvents: created_at i64::MIN and i64::MAX",
-        expect: &[tonic::Code::Ok],
-    },
-    Kind {
-        name: "IngestEvents: 100,000 deletes, descending ids",
-        expect: &[tonic::Code::Ok],
-    },
+const KINDS: [Kind; 9] = [
+    Kind::BloomHugeK,
+    Kind::BloomsAtLimits,
+    Kind::GzipBomb,
+    Kind::PredictMillion,
+    Kind::PredictOverLimit,
+    Kind::RetrieveHugeTopK,
+    Kind::ViewerZero,
+    Kind::IngestExtremeTimes,
+    Kind::IngestDescendingDeletes,
 ];
+
+impl Kind {
+    /// The table's name for it.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::BloomHugeK => "bloom k = 2^32-1, all bits set",
+            Kind::BloomsAtLimits => "8 bloom filters at the limits (8 Mbit, k = 64, all set)",
+            Kind::GzipBomb => "gzip bomb: 24 MiB feed request in ~24 KiB",
+            Kind::PredictMillion => "Predict with 1,000,000 candidates (~20 MB)",
+            Kind::PredictOverLimit => "Predict with 10,001 candidates",
+            Kind::RetrieveHugeTopK => "Retrieve top_k 2^32-1",
+            Kind::ViewerZero => "feed of viewer 0",
+            Kind::IngestExtremeTimes => "IngestEvents: created_at i64::MIN and i64::MAX",
+            Kind::IngestDescendingDeletes => "IngestEvents: 100,000 deletes, descending ids",
+        }
+    }
+
+    /// The statuses it may get.
+    fn expect(self) -> &'static [tonic::Code] {
+        use tonic::Code::*;
+        match self {
+            Kind::BloomsAtLimits | Kind::IngestExtremeTimes | Kind::IngestDescendingDeletes => {
+                &[Ok]
+            }
+            Kind::GzipBomb => &[ResourceExhausted],
+            // tonic: OUT_OF_RANGE for a message over the limit as sent.
+            Kind::PredictMillion => &[OutOfRange, ResourceExhausted],
+            Kind::BloomHugeK
+            | Kind::PredictOverLimit
+            | Kind::RetrieveHugeTopK
+            | Kind::ViewerZero => &[InvalidArgument],
+        }
+    }
+}
 
 /// Runs the hostile bench; an error when a goal is missed.
 pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
     let channel = super::bench_load::connect(&args.addr).await?;
+    wait_serving(&channel).await?;
     let stop = tokio::sync::watch::Sender::new(false);
     // The prober has a thread, a runtime and a connection of its own: the
     // hostile senders' own encoding (gzip of 24 MiB, 20 MB messages) must
@@ -107,7 +122,7 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
     };
     println!("| request | sent | statuses | p50 ms | max ms |\n|---|---|---|---|---|");
     let mut missed = Vec::new();
-    for (k, kind) in KINDS.iter().enumerate() {
+    for kind in KINDS {
         let mut tasks = tokio::task::JoinSet::new();
         let mut times = Vec::new();
         let mut codes: BTreeMap<String, usize> = BTreeMap::new();
@@ -120,7 +135,7 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
             let ch = channel.clone();
             tasks.spawn(async move {
                 let t = Instant::now();
-                let code = send(k, round, ch).await;
+                let code = send(kind, round, ch).await;
                 (t.elapsed(), code)
             });
         }
@@ -139,17 +154,17 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
             .join(", ");
         println!(
             "| {} | {} | {statuses} | {:.1} | {:.1} |",
-            kind.name,
+            kind.name(),
             times.len(),
             p50.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3
         );
         if max > ANSWER_GOAL {
-            missed.push(format!("{}: slowest answer {max:?}", kind.name));
+            missed.push(format!("{}: slowest answer {max:?}", kind.name()));
         }
-        let expected: Vec<String> = kind.expect.iter().map(|c| format!("{c:?}")).collect();
+        let expected: Vec<String> = kind.expect().iter().map(|c| format!("{c:?}")).collect();
         if let Some(c) = codes.keys().find(|c| !expected.contains(c)) {
-            missed.push(format!("{}: got {c}, expected {expected:?}", kind.name));
+            missed.push(format!("{}: got {c}, expected {expected:?}", kind.name()));
         }
     }
     stop.send_replace(true);
@@ -215,8 +230,8 @@ fn candidates(n: usize) -> Vec<pb::RankCandidate> {
         .collect()
 }
 
-/// Sends kind `k` once; its status.
-async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
+/// Sends one request of `kind`; its status.
+async fn send(kind: Kind, round: usize, ch: Channel) -> tonic::Code {
     let feed = || {
         ScoredPostsServiceClient::new(ch.clone())
             .max_encoding_message_size(usize::MAX)
@@ -224,8 +239,8 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
     };
     let ranker = || PhoenixRankerClient::new(ch.clone()).max_encoding_message_size(usize::MAX);
     let viewer = 1 + round as i64 % 100;
-    match k {
-        0 => code_of(
+    match kind {
+        Kind::BloomHugeK => code_of(
             feed()
                 .get_scored_posts(pb::ScoredPostsQuery {
                     viewer_id: viewer,
@@ -234,7 +249,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        1 => code_of(
+        Kind::BloomsAtLimits => code_of(
             feed()
                 .get_scored_posts(pb::ScoredPostsQuery {
                     viewer_id: viewer,
@@ -243,7 +258,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        2 => code_of(
+        Kind::GzipBomb => code_of(
             feed()
                 .send_compressed(Gzip)
                 .get_scored_posts(pb::ScoredPostsQuery {
@@ -257,7 +272,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        3 => code_of(
+        Kind::PredictMillion => code_of(
             ranker()
                 .predict(pb::PredictRequest {
                     user_id: viewer,
@@ -266,7 +281,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        4 => code_of(
+        Kind::PredictOverLimit => code_of(
             ranker()
                 .predict(pb::PredictRequest {
                     user_id: viewer,
@@ -275,7 +290,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        5 => code_of(
+        Kind::RetrieveHugeTopK => code_of(
             PhoenixRetrievalClient::new(ch)
                 .retrieve(pb::RetrieveRequest {
                     user_id: viewer,
@@ -284,12 +299,12 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                 })
                 .await,
         ),
-        6 => code_of(
+        Kind::ViewerZero => code_of(
             feed()
                 .get_scored_posts(pb::ScoredPostsQuery::default())
                 .await,
         ),
-        7 => {
+        Kind::IngestExtremeTimes => {
             let events = [i64::MIN, i64::MAX].map(|created_at| pb::InNetworkEvent {
                 event_variant: Some(pb::in_network_event::EventVariant::TweetCreateEvent(
                     pb::TweetCreateEvent {
@@ -307,7 +322,7 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
                     .await,
             )
         }
-        _ => {
+        Kind::IngestDescendingDeletes => {
             let base = 10_000_000 * (1 + round as i64);
             let events = (0..100_000i64).rev().map(move |i| pb::InNetworkEvent {
                 event_variant: Some(pb::in_network_event::EventVariant::TweetDeleteEvent(
@@ -330,6 +345,27 @@ async fn send(k: usize, round: usize, ch: Channel) -> tonic::Code {
 struct HealthLog {
     latencies: Vec<Duration>,
     failed: usize,
+}
+
+/// Waits (at most a minute) until the server reports SERVING: feeds may
+/// answer before, while the retrieval index is still being rebuilt.
+async fn wait_serving(ch: &Channel) -> anyhow::Result<()> {
+    let mut client = HealthClient::new(ch.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ask = client.check(HealthCheckRequest {
+            service: String::new(),
+        });
+        if let Ok(r) = ask.await
+            && r.get_ref().status == 1
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the server did not report SERVING within a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Asks the whole server's health every 50 ms until `stop`.

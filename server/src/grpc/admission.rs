@@ -164,25 +164,6 @@ fn service_of(path: &str) -> &str {
         .unwrap_or_default()
 }
 
-/// A `grpc-timeout` header value (`1-8 digits` then `H M S m u n`).
-pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
-    let unit = v.chars().last()?;
-    let digits = &v[..v.len() - unit.len_utf8()];
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        'H' => Duration::from_secs(n.saturating_mul(3600)),
-        'M' => Duration::from_secs(n.saturating_mul(60)),
-        'S' => Duration::from_secs(n),
-        'm' => Duration::from_millis(n),
-        'u' => Duration::from_micros(n),
-        'n' => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
 /// Leaves the in-flight count and records the latency when a call ends,
 /// however it ends.
 struct Admitted {
@@ -271,7 +252,7 @@ where
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
+            .and_then(super::deadline::parse_timeout);
         let arrived = Instant::now();
         let service = service_of(req.uri().path());
         match self.layer.admit(service, timeout) {
@@ -312,6 +293,8 @@ mod tests {
 
     #[test]
     fn grpc_timeouts_parse_every_unit_and_refuse_garbage() {
+        // The header parser the layer uses is the deadline module's.
+        use super::super::deadline::parse_timeout as parse_grpc_timeout;
         assert_eq!(parse_grpc_timeout("500m"), Some(Duration::from_millis(500)));
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));

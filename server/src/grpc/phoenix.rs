@@ -151,8 +151,8 @@ impl PhoenixService {
         &self.scoring
     }
 
-    /// Scores a one-candidate request (a probe of the ranker); its outcome
-    /// counts as a request's does.
+    /// Scores a one-candidate request (a probe of the ranker) and records
+    /// its outcome once: a success only when every score is finite.
     pub async fn probe(&self) -> Result<(), ServiceError> {
         let req = pb::PredictRequest {
             user_id: 1,
@@ -164,23 +164,25 @@ impl PhoenixService {
             }],
             ..Default::default()
         };
-        let out = self.predict_inner(req, None).await?;
-        match out.scores.first() {
-            Some(s)
-                if s.probabilities
-                    .iter()
-                    .chain(&s.continuous)
-                    .all(|p| p.is_finite()) =>
-            {
-                Ok(())
-            }
-            Some(_) => {
-                let why = "the probe's scores are not finite";
-                self.scoring.record_failure(why);
-                Err(ServiceError::Internal(why.into()))
-            }
-            None => Err(ServiceError::Internal("the probe got no score".into())),
-        }
+        let out =
+            self.predict_unrecorded(req, None)
+                .await
+                .and_then(|out| match out.scores.first() {
+                    Some(s)
+                        if s.probabilities
+                            .iter()
+                            .chain(&s.continuous)
+                            .all(|p| p.is_finite()) =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(ServiceError::Internal(
+                        "the probe's scores are not finite".into(),
+                    )),
+                    None => Err(ServiceError::Internal("the probe got no score".into())),
+                });
+        self.record(&out);
+        out
     }
 
     /// Predict without the transport; a call not started by `deadline` is
@@ -192,12 +194,18 @@ impl PhoenixService {
         deadline: Option<Instant>,
     ) -> Result<pb::PredictResponse, ServiceError> {
         let out = self.predict_unrecorded(req, deadline).await;
-        match &out {
+        self.record(&out);
+        out
+    }
+
+    /// An answer counts for the ranker's health; a refused, shed or late
+    /// call says nothing about the model.
+    fn record<T>(&self, out: &Result<T, ServiceError>) {
+        match out {
             Ok(_) => self.scoring.record_success(),
             Err(ServiceError::Internal(why)) => self.scoring.record_failure(why),
             Err(_) => {}
         }
-        out
     }
 
     async fn predict_unrecorded(

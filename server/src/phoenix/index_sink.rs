@@ -5,11 +5,11 @@
 //! applied offsets live here, in memory, so a fresh process rebuilds the
 //! index from the earliest offset within retention, as Thunder does.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::LiveRetrieval;
 use crate::clock::Clock;
+use crate::thunder::event_sink::Positions;
 use crate::thunder::events::{PostEvent, split_events};
 use crate::thunder::{EventSink, PostFeed};
 
@@ -20,7 +20,7 @@ pub struct IndexSink {
     clock: Arc<dyn Clock>,
     retention_s: i64,
     min_video_duration_ms: u32,
-    positions: Mutex<HashMap<(String, i32), i64>>,
+    positions: Positions,
 }
 
 impl IndexSink {
@@ -36,7 +36,7 @@ impl IndexSink {
             clock,
             retention_s,
             min_video_duration_ms,
-            positions: Mutex::new(HashMap::new()),
+            positions: Positions::default(),
         }
     }
 }
@@ -60,15 +60,10 @@ impl EventSink for IndexSink {
     }
 
     fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        let p = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-        p.get(&(topic.to_owned(), partition)).copied()
+        self.positions.get(topic, partition)
     }
 
     fn record_position(&self, topic: &str, partition: i32, next_offset: i64) {
-        let mut p = self.positions.lock().unwrap_or_else(|e| e.into_inner());
-        let e = p
-            .entry((topic.to_owned(), partition))
-            .or_insert(next_offset);
-        *e = (*e).max(next_offset);
+        self.positions.record(topic, partition, next_offset);
     }
 }

@@ -52,18 +52,20 @@ pub struct LiveRetrieval {
     writing: Arc<AtomicBool>,
 }
 
-/// Clears the flag when the writer thread ends, however it ends, and says
-/// so once: the index then serves what it last published and applies no
-/// further creates or deletes.
+/// Clears the flag when the writer thread ends, however it ends; a panic
+/// is said once as an error (the index then serves what it last published
+/// and applies no further creates or deletes), a shutdown is not.
 struct WriterAlive(Arc<AtomicBool>);
 
 impl Drop for WriterAlive {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
         metrics::gauge!(WRITER_UP).set(0.0);
-        tracing::error!(
-            "the retrieval index writer has stopped: no new posts or deletes reach the index"
-        );
+        if std::thread::panicking() {
+            tracing::error!(
+                "the retrieval index writer has stopped: no new posts or deletes reach the index"
+            );
+        }
     }
 }
 

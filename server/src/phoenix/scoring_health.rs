@@ -53,6 +53,7 @@ impl ScoringHealth {
     /// Able at first; `threshold` failures in a row (at least 1) make it
     /// unable.
     pub fn new(threshold: u32) -> Self {
+        metrics::gauge!(RANKER_ABLE).set(1.0);
         Self {
             in_a_row: AtomicU32::new(0),
             threshold: threshold.max(1),
@@ -101,10 +102,15 @@ impl ScoringHealth {
             *v = able;
             changed
         });
+        // Every Predict lands here: touch the gauge and the log on a change
+        // only.
+        if !changed {
+            return;
+        }
         metrics::gauge!(RANKER_ABLE).set(if able { 1.0 } else { 0.0 });
-        if changed && able {
+        if able {
             tracing::info!("the ranker scores again");
-        } else if changed {
+        } else {
             tracing::error!(why, "the ranker cannot score; health reports NOT_SERVING");
         }
     }

@@ -2,7 +2,8 @@
 //! Thunder store is one; `phoenix serve` reading the topic for its
 //! retrieval index alone is the other (`crate::phoenix::IndexSink`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::events::{PostEvent, apply_events};
 use super::post_store::PostStore;
@@ -49,5 +50,27 @@ impl EventSink for PostStore {
 
     fn record_position(&self, topic: &str, partition: i32, next_offset: i64) {
         PostStore::record_position(self, topic, partition, next_offset);
+    }
+}
+
+/// How far a sink has applied each (source, partition): the next offset,
+/// which only grows.
+#[derive(Debug, Default)]
+pub struct Positions(Mutex<HashMap<(String, i32), i64>>);
+
+impl Positions {
+    /// Records that everything before `next_offset` is applied.
+    pub fn record(&self, source: &str, partition: i32, next_offset: i64) {
+        let mut pos = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let e = pos
+            .entry((source.to_owned(), partition))
+            .or_insert(next_offset);
+        *e = (*e).max(next_offset);
+    }
+
+    /// The next offset not applied; `None` if nothing was.
+    pub fn get(&self, source: &str, partition: i32) -> Option<i64> {
+        let pos = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        pos.get(&(source.to_owned(), partition)).copied()
     }
 }

@@ -36,9 +36,9 @@
 //! the only nesting (a reader resolving ids under a timeline read guard)
 //! cannot form a cycle.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::{DashMap, DashSet};
 use foldhash::fast::RandomState;
@@ -82,7 +82,7 @@ pub struct PostStore {
     delete_epoch: AtomicU64,
     /// Next offset to apply per (source, partition): what this store already
     /// holds from each Kafka partition (see `consumer_plan::resume_offset`).
-    positions: Mutex<HashMap<(String, i32), i64>>,
+    positions: super::event_sink::Positions,
     /// The stream's other consumer (the retrieval index), if any.
     feed: OnceLock<Arc<dyn PostFeed>>,
 }
@@ -157,7 +157,7 @@ impl PostStore {
             clock,
             events_applied: AtomicU64::new(0),
             delete_epoch: AtomicU64::new(0),
-            positions: Mutex::new(HashMap::new()),
+            positions: Default::default(),
             feed: OnceLock::new(),
         }
     }
@@ -437,18 +437,13 @@ impl PostStore {
     /// Records that every event of `source`/`partition` before `next_offset`
     /// has been applied to this store.
     pub fn record_position(&self, source: &str, partition: i32, next_offset: i64) {
-        let mut pos = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        let e = pos
-            .entry((source.to_owned(), partition))
-            .or_insert(next_offset);
-        *e = (*e).max(next_offset);
+        self.positions.record(source, partition, next_offset);
     }
 
     /// The next offset of `source`/`partition` this store has not applied;
     /// `None` if it has applied nothing from it.
     pub fn position(&self, source: &str, partition: i32) -> Option<i64> {
-        let pos = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        pos.get(&(source.to_owned(), partition)).copied()
+        self.positions.get(source, partition)
     }
 
     /// Entity counts (O(authors)).
