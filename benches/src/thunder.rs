@@ -73,3 +73,56 @@ pub fn in_process_request_reference(
 pub fn now_s() -> i64 {
     SystemClock::new().unix_s()
 }
+
+/// Ingest throughput of one thread against `threads`, measured in
+/// alternating rounds (one, then many, `rounds` times) so the VM's slow
+/// drifts hit both alike.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRates {
+    /// Events in the stream.
+    pub events: usize,
+    /// Median events/s on one thread.
+    pub one: f64,
+    /// Median events/s on `threads`.
+    pub many: f64,
+    /// Median of the per-round ratios many / one.
+    pub ratio: f64,
+}
+
+/// Applies `events` (batches of 1000, round-robin over the threads) to a
+/// fresh store on one thread, then on `threads`, `rounds` times.
+pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> IngestRates {
+    let chunks: Vec<&[PostEvent]> = events.chunks(1000).collect();
+    let rate = |threads: usize| {
+        let store = PostStore::new(ThunderParams::default(), Arc::new(SystemClock::new()));
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for tid in 0..threads {
+                let (store, chunks) = (&store, &chunks);
+                s.spawn(move || {
+                    for c in chunks.iter().skip(tid).step_by(threads) {
+                        apply_events(store, c.to_vec());
+                    }
+                });
+            }
+        });
+        events.len() as f64 / t.elapsed().as_secs_f64()
+    };
+    let (mut one, mut many, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let (a, b) = (rate(1), rate(threads));
+        one.push(a);
+        many.push(b);
+        ratio.push(b / a);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    IngestRates {
+        events: events.len(),
+        one: median(one),
+        many: median(many),
+        ratio: median(ratio),
+    }
+}

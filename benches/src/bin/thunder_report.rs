@@ -8,45 +8,56 @@
 //! follows and 100 random excluded ids from the store, so no two requests
 //! walk memory identically.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
 use foryou_benches::thunder::{
-    in_process_request, in_process_request_reference, thunder_events, thunder_store,
+    in_process_request, in_process_request_reference, ingest_rates, thunder_events, thunder_store,
 };
 use foryou_server::clock::SystemClock;
-use foryou_server::thunder::events::{PostEvent, apply_events};
+use foryou_server::thunder::events::apply_events;
 use foryou_server::thunder::{IdSet, PostStore, ThunderParams};
+use mimalloc::MiMalloc;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Counts live heap bytes so the store's footprint can be measured.
+/// mimalloc (the server's allocator) that, while [`COUNTING`] is set,
+/// counts live heap bytes so the store's footprint can be measured. Off
+/// during the timed parts: a shared counter bumped by every allocation
+/// would be a contended cache line for the ingest threads.
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
 
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards to mimalloc unchanged; only counts sizes.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count(l.size() as isize);
         // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(l) }
+        unsafe { MiMalloc.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count(-(l.size() as isize));
         // SAFETY: `p` came from `alloc` with this layout.
-        unsafe { System.dealloc(p, l) }
+        unsafe { MiMalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        count(new as isize - l.size() as isize);
         // SAFETY: same contract as `GlobalAlloc::realloc`.
-        unsafe { System.realloc(p, l, new) }
+        unsafe { MiMalloc.realloc(p, l, new) }
     }
 }
 
@@ -134,29 +145,6 @@ fn fresh_store() -> Arc<PostStore> {
     ))
 }
 
-/// Median events/s over `reps` runs, applying batches of 1000 on `threads`.
-fn ingest_rate(events: &[PostEvent], threads: usize, reps: usize) -> f64 {
-    let mut rates = Vec::new();
-    for _ in 0..reps {
-        let store = fresh_store();
-        let chunks: Vec<&[PostEvent]> = events.chunks(1000).collect();
-        let t = Instant::now();
-        std::thread::scope(|s| {
-            for tid in 0..threads {
-                let (store, chunks) = (&store, &chunks);
-                s.spawn(move || {
-                    for c in chunks.iter().skip(tid).step_by(threads) {
-                        apply_events(store, c.to_vec());
-                    }
-                });
-            }
-        });
-        rates.push(events.len() as f64 / t.elapsed().as_secs_f64());
-    }
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
-}
-
 fn main() -> anyhow::Result<()> {
     let out_dir = PathBuf::from(
         std::env::args()
@@ -170,10 +158,10 @@ fn main() -> anyhow::Result<()> {
         .map(|f| latency(*f, if *f == 5000 { 400 } else { 2000 }))
         .collect();
 
-    let events = thunder_events(2000, 50, 3);
-    let one = ingest_rate(&events, 1, 5);
-    let all = ingest_rate(&events, cores, 5);
+    let ingest = ingest_rates(&thunder_events(20_000, 50, 3), cores, 7);
 
+    let events = thunder_events(2000, 50, 3);
+    COUNTING.store(true, Ordering::SeqCst);
     let before = LIVE.load(Ordering::SeqCst);
     let store = fresh_store();
     for c in events.chunks(1000) {
@@ -181,6 +169,7 @@ fn main() -> anyhow::Result<()> {
     }
     store.finalize_init();
     let bytes = LIVE.load(Ordering::SeqCst) - before;
+    COUNTING.store(false, Ordering::SeqCst);
     let posts = store.stats().posts;
     let per_post = bytes as f64 / posts as f64;
 
@@ -221,13 +210,16 @@ fn main() -> anyhow::Result<()> {
         );
     }
     md += &format!(
-        "\n## Ingest (batches of 1000, {} events: creates + deletes)\n\n\
-         | threads | events/s (median of 5) |\n|---|---|\n| 1 | {:.0} |\n| {cores} | {:.0} |\n\n\
+        "\n## Ingest (batches of 1000, {} events: creates + deletes, a fresh store each run)\n\n\
+         One thread, then {cores}, seven alternating rounds; medians.\n\n\
+         | threads | events/s |\n|---|---|\n| 1 | {:.0} |\n| {cores} | {:.0} |\n\n\
+         {cores} threads / 1 thread: **{:.2}x** (median of the per-round ratios).\n\n\
          ## Memory\n\n{posts} posts stored: {:.1} MB live heap, **{per_post:.0} bytes per post** \
          (post map, three timelines, deleted set).\n",
-        events.len(),
-        one,
-        all,
+        ingest.events,
+        ingest.one,
+        ingest.many,
+        ingest.ratio,
         bytes as f64 / 1e6
     );
     print!("{md}");
@@ -240,7 +232,9 @@ fn main() -> anyhow::Result<()> {
             "p50_us": r.p50_us, "p90_us": r.p90_us, "p99_us": r.p99_us,
             "reference_p50_us": r.ref_p50_us, "reference_p99_us": r.ref_p99_us,
         })).collect::<Vec<_>>(),
-        "ingest_events_per_s": {"threads_1": one, format!("threads_{cores}"): all},
+        "ingest_events": ingest.events,
+        "ingest_events_per_s": {"threads_1": ingest.one, format!("threads_{cores}"): ingest.many},
+        "ingest_ratio": ingest.ratio,
         "bytes_per_post": per_post,
         "posts": posts,
     });

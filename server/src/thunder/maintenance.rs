@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::light_post::LightPost;
 use super::metrics as m;
 use super::params::DELETE_EVENT_KEY;
-use super::post_store::{PostStore, Timelines};
+use super::post_store::PostStore;
+use super::timelines::{TIMELINE_SHARDS, Timelines};
 
 /// How often the auto-trim task runs (spec: every 2 min, first tick at once).
 pub const AUTO_TRIM_INTERVAL: Duration = Duration::from_secs(120);
+/// Authors trimmed per shard write hold.
+const TRIM_AUTHORS_PER_HOLD: usize = 256;
 /// How often the stats task publishes gauges (spec: every 5 s).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -18,8 +22,8 @@ impl PostStore {
     /// Spec §3.5 trim: for each timeline map, pop entries older than the
     /// retention from the front (removing their posts; for delete markers,
     /// forgetting the deleted id too), shrink deques holding more than twice
-    /// their length, and drop authors whose deque is empty (if still empty
-    /// when removed). Relies on ascending order: it stops at the first
+    /// their length, and drop authors whose deque is empty (under the same
+    /// write hold). Relies on ascending order: it stops at the first
     /// unexpired entry. Returns the entries popped from the original and
     /// secondary maps (video entries are not counted, as upstream).
     pub fn trim_old_posts(&self) -> usize {
@@ -34,41 +38,35 @@ impl PostStore {
     fn trim_map(&self, timelines: &Timelines) -> usize {
         let now = self.clock.unix_s();
         let retention = self.params.retention_s;
-        let keys: Vec<i64> = timelines.iter().map(|e| *e.key()).collect();
         let mut popped_total = 0;
-        let mut popped = Vec::new();
-        for key in keys {
-            let now_empty = {
-                let Some(timeline) = timelines.get(&key) else {
-                    continue;
-                };
-                let mut deque = timeline.write();
-                while deque
-                    .front()
-                    .is_some_and(|t| now.saturating_sub(t.created_at) > retention)
-                {
-                    if let Some(t) = deque.pop_front() {
-                        popped.push(t.post_id);
+        let mut popped: Vec<(i64, i64)> = Vec::new();
+        for shard in 0..TIMELINE_SHARDS {
+            // Short write holds (TRIM_AUTHORS_PER_HOLD authors each), so a
+            // shard of a large store never blocks requests for long.
+            for authors in timelines.shard_authors(shard).chunks(TRIM_AUTHORS_PER_HOLD) {
+                let mut guard = timelines.write_shard(shard);
+                for author in authors {
+                    let Some(timeline) = guard.get_mut(author) else {
+                        continue;
+                    };
+                    let expired = |t: &LightPost| now.saturating_sub(t.created_at) > retention;
+                    while let Some(t) = timeline.pop_oldest_if(expired) {
+                        popped.push((*author, t.post_id));
+                    }
+                    timeline.shrink();
+                    if timeline.len() == 0 {
+                        guard.remove(author);
                     }
                 }
-                let len = deque.len();
-                if deque.capacity() > 2 * len {
-                    deque.shrink_to(len * 3 / 2);
+                drop(guard);
+                // The timeline guard is released: now touch `posts`.
+                popped_total += popped.len();
+                for (author, id) in popped.drain(..) {
+                    self.posts.remove(&id);
+                    if author == DELETE_EVENT_KEY {
+                        self.deleted_posts.remove(&id);
+                    }
                 }
-                deque.is_empty()
-            };
-            // The timeline guard is released: now touch `posts`.
-            popped_total += popped.len();
-            for id in popped.drain(..) {
-                self.posts.remove(&id);
-                if key == DELETE_EVENT_KEY {
-                    self.deleted_posts.remove(&id);
-                }
-            }
-            if now_empty {
-                // Under the shard write guard nobody else can reach this
-                // author's lock, so `read` cannot block.
-                timelines.remove_if(&key, |_, t| t.read().is_empty());
             }
         }
         popped_total
@@ -82,12 +80,9 @@ impl PostStore {
             &self.secondary_posts_by_user,
             &self.video_posts_by_user,
         ] {
-            for e in timelines.iter() {
-                e.value()
-                    .write()
-                    .make_contiguous()
-                    .sort_by_key(|t| t.created_at);
-            }
+            timelines.for_each_mut(|_, deque| {
+                deque.make_contiguous().sort_by_key(|t| t.created_at);
+            });
         }
     }
 
@@ -287,8 +282,7 @@ mod tests {
         s.trim_old_posts();
         let cap = s
             .original_posts_by_user
-            .get(&10)
-            .map(|t| (t.read().len(), t.read().capacity()));
+            .with(10, |t| (t.len(), t.capacity()));
         let (len, cap) = cap.expect("author 10 still has posts");
         assert_eq!(len, 4);
         assert!(cap <= 2 * len, "capacity {cap} for {len} entries");

@@ -1,7 +1,8 @@
 //! Thunder: the in-memory store of recent in-network posts (spec §3).
 //!
 //! - [`post_store`]: the store, inserts and deletes; [`retrieval`]: the
-//!   newest-first passes and `score_recent`; [`maintenance`]: trimming,
+//!   newest-first passes and `score_recent`; [`timelines`]: the sharded
+//!   per-author timelines; [`maintenance`]: trimming,
 //!   `finalize_init`, periodic tasks.
 //! - [`events`], [`event_file`], [`synth`]: post events, their file form and
 //!   a seeded generator; `kafka` (feature `kafka`): the Kafka consumer;
@@ -22,6 +23,7 @@ pub mod params;
 pub mod post_store;
 pub mod retrieval;
 pub mod synth;
+pub mod timelines;
 
 pub use event_sink::EventSink;
 pub use feed::PostFeed;
