@@ -74,6 +74,14 @@ pub fn now_s() -> i64 {
     SystemClock::new().unix_s()
 }
 
+/// An empty store with the default parameters and the system clock.
+pub fn fresh_store() -> Arc<PostStore> {
+    Arc::new(PostStore::new(
+        ThunderParams::default(),
+        Arc::new(SystemClock::new()),
+    ))
+}
+
 /// Ingest throughput of one thread against `threads`, measured in
 /// alternating rounds (one, then many, `rounds` times) so the VM's slow
 /// drifts hit both alike.
@@ -94,7 +102,7 @@ pub struct IngestRates {
 pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> IngestRates {
     let chunks: Vec<&[PostEvent]> = events.chunks(1000).collect();
     let rate = |threads: usize| {
-        let store = PostStore::new(ThunderParams::default(), Arc::new(SystemClock::new()));
+        let store = fresh_store();
         let t = std::time::Instant::now();
         std::thread::scope(|s| {
             for tid in 0..threads {

@@ -10,17 +10,16 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
 use foryou_benches::thunder::{
-    in_process_request, in_process_request_reference, ingest_rates, thunder_events, thunder_store,
+    fresh_store, in_process_request, in_process_request_reference, ingest_rates, thunder_events,
+    thunder_store,
 };
-use foryou_server::clock::SystemClock;
+use foryou_server::thunder::IdSet;
 use foryou_server::thunder::events::apply_events;
-use foryou_server::thunder::{IdSet, PostStore, ThunderParams};
 use mimalloc::MiMalloc;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -136,13 +135,6 @@ fn latency(follows: u32, requests: usize) -> LatencyRow {
         ref_p50_us: percentile(&ref_us, 0.5),
         ref_p99_us: percentile(&ref_us, 0.99),
     }
-}
-
-fn fresh_store() -> Arc<PostStore> {
-    Arc::new(PostStore::new(
-        ThunderParams::default(),
-        Arc::new(SystemClock::new()),
-    ))
 }
 
 fn main() -> anyhow::Result<()> {

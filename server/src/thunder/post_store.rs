@@ -235,7 +235,6 @@ impl PostStore {
         };
         let mut pending =
             PendingEntries::with_capacity(posts.len(), self.delete_epoch.load(Ordering::SeqCst));
-        let mut fresh = Vec::with_capacity(posts.len());
         for (i, &post) in posts.iter().enumerate() {
             let epoch = self.delete_epoch.load(Ordering::SeqCst);
             if self.deleted_posts.contains(&post.post_id) {
@@ -283,16 +282,10 @@ impl PostStore {
             if self.is_video_eligible(&post) {
                 pending.video.push(i as u32);
             }
-            fresh.push((post, epoch));
         }
-        self.flush_entries(&posts, &mut pending);
         // A delete that removed a post before its entries existed could not
-        // flag them; this check (after the entries) closes that gap.
-        for (post, epoch) in fresh {
-            if raced(self, &post, epoch) {
-                self.flag_deleted(&post);
-            }
-        }
+        // flag them: `flush_entries` checks each entry under its lock.
+        self.flush_entries(&posts, &mut pending);
         summary
     }
 
