@@ -242,10 +242,17 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Most GetScoredPosts calls running at once; one more is
-    /// RESOURCE_EXHAUSTED at once (default: 8 per core, at least 16; with
-    /// --phoenix-addr 32 per core, at least 64).
+    /// RESOURCE_EXHAUSTED at once. With a latency target it is the
+    /// ceiling of the adaptive bound (default: 32 per core, at least 64).
     #[arg(long, env = "FORYOU_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
+    /// Latency the adaptive in-flight bound steers to, ms: calls finishing
+    /// later shrink the bound, calls on time grow it (a call with a shorter
+    /// grpc-timeout aims at 60 % of it). 0: a fixed bound at
+    /// --max-in-flight. Default 300 with the ranker in this process, 0
+    /// with --phoenix-addr.
+    #[arg(long, env = "FORYOU_ADMISSION_TARGET_MS")]
+    pub admission_target_ms: Option<u64>,
     /// Reject at once a call whose grpc-timeout is shorter than the moving
     /// average of recent calls' latency (`false` to serve every admitted
     /// call whatever its deadline).

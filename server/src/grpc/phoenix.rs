@@ -53,6 +53,29 @@ async fn batched<M: BatchModel>(
         .map_err(batch_error)
 }
 
+/// An answer whose scores are all finite; otherwise the engine failed
+/// (INTERNAL, counted against the ranker's health): NaN or Inf scores would
+/// rank a feed by garbage while every call reported OK.
+fn finite(out: pb::PredictResponse) -> Result<pb::PredictResponse, ServiceError> {
+    let bad = out
+        .scores
+        .iter()
+        .filter(|s| {
+            !s.probabilities
+                .iter()
+                .chain(&s.continuous)
+                .all(|p| p.is_finite())
+        })
+        .count();
+    if bad > 0 {
+        return Err(ServiceError::Internal(format!(
+            "the engine produced non-finite scores for {bad} of {} candidates",
+            out.scores.len()
+        )));
+    }
+    Ok(out)
+}
+
 fn batch_error(e: BatchError) -> ServiceError {
     match e {
         BatchError::Overloaded(_) => ServiceError::Overloaded,
@@ -152,7 +175,8 @@ impl PhoenixService {
     }
 
     /// Scores a one-candidate request (a probe of the ranker) and records
-    /// its outcome once: a success only when every score is finite.
+    /// its outcome once: a success only when it is scored (every answer's
+    /// scores are checked finite).
     pub async fn probe(&self) -> Result<(), ServiceError> {
         let req = pb::PredictRequest {
             user_id: 1,
@@ -168,17 +192,7 @@ impl PhoenixService {
             self.predict_unrecorded(req, None)
                 .await
                 .and_then(|out| match out.scores.first() {
-                    Some(s)
-                        if s.probabilities
-                            .iter()
-                            .chain(&s.continuous)
-                            .all(|p| p.is_finite()) =>
-                    {
-                        Ok(())
-                    }
-                    Some(_) => Err(ServiceError::Internal(
-                        "the probe's scores are not finite".into(),
-                    )),
+                    Some(_) => Ok(()),
                     None => Err(ServiceError::Internal("the probe got no score".into())),
                 });
         self.record(&out);
@@ -213,14 +227,17 @@ impl PhoenixService {
         req: pb::PredictRequest,
         deadline: Option<Instant>,
     ) -> Result<pb::PredictResponse, ServiceError> {
-        let Some(batcher) = &self.ranker_batcher else {
-            return self.blocking(move |e| e.predict(&req)).await;
+        let out = match &self.ranker_batcher {
+            None => self.blocking(move |e| e.predict(&req)).await?,
+            Some(batcher) => match self.engine.rank_request(&req)? {
+                None => PhoenixEngine::predict_response(&req, None),
+                Some(rank) => {
+                    let out = batched(batcher, rank, deadline).await?;
+                    PhoenixEngine::predict_response(&req, Some(&out))
+                }
+            },
         };
-        let Some(rank) = self.engine.rank_request(&req)? else {
-            return Ok(PhoenixEngine::predict_response(&req, None));
-        };
-        let out = batched(batcher, rank, deadline).await?;
-        Ok(PhoenixEngine::predict_response(&req, Some(&out)))
+        finite(out)
     }
 
     /// Retrieve without the transport; `deadline` as for
@@ -504,5 +521,38 @@ mod tests {
         let failed = BatchError::Model(Arc::new(EngineError::Input("x".into())));
         assert_eq!(code(failed), tonic::Code::Internal);
         assert_eq!(code(BatchError::Panicked), tonic::Code::Internal);
+    }
+
+    #[test]
+    fn an_answer_with_a_non_finite_score_is_an_engine_failure() {
+        let scores = |p: f32, c: f32| pb::CandidateScores {
+            post_id: 1,
+            probabilities: vec![0.5, p],
+            continuous: vec![c],
+        };
+        let answer = |s: Vec<pb::CandidateScores>| pb::PredictResponse {
+            scores: s,
+            prediction_request_id: 9,
+        };
+        let ok = finite(answer(vec![scores(0.1, 2.0), scores(0.2, -1.0)])).expect("finite");
+        assert_eq!(ok.scores.len(), 2, "a finite answer passes unchanged");
+        // INTERNAL is what the ranker's health counts: three such answers in
+        // a row (FAILURES_TO_UNABLE) and the ranker reports it cannot score.
+        let service = service();
+        for (p, c) in [
+            (f32::NAN, 0.0),
+            (0.1, f32::INFINITY),
+            (f32::NEG_INFINITY, 0.0),
+        ] {
+            assert!(service.scoring_health().is_able());
+            let e = finite(answer(vec![scores(0.1, 0.0), scores(p, c)]))
+                .expect_err("a non-finite score");
+            assert!(
+                matches!(&e, ServiceError::Internal(m) if m.contains("1 of 2 candidates")),
+                "{e}"
+            );
+            service.record(&Err::<(), _>(e));
+        }
+        assert!(!service.scoring_health().is_able());
     }
 }

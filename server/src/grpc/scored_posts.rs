@@ -176,6 +176,15 @@ impl HomeMixerService {
         &self,
         req: pb::ScoredPostsQuery,
     ) -> Result<pb::ScoredPostsResponse, ServiceError> {
+        Ok(self.get_scored_posts_traced(req).await?.0)
+    }
+
+    /// [`Self::get_scored_posts_inner`], and whether a component failed
+    /// (the feed is degraded: for admission control, a call that missed).
+    async fn get_scored_posts_traced(
+        &self,
+        req: pb::ScoredPostsQuery,
+    ) -> Result<(pb::ScoredPostsResponse, bool), ServiceError> {
         let started = Instant::now();
         let mut query = self.query(req)?;
         tracing::Span::current().record("request_id", query.request_id.as_str());
@@ -205,10 +214,12 @@ impl HomeMixerService {
             outside_stages_ms = ms(timing.outside_stages),
             "GetScoredPosts"
         );
-        Ok(pb::ScoredPostsResponse {
+        let degraded = result.trace.iter().any(|run| run.outcome != Outcome::Ok);
+        let response = pb::ScoredPostsResponse {
             scored_posts,
             debug: debug.then(|| pipeline_debug(&result, timing)),
-        })
+        };
+        Ok((response, degraded))
     }
 
     /// Validates the request (viewer, limits, bloom filters) and turns it
@@ -399,9 +410,12 @@ impl ScoredPostsService for HomeMixerService {
         &self,
         request: Request<pb::ScoredPostsQuery>,
     ) -> Result<Response<pb::ScoredPostsResponse>, Status> {
-        Ok(Response::new(
-            self.get_scored_posts_inner(request.into_inner()).await?,
-        ))
+        let (answer, degraded) = self.get_scored_posts_traced(request.into_inner()).await?;
+        let mut response = Response::new(answer);
+        if degraded {
+            response.extensions_mut().insert(super::admission::Degraded);
+        }
+        Ok(response)
     }
 }
 
@@ -540,7 +554,22 @@ mod tests {
         assert!(why.contains("failed: ranker: status INTERNAL"), "{why}");
         assert_eq!(debug.stage_counts["failed/Scorer/PhoenixScorer"], 1);
 
+        // Through the tonic handler the answer is marked degraded for
+        // admission control; a healthy feed is not.
+        use crate::grpc::admission::Degraded;
+        use pb::scored_posts_service_server::ScoredPostsService as _;
+        let answer = service
+            .get_scored_posts(Request::new(ask(false)))
+            .await
+            .expect("answered");
+        assert!(answer.extensions().get::<Degraded>().is_some());
+
         let healthy = HomeMixerService::new(Arc::new(CandidatePipeline::new().source(OnePost)), 10);
+        let answer = healthy
+            .get_scored_posts(Request::new(ask(false)))
+            .await
+            .expect("answered");
+        assert!(answer.extensions().get::<Degraded>().is_none());
         let debug = healthy
             .get_scored_posts_inner(ask(true))
             .await

@@ -31,7 +31,9 @@ use crate::clients::{
 };
 use crate::clock::{Clock, OffsetClock};
 use crate::config::ServeConfig;
-use crate::grpc::admission::{AdmissionLayer, AdmissionPolicy, default_max_in_flight};
+use crate::grpc::admission::{
+    AdmissionLayer, AdmissionPolicy, default_max_in_flight, default_target,
+};
 use crate::grpc::in_network_posts::ThunderService;
 use crate::grpc::limits::{
     HOME_MIXER_REQUEST_BYTES, MessageLimits, PHOENIX_REQUEST_BYTES, THUNDER_REQUEST_BYTES,
@@ -213,10 +215,13 @@ pub async fn run_serve(
     let admission = AdmissionLayer::new(
         &[ScoredPostsServiceServer::<HomeMixerService>::NAME],
         &AdmissionPolicy {
-            max_in_flight: cfg
-                .max_in_flight
-                .unwrap_or_else(|| default_max_in_flight(cfg.phoenix_addr.is_some())),
+            max_in_flight: cfg.max_in_flight.unwrap_or_else(default_max_in_flight),
             deadline_aware: cfg.deadline_admission,
+            target: match cfg.admission_target_ms {
+                None => default_target(cfg.phoenix_addr.is_some()),
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+            },
         },
     );
     let mut router = super::listen::server(&cfg.security)?

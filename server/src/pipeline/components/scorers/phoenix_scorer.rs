@@ -3,8 +3,11 @@
 //! id and one timestamp per call, shared by all candidates. Retweets are
 //! scored as their source post (id and author). Each candidate looks up its
 //! (source or own) id in the response: a miss leaves every score None but
-//! still sets the id and the timestamp. No sequence, or a failed call:
-//! the candidates come back unchanged (a silent no-op, spec §4.3 note 3).
+//! still sets the id and the timestamp. No sequence: the candidates come
+//! back unchanged. A failed call is the scorer's error: the framework then
+//! skips it, so the candidates stay unchanged as upstream's silent no-op
+//! leaves them (spec §4.3 note 3), but the feed's trace, debug
+//! (`ranking_skipped`) and failure counter say so (issue 18).
 //!
 //! Our ranker returns probabilities (sigmoid of the logits) in head order,
 //! so `p[i]` is read directly where upstream takes exp of log-probabilities.
@@ -84,10 +87,11 @@ impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
             request_id: Some(request_id),
             impression_time_s: self.clock.unix_ms() / 1000,
         };
-        let resp = match self.client.predict(req).await {
-            Ok(r) => r,
-            Err(_) => return Ok(candidates.to_vec()),
-        };
+        let resp = self
+            .client
+            .predict(req)
+            .await
+            .map_err(|e| ComponentError::failed(format!("ranker call: {e}")))?;
         let now_ms = self.clock.unix_ms();
         let by_id: HashMap<i64, &pb::CandidateScores> =
             resp.scores.iter().map(|s| (s.post_id, s)).collect();
@@ -226,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn no_sequence_or_a_failed_call_is_a_silent_no_op() {
+    fn no_sequence_is_a_no_op_and_a_failed_call_is_the_scorers_error() {
         let cands = vec![post(10, 1)];
         let ok = PhoenixScorer::new(
             Arc::new(FakeRanker::default()),
@@ -240,6 +244,10 @@ mod tests {
             }),
             Arc::new(ManualClock::new(5)),
         );
-        assert_eq!(score(&failing, &q_with_seq(), &cands), cands);
+        let err = futures_util::FutureExt::now_or_never(failing.score(&q_with_seq(), &cands))
+            .expect("no waiting")
+            .expect_err("a failed call fails the scorer (the framework skips it)");
+        assert!(err.to_string().contains("ranker call: "), "{err}");
+        assert!(err.to_string().contains("down"), "{err}");
     }
 }
