@@ -82,10 +82,11 @@ fn world_and_candidates() -> (World, Vec<PostCandidate>) {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for post in world.posts.values_mut().filter(|p| !p.text.is_empty()) {
         if rng.random_bool(1.0 / 3.0) {
+            let mut text = post.text.to_string();
             for _ in 0..rng.random_range(1..=2) {
-                post.text
-                    .push_str(EXTRAS[rng.random_range(0..EXTRAS.len())]);
+                text.push_str(EXTRAS[rng.random_range(0..EXTRAS.len())]);
             }
+            post.text = text.into();
         }
     }
     let candidates = world

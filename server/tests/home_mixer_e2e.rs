@@ -334,7 +334,7 @@ async fn a_viewer_following_6000_accounts_still_gets_in_network_posts() {
             id,
             author,
             created_ms: created,
-            text: format!("news from {author}"),
+            text: format!("news from {author}").into(),
             ..Post::default()
         });
         id

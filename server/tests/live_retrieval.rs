@@ -46,7 +46,7 @@ fn world() -> World {
                 id,
                 author,
                 created_ms: created,
-                text: format!("post {seq} of {author}"),
+                text: format!("post {seq} of {author}").into(),
                 ..Post::default()
             });
             if author <= 3 {

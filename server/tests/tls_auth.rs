@@ -116,7 +116,7 @@ fn world() -> World {
             id: snowflake::id_at(created) + i,
             author: 2,
             created_ms: created,
-            text: format!("post {i}"),
+            text: format!("post {i}").into(),
             ..Post::default()
         });
     }

@@ -10,8 +10,8 @@ use super::ClientError;
 /// Core data of a post.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoreData {
-    /// Displayed text.
-    pub text: String,
+    /// Displayed text (shared with the post store that answers it).
+    pub text: std::sync::Arc<str>,
     /// For a retweet: the source post.
     pub retweeted_tweet_id: Option<i64>,
     /// For a retweet: the source's author.

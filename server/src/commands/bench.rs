@@ -114,6 +114,8 @@ async fn feed(args: FeedBenchArgs) -> anyhow::Result<()> {
             "requests": r.requests, "errors": r.errors, "achieved_qps": r.achieved_qps,
             "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "max_ms": r.max_ms,
             "mean_posts": r.mean_items, "server_split": r.server_split,
+            "shell_p50_ms": r.shell_p50_p99_ms.map(|s| s.0),
+            "shell_p99_ms": r.shell_p50_p99_ms.map(|s| s.1),
         });
         println!("{v}");
     } else {

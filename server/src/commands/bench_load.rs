@@ -120,6 +120,19 @@ impl ServerSplit {
         })
     }
 
+    /// Time in the shell around the ML calls: the other stages and the
+    /// time outside stages, ms.
+    pub fn shell_ms(&self) -> f64 {
+        self.other_stages_ms + self.outside_ms
+    }
+
+    /// p50 and p99 of the shell over `splits`; `None` when empty.
+    pub fn shell_percentiles(splits: &[ServerSplit]) -> Option<(f64, f64)> {
+        let mut shell: Vec<f64> = splits.iter().map(Self::shell_ms).collect();
+        shell.sort_by(f64::total_cmp);
+        (!shell.is_empty()).then(|| (percentile(&shell, 50.0), percentile(&shell, 99.0)))
+    }
+
     /// The mean of `splits`; `None` when empty.
     pub fn mean(splits: &[ServerSplit]) -> Option<Self> {
         if splits.is_empty() {
@@ -208,6 +221,9 @@ pub struct LoadResult {
     /// Mean server split of the successful answers that carried one (feed
     /// only).
     pub server_split: Option<ServerSplit>,
+    /// The shell (other stages + outside stages, the issue-19 goal) of
+    /// those answers, p50 and p99, ms (feed only).
+    pub shell_p50_p99_ms: Option<(f64, f64)>,
     /// Every measured request, in the order answers arrived (written by
     /// `--trace`, not in the JSON).
     #[serde(skip)]
@@ -348,6 +364,7 @@ pub async fn open_loop(
         mean_items: samples.iter().map(|(_, o)| o.items).sum::<usize>() as f64
             / samples.len().max(1) as f64,
         server_split: ServerSplit::mean(&splits),
+        shell_p50_p99_ms: ServerSplit::shell_percentiles(&splits),
         trace,
     })
 }
@@ -514,19 +531,19 @@ pub fn table(rows: &[LoadResult]) -> String {
 /// The markdown table of the server's mean split per rate (feed rows
 /// only; empty when no row has one).
 pub fn split_table(rows: &[LoadResult]) -> String {
-    let with_split: Vec<(f64, ServerSplit)> = rows
+    let with_split: Vec<(f64, ServerSplit, (f64, f64))> = rows
         .iter()
-        .filter_map(|r| Some((r.offered_qps, r.server_split?)))
+        .filter_map(|r| Some((r.offered_qps, r.server_split?, r.shell_p50_p99_ms?)))
         .collect();
     if with_split.is_empty() {
         return String::new();
     }
     let mut s = String::from(
-        "server split, mean ms per request:\n\n| offered QPS | ranker | retrieval | other stages | outside stages | server total |\n|---|---|---|---|---|---|\n",
+        "server split, mean ms per request (shell = other + outside stages):\n\n| offered QPS | ranker | retrieval | other stages | outside stages | server total | shell p50 | shell p99 |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for (qps, x) in with_split {
+    for (qps, x, (p50, p99)) in with_split {
         s.push_str(&format!(
-            "| {qps:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {qps:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {p50:.2} | {p99:.2} |\n",
             x.ranker_ms, x.retrieval_ms, x.other_stages_ms, x.outside_ms, x.total_ms
         ));
     }
@@ -678,6 +695,15 @@ mod tests {
             mean.total_ms
         );
         assert_eq!(ServerSplit::mean(&[]), None);
+        // The shell's percentiles: other stages + outside, per answer.
+        let shell = |other, outside| ServerSplit {
+            other_stages_ms: other,
+            outside_ms: outside,
+            ..ServerSplit::default()
+        };
+        let splits: Vec<_> = (1..=100).map(|i| shell(f64::from(i), 0.5)).collect();
+        assert_eq!(ServerSplit::shell_percentiles(&splits), Some((51.5, 99.5)));
+        assert_eq!(ServerSplit::shell_percentiles(&[]), None);
     }
 
     #[test]

@@ -280,10 +280,10 @@ pub fn query_from_request(
 pub fn scored_post(c: &PostCandidate, debug: bool) -> pb::ScoredPost {
     let mut screen_names = HashMap::new();
     if let Some(name) = &c.author_screen_name {
-        screen_names.insert(c.author_id, name.clone());
+        screen_names.insert(c.author_id, name.to_string());
     }
     if let (Some(id), Some(name)) = (c.retweeted_user_id, &c.retweeted_screen_name) {
-        screen_names.insert(id, name.clone());
+        screen_names.insert(id, name.to_string());
     }
     pb::ScoredPost {
         tweet_id: c.tweet_id,
@@ -296,7 +296,7 @@ pub fn scored_post(c: &PostCandidate, debug: bool) -> pb::ScoredPost {
         served_type: c.served_type.map_or(0, |s| s as i32),
         last_scored_timestamp_ms: c.last_scored_at_ms.unwrap_or(0),
         prediction_request_id: c.prediction_request_id.unwrap_or(0),
-        ancestors: c.ancestors.clone(),
+        ancestors: c.ancestors.to_vec(),
         screen_names,
         visibility_reason: c.visibility_reason.as_ref().map(|r| r.describe()),
         phoenix_scores: debug.then(|| phoenix_scores(c)),
@@ -324,7 +324,7 @@ fn phoenix_scores(c: &PostCandidate) -> pb::PhoenixScores {
         block_author_score: s.get(Action::BlockAuthor),
         mute_author_score: s.get(Action::MuteAuthor),
         report_score: s.get(Action::Report),
-        dwell_time: s.dwell_time,
+        dwell_time: s.dwell_time(),
     }
 }
 

@@ -300,11 +300,11 @@ pub fn generate(spec: &WorldSpec) -> World {
             let root = w.posts[&parent_id].conversation_id.unwrap_or(parent_id);
             post.in_reply_to = Some(parent_id);
             post.conversation_id = Some(root);
-            post.text = sentence(&mut rng, &topics[a]);
+            post.text = sentence(&mut rng, &topics[a]).into();
         } else if roll < 0.32 && !originals.is_empty() {
             post.retweet_of = Some(originals[rng.random_range(0..originals.len())]);
         } else {
-            post.text = sentence(&mut rng, &topics[a]);
+            post.text = sentence(&mut rng, &topics[a]).into();
             if rng.random_bool(0.15) {
                 post.video_duration_ms = Some(rng.random_range(2_000..180_000));
             }

@@ -28,7 +28,7 @@ pub struct Post {
     /// Creation time, unix ms.
     pub created_ms: i64,
     /// Text (empty for a retweet: it shows its source's).
-    pub text: String,
+    pub text: std::sync::Arc<str>,
     /// The post replied to.
     pub in_reply_to: Option<i64>,
     /// Root of the reply thread (for replies).
@@ -185,15 +185,17 @@ impl World {
         map.get(&user).map_or(&[], Vec::as_slice)
     }
 
-    /// The text a reader sees: a retweet shows "RT @source: text".
-    pub fn display_text(&self, post: &Post) -> String {
+    /// The text a reader sees: a retweet shows "RT @source: text". An
+    /// original's text is shared, not copied (every feed request looks up
+    /// ~1000 of them).
+    pub fn display_text(&self, post: &Post) -> std::sync::Arc<str> {
         match post.retweet_of.and_then(|s| self.posts.get(&s)) {
             Some(src) => {
                 let name = self
                     .users
                     .get(&src.author)
                     .map_or("unknown", |u| u.screen_name.as_str());
-                format!("RT @{name}: {}", src.text)
+                format!("RT @{name}: {}", src.text).into()
             }
             None => post.text.clone(),
         }

@@ -46,7 +46,7 @@ impl WorldServices {
         let p = self.streamed.as_ref()?.get(id)?;
         let get = |v: Option<std::num::NonZeroI64>| v.map(std::num::NonZeroI64::get);
         Some(CoreData {
-            text: format!("streamed post {id}"),
+            text: format!("streamed post {id}").into(),
             retweeted_tweet_id: get(p.source_post_id).filter(|_| p.is_retweet),
             retweeted_user_id: get(p.source_user_id).filter(|_| p.is_retweet),
             in_reply_to_tweet_id: get(p.in_reply_to_post_id),

@@ -56,7 +56,7 @@ mod tests {
 
     fn in_conv(id: i64, ancestors: &[i64], score: Option<f64>) -> PostCandidate {
         PostCandidate {
-            ancestors: ancestors.to_vec(),
+            ancestors: ancestors.into(),
             score,
             ..post(id, 9)
         }

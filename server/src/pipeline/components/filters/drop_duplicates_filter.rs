@@ -33,9 +33,9 @@ mod tests {
     #[test]
     fn keeps_the_first_copy() {
         let mut first = post(5, 9);
-        first.ancestors = vec![]; // the Phoenix copy
+        first.ancestors = std::sync::Arc::from([]); // the Phoenix copy
         let mut second = post(5, 9);
-        second.ancestors = vec![4];
+        second.ancestors = std::sync::Arc::from([4]);
         let out = futures_util::FutureExt::now_or_never(
             DropDuplicatesFilter.filter(&query(), vec![first.clone(), post(6, 9), second]),
         )

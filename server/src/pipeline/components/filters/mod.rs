@@ -59,7 +59,7 @@ pub(crate) mod test_support {
         PostCandidate {
             tweet_id: id,
             author_id: author,
-            tweet_text: format!("post {id}"),
+            tweet_text: format!("post {id}").into(),
             ..PostCandidate::default()
         }
     }

@@ -32,7 +32,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for MutedKeywordFilter {
             });
         }
         Ok(partition(candidates, |c| match &c.tweet_tokens {
-            Some(tokens) if tokens.text() == c.tweet_text => !muted.matches_tokens(tokens),
+            Some(tokens) if tokens.text() == &*c.tweet_text => !muted.matches_tokens(tokens),
             _ => !muted.matches(&c.tweet_text),
         }))
     }

@@ -57,14 +57,14 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for CoreDataCandidateHydrator {
         let texts: Vec<(i64, &str)> = candidates
             .iter()
             .zip(&found)
-            .filter_map(|(c, d)| d.map(|d| (c.tweet_id, d.text.as_str())))
+            .filter_map(|(c, d)| d.map(|d| (c.tweet_id, &*d.text)))
             .collect();
         // One per known post, in candidate order.
         let mut tokens = self.tokens.tokens(&texts).into_iter();
         Ok(found
             .into_iter()
             .map(|d| PostCandidate {
-                tweet_text: d.map(|d| d.text.clone()).unwrap_or_default(),
+                tweet_text: d.map_or_else(Default::default, |d| d.text.clone()),
                 tweet_tokens: d.and_then(|_| tokens.next()),
                 retweeted_tweet_id: d.and_then(|d| d.retweeted_tweet_id),
                 retweeted_user_id: d.and_then(|d| d.retweeted_user_id),
@@ -123,7 +123,7 @@ mod tests {
             .iter()
             .map(|c| {
                 let tokens = c.tweet_tokens.as_ref().map(|t| t.iter().collect());
-                (c.tweet_text.as_str(), tokens)
+                (&*c.tweet_text, tokens)
             })
             .collect();
         assert_eq!(

@@ -51,11 +51,11 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for GizmoduckCandidateHydrator {
                 let author = users.get(&c.author_id);
                 PostCandidate {
                     author_followers_count: author.map(|u| u.followers_count),
-                    author_screen_name: author.map(|u| u.screen_name.clone()),
+                    author_screen_name: author.map(|u| Arc::from(u.screen_name.as_str())),
                     retweeted_screen_name: c
                         .retweeted_user_id
                         .and_then(|u| users.get(&u))
-                        .map(|u| u.screen_name.clone()),
+                        .map(|u| Arc::from(u.screen_name.as_str())),
                     ..PostCandidate::default()
                 }
             })

@@ -54,10 +54,12 @@ pub fn scores_from(probabilities: &[f32], continuous: &[f32]) -> PhoenixScores {
             s.set(a, f64::from(*p));
         }
     }
-    s.dwell_time = continuous
-        .get(CONTINUOUS_DWELL)
-        .or_else(|| probabilities.get(Action::ALL.len()))
-        .map(|v| f64::from(*v));
+    s.set_dwell_time(
+        continuous
+            .get(CONTINUOUS_DWELL)
+            .or_else(|| probabilities.get(Action::ALL.len()))
+            .map(|v| f64::from(*v)),
+    );
     s
 }
 
@@ -203,9 +205,9 @@ mod tests {
         );
         assert!((out[0].phoenix_scores.get(Action::Favorite).expect("set") - 0.010).abs() < 1e-6);
         assert!((out[1].phoenix_scores.get(Action::Reply).expect("set") - 0.030).abs() < 1e-6);
-        assert!((out[1].phoenix_scores.dwell_time.expect("set") - 0.200).abs() < 1e-6);
+        assert!((out[1].phoenix_scores.dwell_time().expect("set") - 0.200).abs() < 1e-6);
         // With a continuous head, dwell time is its column 1.
-        assert!((out[0].phoenix_scores.dwell_time.expect("set") - 0.75).abs() < 1e-6);
+        assert!((out[0].phoenix_scores.dwell_time().expect("set") - 0.75).abs() < 1e-6);
         assert_eq!(out[2].phoenix_scores, PhoenixScores::default(), "a miss");
         for c in &out {
             assert_eq!(c.prediction_request_id, Some(77));

@@ -70,7 +70,7 @@ impl WeightedScorer {
             .iter()
             .map(|&a| self.weight(a, video) * s.get(a).unwrap_or(0.0))
             .sum::<f64>()
-            + self.weights.cont_dwell_time * s.dwell_time.unwrap_or(0.0)
+            + self.weights.cont_dwell_time * s.dwell_time().unwrap_or(0.0)
     }
 
     /// The offset of spec §2.7 (monotone in `x`).
@@ -128,8 +128,10 @@ mod tests {
     #[test]
     fn positive_sums_are_shifted_by_the_offset() {
         let s = scorer();
-        let c = with(&[(Action::Favorite, 0.4), (Action::Reply, 0.1)], None);
-        assert!((s.combined(&c) - (0.5 * 0.4 + 5.0 * 0.1)).abs() < 1e-12);
+        // Scores are kept at the ranker's f32 precision: exact binary
+        // fractions keep the sum exact.
+        let c = with(&[(Action::Favorite, 0.375), (Action::Reply, 0.125)], None);
+        assert!((s.combined(&c) - (0.5 * 0.375 + 5.0 * 0.125)).abs() < 1e-12);
         assert!((s.offset(0.7) - 0.701).abs() < 1e-12);
     }
 
@@ -187,7 +189,7 @@ mod tests {
     fn dwell_time_uses_the_continuous_weight() {
         let s = scorer();
         let mut c = PostCandidate::default();
-        c.phoenix_scores.dwell_time = Some(10.0);
+        c.phoenix_scores.set_dwell_time(Some(10.0));
         assert!((s.combined(&c) - 0.04).abs() < 1e-12);
     }
 

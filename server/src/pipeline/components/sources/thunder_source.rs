@@ -67,7 +67,7 @@ pub fn candidate(p: &pb::LightPost) -> PostCandidate {
         tweet_id: p.post_id,
         author_id: p.author_id,
         in_reply_to_tweet_id: parent,
-        ancestors,
+        ancestors: ancestors.into(),
         served_type: Some(ServedType::ForYouInNetwork),
         ..PostCandidate::default()
     }
@@ -229,7 +229,7 @@ mod tests {
             ..Default::default()
         };
         let c = candidate(&reply);
-        assert_eq!(c.ancestors, vec![20, 10]);
+        assert_eq!(*c.ancestors, [20, 10]);
         assert_eq!(c.in_reply_to_tweet_id, Some(20));
         assert_eq!(c.served_type, Some(ServedType::ForYouInNetwork));
 
@@ -237,7 +237,7 @@ mod tests {
             conversation_id: Some(20),
             ..reply
         };
-        assert_eq!(candidate(&root_reply).ancestors, vec![20], "root = parent");
+        assert_eq!(*candidate(&root_reply).ancestors, [20], "root = parent");
 
         let original = pb::LightPost {
             post_id: 5,
