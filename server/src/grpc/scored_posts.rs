@@ -483,13 +483,10 @@ mod tests {
         async fn filter(
             &self,
             _: &ScoredPostsQuery,
-            kept: Vec<PostCandidate>,
-        ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+            kept: &[PostCandidate],
+        ) -> Result<FilterOutput, ComponentError> {
             tokio::time::sleep(Duration::from_millis(self.ms)).await;
-            Ok(FilterOutput {
-                kept,
-                removed: Vec::new(),
-            })
+            Ok(FilterOutput::keep_all(kept.len()))
         }
     }
 

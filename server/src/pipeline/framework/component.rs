@@ -105,17 +105,96 @@ pub trait Hydrator<Q, C>: Send + Sync {
     fn update(&self, candidate: &mut C, hydrated: C);
 }
 
-/// What a filter kept and removed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterOutput<C> {
-    /// Candidates that go on, in order.
-    pub kept: Vec<C>,
-    /// Candidates removed, in removal order.
-    pub removed: Vec<C>,
+/// What a filter kept and removed, as positions in its input: `kept` in
+/// the order the candidates go on, `removed` in removal order. Together
+/// they name every position once. Positions, not candidates: the filter
+/// only borrows its input, so the framework moves each candidate once and
+/// restores a failed filter's input without having copied it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterOutput {
+    /// Positions of the candidates that go on, in their new order.
+    pub kept: Vec<usize>,
+    /// Positions of the candidates removed, in removal order.
+    pub removed: Vec<usize>,
 }
 
-/// Spec §1.1 Filter: takes the list, returns what it kept and removed. On
-/// error the framework restores the filter's input (fail-open).
+impl FilterOutput {
+    /// Keeps the candidates for which `keep` is true; both sides stay in
+    /// input order.
+    pub fn partition<C>(candidates: &[C], mut keep: impl FnMut(&C) -> bool) -> Self {
+        let mut out = Self {
+            kept: Vec::with_capacity(candidates.len()),
+            removed: Vec::new(),
+        };
+        for (i, c) in candidates.iter().enumerate() {
+            if keep(c) {
+                out.kept.push(i);
+            } else {
+                out.removed.push(i);
+            }
+        }
+        out
+    }
+
+    /// Keeps every candidate of `n`.
+    pub fn keep_all(n: usize) -> Self {
+        Self {
+            kept: (0..n).collect(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// Whether it names each of `n` positions exactly once.
+    pub fn is_valid_for(&self, n: usize) -> bool {
+        if self.kept.len() + self.removed.len() != n {
+            return false;
+        }
+        let mut seen = vec![false; n];
+        self.kept
+            .iter()
+            .chain(&self.removed)
+            .all(|&i| i < n && !std::mem::replace(&mut seen[i], true))
+    }
+
+    /// Moves `input` apart into (kept, removed). `self` must be valid for
+    /// `input.len()` ([`Self::is_valid_for`]); positions it does not name
+    /// are dropped.
+    pub fn apply<C>(&self, input: Vec<C>) -> (Vec<C>, Vec<C>) {
+        let in_order = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
+        if in_order(&self.kept) && in_order(&self.removed) {
+            // A plain partition: one pass, each candidate moved once.
+            let mut side = vec![0u8; input.len()];
+            for &i in &self.kept {
+                side[i] = 1;
+            }
+            for &i in &self.removed {
+                side[i] = 2;
+            }
+            let mut kept = Vec::with_capacity(self.kept.len());
+            let mut removed = Vec::with_capacity(self.removed.len());
+            for (c, s) in input.into_iter().zip(side) {
+                match s {
+                    1 => kept.push(c),
+                    2 => removed.push(c),
+                    _ => {}
+                }
+            }
+            return (kept, removed);
+        }
+        let mut slots: Vec<Option<C>> = input.into_iter().map(Some).collect();
+        let mut take = |v: &[usize]| -> Vec<C> {
+            v.iter()
+                .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+                .collect()
+        };
+        let kept = take(&self.kept);
+        let removed = take(&self.removed);
+        (kept, removed)
+    }
+}
+
+/// Spec §1.1 Filter: looks at the list, says what it keeps and removes. On
+/// error the framework keeps the filter's input as it was (fail-open).
 #[async_trait]
 pub trait Filter<Q, C>: Send + Sync {
     /// Name in logs and metrics.
@@ -126,12 +205,8 @@ pub trait Filter<Q, C>: Send + Sync {
     fn enable(&self, _query: &Q) -> bool {
         true
     }
-    /// Splits `candidates` into kept and removed.
-    async fn filter(
-        &self,
-        query: &Q,
-        candidates: Vec<C>,
-    ) -> Result<FilterOutput<C>, ComponentError>;
+    /// Splits `candidates` into kept and removed, by position.
+    async fn filter(&self, query: &Q, candidates: &[C]) -> Result<FilterOutput, ComponentError>;
 }
 
 /// Spec §1.1 Scorer: the hydrator contract; scorers run in order and each

@@ -5,7 +5,7 @@
 //! | query hydrators | all enabled at once, each on the original query | skipped |
 //! | sources | at once; outputs concatenated in declaration order | contributes nothing |
 //! | hydrators (pre, post) | at once, all on the same snapshot | skipped |
-//! | filters (pre, post) | in order, each on the previous kept list | input restored |
+//! | filters (pre, post) | in order, each on the previous kept list (borrowed; positions back) | input kept |
 //! | scorers | in order, each sees earlier scorers' fields | skipped |
 //! | selector | one synchronous call | cannot fail; see `select` for the budget |
 //! | side effects | one spawned task, enabled ones at once | ignored |
@@ -305,22 +305,23 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
             if !f.enable(query) {
                 continue;
             }
-            let input = kept.clone();
             let (result, mut run) = observe(
                 stage,
                 f.name(),
                 rid,
                 self.budget,
-                |o: &super::FilterOutput<C>| o.kept.len(),
-                f.filter(query, input),
+                |o: &super::FilterOutput| o.kept.len(),
+                checked_positions(kept.len(), f.filter(query, &kept)),
             )
             .await;
             match result {
                 Ok(out) => {
                     run.removed = out.removed.len();
-                    kept = out.kept;
-                    removed.extend(out.removed);
+                    let (k, r) = out.apply(std::mem::take(&mut kept));
+                    kept = k;
+                    removed.extend(r);
                 }
+                // The input was only borrowed: it is still `kept`.
                 Err(e) => log_failure(stage, f.name(), rid, &e),
             }
             trace.push(run);
@@ -439,6 +440,24 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
             }))
             .await;
         });
+    }
+}
+
+/// A filter answer that does not name each input position exactly once is
+/// a failed call (its input then goes on unchanged).
+async fn checked_positions(
+    n: usize,
+    call: impl std::future::Future<Output = Result<super::FilterOutput, ComponentError>>,
+) -> Result<super::FilterOutput, ComponentError> {
+    let out = call.await?;
+    if out.is_valid_for(n) {
+        Ok(out)
+    } else {
+        Err(ComponentError::failed(format!(
+            "the filter's positions ({} kept, {} removed) do not name each of its {n} inputs once",
+            out.kept.len(),
+            out.removed.len()
+        )))
     }
 }
 

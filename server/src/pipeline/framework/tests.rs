@@ -176,13 +176,11 @@ impl Hydrator<Q, C> for HydShort {
 struct Drop<F: Fn(&C) -> bool + Send + Sync>(F, bool);
 #[async_trait]
 impl<F: Fn(&C) -> bool + Send + Sync> Filter<Q, C> for Drop<F> {
-    async fn filter(&self, _: &Q, cs: Vec<C>) -> Result<FilterOutput<C>, ComponentError> {
+    async fn filter(&self, _: &Q, cs: &[C]) -> Result<FilterOutput, ComponentError> {
         if self.1 {
-            drop(cs);
             return Err(ComponentError::failed("filter broke"));
         }
-        let (removed, kept) = cs.into_iter().partition(|c| (self.0)(c));
-        Ok(FilterOutput { kept, removed })
+        Ok(FilterOutput::partition(cs, |c| !(self.0)(c)))
     }
 }
 
@@ -190,12 +188,9 @@ impl<F: Fn(&C) -> bool + Send + Sync> Filter<Q, C> for Drop<F> {
 struct SlowFilter;
 #[async_trait]
 impl Filter<Q, C> for SlowFilter {
-    async fn filter(&self, _: &Q, _: Vec<C>) -> Result<FilterOutput<C>, ComponentError> {
+    async fn filter(&self, _: &Q, _: &[C]) -> Result<FilterOutput, ComponentError> {
         tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(FilterOutput {
-            kept: Vec::new(),
-            removed: Vec::new(),
-        })
+        Ok(FilterOutput::default())
     }
 }
 
@@ -394,6 +389,90 @@ async fn a_failing_filter_restores_its_input_and_removals_accumulate_in_order() 
     assert_eq!(ids(&r.selected_candidates), vec![2, 6]);
     assert_eq!(ids(&r.filtered_candidates), vec![1, 3, 5, 4]);
     assert_eq!(ids(&r.retrieved_candidates), vec![1, 2, 3, 4, 5, 6]);
+}
+
+/// Answers fixed positions, whatever its input.
+struct Positions(FilterOutput);
+#[async_trait]
+impl Filter<Q, C> for Positions {
+    async fn filter(&self, _: &Q, _: &[C]) -> Result<FilterOutput, ComponentError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_filter_naming_positions_wrongly_fails_and_its_input_goes_on() {
+    let bad = [
+        (vec![0, 1, 2], vec![2]), // 2 twice
+        (vec![0, 1], vec![]),     // 2 missing
+        (vec![0, 1, 2], vec![7]), // out of range, one too many
+        (vec![0, 1, 3], vec![]),  // out of range
+    ];
+    for (kept, removed) in bad {
+        let p = CandidatePipeline::<Q, C>::new()
+            .source(src(&[1, 2, 3]))
+            .filter(Positions(FilterOutput { kept, removed }));
+        let r = p.execute(query()).await;
+        assert_eq!(ids(&r.selected_candidates), vec![1, 2, 3]);
+        assert!(r.filtered_candidates.is_empty());
+        let run = r
+            .trace
+            .iter()
+            .find(|t| t.stage == Stage::Filter)
+            .expect("ran");
+        assert!(
+            matches!(&run.outcome, Outcome::Failed(m) if m.contains("each of its 3 inputs once")),
+            "{:?}",
+            run.outcome
+        );
+    }
+    // A reordering answer is followed: kept in its order, removed in its.
+    let p = CandidatePipeline::<Q, C>::new()
+        .source(src(&[1, 2, 3, 4]))
+        .filter(Positions(FilterOutput {
+            kept: vec![3, 0],
+            removed: vec![2, 1],
+        }));
+    let r = p.execute(query()).await;
+    assert_eq!(ids(&r.selected_candidates), vec![4, 1]);
+    assert_eq!(ids(&r.filtered_candidates), vec![3, 2]);
+}
+
+#[test]
+fn filter_positions_move_each_candidate_once_in_either_order() {
+    let out = FilterOutput::partition(&[10, 11, 12, 13], |x| x % 2 == 0);
+    assert_eq!(
+        out,
+        FilterOutput {
+            kept: vec![0, 2],
+            removed: vec![1, 3]
+        }
+    );
+    assert!(out.is_valid_for(4) && !out.is_valid_for(5) && !out.is_valid_for(3));
+    let words = || vec!["a".to_owned(), "b".into(), "c".into(), "d".into()];
+    assert_eq!(
+        out.apply(words()),
+        (
+            vec!["a".to_owned(), "c".into()],
+            vec!["b".to_owned(), "d".into()]
+        )
+    );
+    let shuffled = FilterOutput {
+        kept: vec![2, 0],
+        removed: vec![3, 1],
+    };
+    assert!(shuffled.is_valid_for(4));
+    assert_eq!(
+        shuffled.apply(words()),
+        (
+            vec!["c".to_owned(), "a".into()],
+            vec!["d".to_owned(), "b".into()]
+        )
+    );
+    assert_eq!(
+        FilterOutput::keep_all(3).apply(vec![1, 2, 3]),
+        (vec![1, 2, 3], vec![])
+    );
 }
 
 #[tokio::test]

@@ -34,8 +34,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for AgeFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let now = self.clock.unix_ms();
         Ok(partition(candidates, |c| {
             snowflake::age_ms(c.tweet_id, now).is_some_and(|age| age <= self.max_age_ms)

@@ -18,8 +18,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for AuthorSocialgraphFilter {
     async fn filter(
         &self,
         q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let f = &q.user_features;
         let excluded: HashSet<i64> = f
             .blocked_user_ids

@@ -16,8 +16,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for CoreDataHydrationFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         Ok(partition(candidates, |c| {
             c.author_id != 0 && !c.tweet_text.trim().is_empty()
         }))

@@ -24,23 +24,25 @@ impl Filter<ScoredPostsQuery, PostCandidate> for DedupConversationFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
-        let mut kept: Vec<PostCandidate> = Vec::with_capacity(candidates.len());
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
+        // Positions: `kept[slot]` is the candidate holding a slot.
+        let mut kept: Vec<usize> = Vec::with_capacity(candidates.len());
         let mut removed = Vec::new();
         let mut slot_of: HashMap<i64, usize> = HashMap::with_capacity(candidates.len());
-        for c in candidates {
-            let key = conversation_key(&c);
+        let score = |i: usize| candidates[i].score.unwrap_or(0.0);
+        for (i, c) in candidates.iter().enumerate() {
+            let key = conversation_key(c);
             match slot_of.get(&key) {
                 None => {
                     slot_of.insert(key, kept.len());
-                    kept.push(c);
+                    kept.push(i);
                 }
                 Some(&slot) => {
-                    if c.score.unwrap_or(0.0) > kept[slot].score.unwrap_or(0.0) {
-                        removed.push(std::mem::replace(&mut kept[slot], c));
+                    if score(i) > score(kept[slot]) {
+                        removed.push(std::mem::replace(&mut kept[slot], i));
                     } else {
-                        removed.push(c);
+                        removed.push(i);
                     }
                 }
             }

@@ -18,8 +18,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for DropDuplicatesFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let mut seen = HashSet::with_capacity(candidates.len());
         Ok(partition(candidates, |c| seen.insert(c.tweet_id)))
     }
@@ -36,13 +36,15 @@ mod tests {
         first.ancestors = std::sync::Arc::from([]); // the Phoenix copy
         let mut second = post(5, 9);
         second.ancestors = std::sync::Arc::from([4]);
-        let out = futures_util::FutureExt::now_or_never(
-            DropDuplicatesFilter.filter(&query(), vec![first.clone(), post(6, 9), second]),
-        )
-        .expect("ready")
-        .expect("ok");
-        assert_eq!(ids(&out.kept), vec![5, 6]);
-        assert_eq!(out.kept[0], first);
-        assert_eq!(ids(&out.removed), vec![5]);
+        let input = vec![first.clone(), post(6, 9), second];
+        let out =
+            futures_util::FutureExt::now_or_never(DropDuplicatesFilter.filter(&query(), &input))
+                .expect("ready")
+                .expect("ok");
+        assert_eq!((&*out.kept, &*out.removed), (&[0, 1][..], &[2][..]));
+        let (kept, removed) = out.apply(input);
+        assert_eq!(ids(&kept), vec![5, 6]);
+        assert_eq!(kept[0], first);
+        assert_eq!(ids(&removed), vec![5]);
     }
 }

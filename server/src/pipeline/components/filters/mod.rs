@@ -32,11 +32,10 @@ use crate::pipeline::home_mixer::PostCandidate;
 
 /// Splits `candidates` by `keep`, preserving order on both sides.
 pub(crate) fn partition(
-    candidates: Vec<PostCandidate>,
-    mut keep: impl FnMut(&PostCandidate) -> bool,
-) -> FilterOutput<PostCandidate> {
-    let (kept, removed) = candidates.into_iter().partition(|c| keep(c));
-    FilterOutput { kept, removed }
+    candidates: &[PostCandidate],
+    keep: impl FnMut(&PostCandidate) -> bool,
+) -> FilterOutput {
+    FilterOutput::partition(candidates, keep)
 }
 
 #[cfg(test)]
@@ -82,9 +81,11 @@ pub(crate) mod test_support {
         q: &ScoredPostsQuery,
         c: Vec<PostCandidate>,
     ) -> (Vec<i64>, Vec<i64>) {
-        let out = futures_util::FutureExt::now_or_never(f.filter(q, c))
+        let out = futures_util::FutureExt::now_or_never(f.filter(q, &c))
             .expect("filters do not wait")
             .expect("filter ok");
-        (ids(&out.kept), ids(&out.removed))
+        assert!(out.is_valid_for(c.len()), "each position once: {out:?}");
+        let (kept, removed) = out.apply(c);
+        (ids(&kept), ids(&removed))
     }
 }

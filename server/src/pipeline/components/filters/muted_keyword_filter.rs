@@ -22,14 +22,11 @@ impl Filter<ScoredPostsQuery, PostCandidate> for MutedKeywordFilter {
     async fn filter(
         &self,
         q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let muted = MutedPhrases::new(&q.user_features.muted_keywords);
         if muted.is_empty() {
-            return Ok(FilterOutput {
-                kept: candidates,
-                removed: Vec::new(),
-            });
+            return Ok(FilterOutput::keep_all(candidates.len()));
         }
         Ok(partition(candidates, |c| match &c.tweet_tokens {
             Some(tokens) if tokens.text() == &*c.tweet_text => !muted.matches_tokens(tokens),

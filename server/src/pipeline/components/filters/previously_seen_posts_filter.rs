@@ -19,8 +19,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for PreviouslySeenPostsFilter {
     async fn filter(
         &self,
         q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let seen: HashSet<i64> = q.seen_ids.iter().copied().collect();
         let blooms = &q.bloom_filter_entries;
         Ok(partition(candidates, |c| {

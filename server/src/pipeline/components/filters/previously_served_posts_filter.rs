@@ -22,8 +22,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for PreviouslyServedPostsFilter {
     async fn filter(
         &self,
         q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let served: HashSet<i64> = q.served_ids.iter().copied().collect();
         Ok(partition(candidates, |c| {
             !c.related_ids().any(|id| served.contains(&id))

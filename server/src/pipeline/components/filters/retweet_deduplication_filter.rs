@@ -19,8 +19,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for RetweetDeduplicationFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         let mut seen = HashSet::with_capacity(candidates.len());
         Ok(partition(candidates, |c| match c.retweeted_tweet_id {
             Some(source) => seen.insert(source),

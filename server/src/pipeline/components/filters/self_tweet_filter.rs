@@ -16,8 +16,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for SelfTweetFilter {
     async fn filter(
         &self,
         q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         Ok(partition(candidates, |c| c.author_id != q.user_id))
     }
 }

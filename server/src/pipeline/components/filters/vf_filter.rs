@@ -32,8 +32,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for VfFilter {
     async fn filter(
         &self,
         _q: &ScoredPostsQuery,
-        candidates: Vec<PostCandidate>,
-    ) -> Result<FilterOutput<PostCandidate>, ComponentError> {
+        candidates: &[PostCandidate],
+    ) -> Result<FilterOutput, ComponentError> {
         Ok(partition(candidates, |c| {
             !drops(c.visibility_reason.as_ref())
         }))
