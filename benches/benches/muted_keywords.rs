@@ -80,7 +80,13 @@ fn world_and_candidates() -> (World, Vec<PostCandidate>) {
     let now_ms = 1_764_000_000_000;
     let mut world = generate(&WorldSpec::demo(7, now_ms));
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for post in world.posts.values_mut().filter(|p| !p.text.is_empty()) {
+    // In id order, so the seeded choices do not depend on the map's order.
+    let mut ids: Vec<i64> = world.posts.keys().copied().collect();
+    ids.sort_unstable();
+    for id in &ids {
+        let Some(post) = world.posts.get_mut(id).filter(|p| !p.text.is_empty()) else {
+            continue;
+        };
         if rng.random_bool(1.0 / 3.0) {
             let mut text = post.text.to_string();
             for _ in 0..rng.random_range(1..=2) {
@@ -89,10 +95,10 @@ fn world_and_candidates() -> (World, Vec<PostCandidate>) {
             post.text = text.into();
         }
     }
-    let candidates = world
-        .posts
-        .values()
+    let candidates = ids
+        .iter()
         .rev()
+        .filter_map(|id| world.posts.get(id))
         .take(CANDIDATES)
         .map(|p| PostCandidate {
             tweet_id: p.id,

@@ -104,6 +104,9 @@ pub struct Label {
     pub scope: LabelScope,
 }
 
+/// The world's posts by id.
+pub type PostMap = HashMap<i64, Post, foldhash::fast::RandomState>;
+
 /// The whole world. Build it with [`World::new`] and the `add_*` methods (or
 /// load a file); lists keep insertion order.
 #[derive(Debug, Clone, Default)]
@@ -125,8 +128,10 @@ pub struct World {
     pub muted_keywords: HashMap<i64, Vec<String>>,
     /// Subscriptions: user → accounts subscribed to.
     pub subscriptions: HashMap<i64, Vec<i64>>,
-    /// Posts by id.
-    pub posts: BTreeMap<i64, Post>,
+    /// Posts by id. A hash map: each feed request looks up ~1000 posts in
+    /// each of several hydrators, and nothing needs them in id order (the
+    /// writers sort; `benches/results/feed_shell_cpu_2026-12-03.md`).
+    pub posts: PostMap,
     /// Engagements per user, in time order.
     pub engagements: HashMap<i64, Vec<Engagement>>,
     /// Visibility labels by post id.

@@ -249,8 +249,10 @@ pub trait Selector<Q, C>: Send + Sync {
     fn size(&self) -> Option<usize> {
         None
     }
-    /// Sorts and truncates.
-    fn select(&self, _query: &Q, mut candidates: Vec<C>) -> Vec<C> {
+    /// Sorts by score, highest first (stable; NaN last), and truncates to
+    /// `size`. The (score, position) pairs are sorted, not the candidates:
+    /// each key is computed once and each kept candidate moved once.
+    fn select(&self, _query: &Q, candidates: Vec<C>) -> Vec<C> {
         let key = |c: &C| {
             let s = self.score(c);
             if s.is_nan() {
@@ -259,11 +261,20 @@ pub trait Selector<Q, C>: Send + Sync {
                 s + 0.0
             }
         };
-        candidates.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        let mut order: Vec<(f64, usize)> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (key(c), i))
+            .collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0));
         if let Some(n) = self.size() {
-            candidates.truncate(n);
+            order.truncate(n);
         }
-        candidates
+        let mut slots: Vec<Option<C>> = candidates.into_iter().map(Some).collect();
+        order
+            .iter()
+            .filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take))
+            .collect()
     }
 }
 

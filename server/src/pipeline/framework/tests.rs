@@ -667,3 +667,38 @@ async fn a_selector_slower_than_the_budget_still_selects() {
     assert_eq!((run.stage, &run.outcome), (Stage::Selector, &Outcome::Ok));
     assert!(run.duration >= budget, "the overrun is measured");
 }
+
+use proptest::strategy::Strategy as _;
+
+proptest::proptest! {
+    /// The selector's (score, position) sort gives exactly what a stable
+    /// sort of the candidates themselves gives: ties in input order, NaN
+    /// last, -0.0 equal to 0.0, then the cut.
+    #[test]
+    fn selecting_by_keys_equals_a_stable_sort_of_the_candidates(
+        scores in proptest::collection::vec(
+            proptest::prop_oneof![
+                (-3i32..3).prop_map(f64::from),
+                proptest::strategy::Just(f64::NAN),
+                proptest::strategy::Just(-0.0),
+                proptest::strategy::Just(f64::INFINITY),
+            ],
+            0..40,
+        ),
+        size in proptest::option::of(0usize..45),
+    ) {
+        let candidates: Vec<C> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &score)| C { id: i as i64, score, ..C::default() })
+            .collect();
+        let key = |c: &C| if c.score.is_nan() { f64::NEG_INFINITY } else { c.score + 0.0 };
+        let mut want = candidates.clone();
+        want.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        if let Some(n) = size {
+            want.truncate(n);
+        }
+        let got = ByScore(size, true).select(&query(), candidates);
+        proptest::prop_assert_eq!(ids(&got), ids(&want));
+    }
+}
