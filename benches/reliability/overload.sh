@@ -5,7 +5,7 @@
 # a case. Writes /tmp/adm/NAME.{json,log}; prints one line per case.
 set -u
 mkdir -p /tmp/adm
-B=target/release/foryou
+B=${B:-target/release/foryou}  # the server and client binary
 ADDR=127.0.0.1:50152
 METRICS=127.0.0.1:50153
 # The server-side time of the rejections: the smallest bucket bound of
