@@ -146,12 +146,12 @@ impl Gate {
         (f64::from_bits(self.limit.load(Ordering::Relaxed)) as usize).clamp(1, self.max_in_flight)
     }
 
-    /// Moves the adaptive bound after a call that took `took` against
-    /// `target`.
-    fn adapt(&self, took: Duration, target: Duration) {
+    /// Moves the adaptive bound after a call that finished within its
+    /// target (`on_time`) or not.
+    fn adapt(&self, on_time: bool) {
         let cap = self.max_in_flight as f64;
         let floor = self.floor;
-        if took <= target {
+        if on_time {
             let _ = self
                 .limit
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
@@ -301,8 +301,7 @@ impl Drop for Admitted {
             metrics::gauge!(IN_FLIGHT, "service" => g.name).set(n as f64);
             let took = self.start.elapsed();
             if let Some(target) = self.target {
-                let counted = if self.degraded { Duration::MAX } else { took };
-                g.adapt(counted, target);
+                g.adapt(!self.degraded && took <= target);
             }
             g.observe(took);
         }
@@ -469,21 +468,21 @@ mod tests {
         assert_eq!(fill(&l), start, "admits exactly the bound");
         // A round of on-time calls adds about one (each adds 1/limit).
         for _ in 0..start + 2 {
-            g.adapt(Duration::from_millis(50), Duration::from_millis(100));
+            g.adapt(true);
         }
         assert_eq!(g.limit(), start + 1);
         // Enough of them reach the ceiling and stop there.
         for _ in 0..10_000 {
-            g.adapt(Duration::from_millis(50), Duration::from_millis(100));
+            g.adapt(true);
         }
         assert_eq!(g.limit(), 40);
         // Late calls: the first cuts by DECREASE, the others of the same
         // round (within one service time) do not.
         g.observe(Duration::from_secs(3600));
-        g.adapt(Duration::from_millis(150), Duration::from_millis(100));
+        g.adapt(false);
         assert_eq!(g.limit(), (40.0 * DECREASE) as usize);
         for _ in 0..50 {
-            g.adapt(Duration::from_millis(150), Duration::from_millis(100));
+            g.adapt(false);
         }
         assert_eq!(g.limit(), (40.0 * DECREASE) as usize, "one cut per round");
         assert_eq!(fill(&l), 36, "the gate follows the bound");
@@ -495,13 +494,13 @@ mod tests {
         let g = l.gates.get(SVC).expect("gate");
         let floor = initial_adaptive_limit().min(64);
         for _ in 0..10_000 {
-            g.adapt(Duration::from_millis(1), Duration::from_millis(300));
+            g.adapt(true);
         }
         assert_eq!(g.limit(), 64);
         // Every late call a round apart cuts, down to the floor.
         for _ in 0..200 {
             g.last_cut_us.store(NEVER, Ordering::Relaxed);
-            g.adapt(Duration::from_secs(1), Duration::from_millis(300));
+            g.adapt(false);
         }
         assert_eq!(g.limit(), floor);
         assert_eq!(fill(&l), floor);
@@ -616,7 +615,7 @@ mod tests {
         let l = adaptive(64, 300);
         let g = l.gates.get(SVC).expect("gate");
         for _ in 0..10_000 {
-            g.adapt(Duration::from_millis(1), Duration::from_millis(300));
+            g.adapt(true);
         }
         let start = g.limit();
         assert_eq!(start, 64);

@@ -99,8 +99,9 @@ impl Action {
 ///
 /// Stored as f32 with a bit per value set: the ranker answers in f32, so
 /// nothing is lost, and the struct is 80 bytes instead of 19 `Option<f64>`
-/// (304). Every stage moves or copies whole candidates (filters clone their
-/// input so a failure can restore it), and this was half of a candidate.
+/// (304). Every stage moves or copies whole candidates (hydrators and
+/// scorers answer one per input, the framework keeps the hydrated list),
+/// and this was half of a candidate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PhoenixScores {
     /// Probability per [`Action`], indexed by its discriminant (0 unless
@@ -165,9 +166,9 @@ pub struct PostCandidate {
     pub tweet_id: i64,
     /// The author (for a retweet, the retweeter).
     pub author_id: i64,
-    /// The post's text (CoreData hydrator), shared: a candidate is cloned
-    /// at each filter (its input is restored on failure), and a clone must
-    /// not copy the text.
+    /// The post's text (CoreData hydrator), shared with the world's post: a
+    /// candidate is cloned in the pipeline (the retrieved list, scorer
+    /// answers), and a clone must not copy the text.
     pub tweet_text: Arc<str>,
     /// The tokens of `tweet_text` (spec §4.2 tokenizer), made once per post
     /// and shared by every request (CoreData hydrator). MutedKeywordFilter

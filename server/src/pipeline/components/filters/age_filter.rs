@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::clock::Clock;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
@@ -37,7 +36,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for AgeFilter {
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
         let now = self.clock.unix_ms();
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             snowflake::age_ms(c.tweet_id, now).is_some_and(|age| age <= self.max_age_ms)
         }))
     }

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -27,7 +26,9 @@ impl Filter<ScoredPostsQuery, PostCandidate> for AuthorSocialgraphFilter {
             .chain(&f.muted_user_ids)
             .copied()
             .collect();
-        Ok(partition(candidates, |c| !excluded.contains(&c.author_id)))
+        Ok(FilterOutput::partition(candidates, |c| {
+            !excluded.contains(&c.author_id)
+        }))
     }
 }
 

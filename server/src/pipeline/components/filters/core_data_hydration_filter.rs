@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -18,7 +17,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for CoreDataHydrationFilter {
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             c.author_id != 0 && !c.tweet_text.trim().is_empty()
         }))
     }

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -21,7 +20,9 @@ impl Filter<ScoredPostsQuery, PostCandidate> for DropDuplicatesFilter {
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
         let mut seen = HashSet::with_capacity(candidates.len());
-        Ok(partition(candidates, |c| seen.insert(c.tweet_id)))
+        Ok(FilterOutput::partition(candidates, |c| {
+            seen.insert(c.tweet_id)
+        }))
     }
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -26,7 +25,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for IneligibleSubscriptionFilter {
             .iter()
             .copied()
             .collect();
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             c.subscription_author_id
                 .is_none_or(|a| subscribed.contains(&a))
         }))

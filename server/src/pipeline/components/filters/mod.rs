@@ -27,17 +27,6 @@ pub use retweet_deduplication_filter::RetweetDeduplicationFilter;
 pub use self_tweet_filter::SelfTweetFilter;
 pub use vf_filter::VfFilter;
 
-use crate::pipeline::framework::FilterOutput;
-use crate::pipeline::home_mixer::PostCandidate;
-
-/// Splits `candidates` by `keep`, preserving order on both sides.
-pub(crate) fn partition(
-    candidates: &[PostCandidate],
-    keep: impl FnMut(&PostCandidate) -> bool,
-) -> FilterOutput {
-    FilterOutput::partition(candidates, keep)
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};

@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 use crate::pipeline::util::tokenizer::MutedPhrases;
@@ -28,9 +27,11 @@ impl Filter<ScoredPostsQuery, PostCandidate> for MutedKeywordFilter {
         if muted.is_empty() {
             return Ok(FilterOutput::keep_all(candidates.len()));
         }
-        Ok(partition(candidates, |c| match &c.tweet_tokens {
-            Some(tokens) if tokens.text() == &*c.tweet_text => !muted.matches_tokens(tokens),
-            _ => !muted.matches(&c.tweet_text),
+        Ok(FilterOutput::partition(candidates, |c| {
+            match &c.tweet_tokens {
+                Some(tokens) if tokens.text() == &*c.tweet_text => !muted.matches_tokens(tokens),
+                _ => !muted.matches(&c.tweet_text),
+            }
         }))
     }
 }

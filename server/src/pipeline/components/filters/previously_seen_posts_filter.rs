@@ -6,7 +6,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -23,7 +22,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for PreviouslySeenPostsFilter {
     ) -> Result<FilterOutput, ComponentError> {
         let seen: HashSet<i64> = q.seen_ids.iter().copied().collect();
         let blooms = &q.bloom_filter_entries;
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             !c.related_ids()
                 .any(|id| seen.contains(&id) || blooms.iter().any(|b| b.may_contain(id)))
         }))

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -25,7 +24,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for PreviouslyServedPostsFilter {
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
         let served: HashSet<i64> = q.served_ids.iter().copied().collect();
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             !c.related_ids().any(|id| served.contains(&id))
         }))
     }

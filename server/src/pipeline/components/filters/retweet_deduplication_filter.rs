@@ -6,7 +6,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -22,11 +21,13 @@ impl Filter<ScoredPostsQuery, PostCandidate> for RetweetDeduplicationFilter {
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
         let mut seen = HashSet::with_capacity(candidates.len());
-        Ok(partition(candidates, |c| match c.retweeted_tweet_id {
-            Some(source) => seen.insert(source),
-            None => {
-                seen.insert(c.tweet_id);
-                true
+        Ok(FilterOutput::partition(candidates, |c| {
+            match c.retweeted_tweet_id {
+                Some(source) => seen.insert(source),
+                None => {
+                    seen.insert(c.tweet_id);
+                    true
+                }
             }
         }))
     }

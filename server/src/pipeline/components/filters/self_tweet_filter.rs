@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -18,7 +17,9 @@ impl Filter<ScoredPostsQuery, PostCandidate> for SelfTweetFilter {
         q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
-        Ok(partition(candidates, |c| c.author_id != q.user_id))
+        Ok(FilterOutput::partition(candidates, |c| {
+            c.author_id != q.user_id
+        }))
     }
 }
 

@@ -5,7 +5,6 @@
 
 use async_trait::async_trait;
 
-use super::partition;
 use crate::clients::{SafetyAction, VisibilityReason};
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
@@ -34,7 +33,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for VfFilter {
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
     ) -> Result<FilterOutput, ComponentError> {
-        Ok(partition(candidates, |c| {
+        Ok(FilterOutput::partition(candidates, |c| {
             !drops(c.visibility_reason.as_ref())
         }))
     }
