@@ -33,12 +33,17 @@ run() { # name, serve flags..., then -- bench flags
   local rss0=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
   local cpu0=$(server_cpu_s $pid)
   local t0=$(date +%s.%N)
+  # Peak RSS while the case runs, sampled every 250 ms.
+  ( peak=0; while kill -0 $pid 2>/dev/null; do r=$(awk '/VmRSS/{print $2}' /proc/$pid/status 2>/dev/null); [ "${r:-0}" -gt "$peak" ] && peak=$r; echo $peak > /tmp/adm/$name.peak; sleep 0.25; done ) &
+  local sampler=$!
   /usr/bin/time -f "%U %S" -o /tmp/adm/$name.time $B bench feed --addr http://$ADDR --json "$@" > /tmp/adm/$name.json
   local wall=$(echo "$(date +%s.%N) - $t0" | bc)
   local cpu1=$(server_cpu_s $pid)
   local rss1=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+  kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
+  local rssp=$(cat /tmp/adm/$name.peak)
   local limit=$(curl -s http://$METRICS/metrics | awk '/^foryou_admission_limit/ {print $2}')
-  echo "$name rss_kb_idle=$rss0 rss_kb_after=$rss1 limit_after=${limit:-none} server_cores=$(echo "scale=2; ($cpu1 - $cpu0) / $wall" | bc) client_cores=$(awk -v w=$wall '{ printf "%.2f", ($1 + $2) / w }' /tmp/adm/$name.time) $(rejection_p99) $(cat /tmp/adm/$name.json)"
+  echo "$name rss_kb_idle=$rss0 rss_kb_after=$rss1 rss_kb_peak=$rssp limit_after=${limit:-none} server_cores=$(echo "scale=2; ($cpu1 - $cpu0) / $wall" | bc) client_cores=$(awk -v w=$wall '{ printf "%.2f", ($1 + $2) / w }' /tmp/adm/$name.time) $(rejection_p99) $(cat /tmp/adm/$name.json)"
   curl -s http://$METRICS/metrics > /tmp/adm/$name.metrics
   kill -TERM $pid; wait $pid
 }

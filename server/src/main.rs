@@ -6,7 +6,11 @@ mod commands;
 /// mimalloc: with glibc's allocator two Thunder ingest threads spent their
 /// time waiting on its arena locks (a post's timeline is grown by whichever
 /// thread inserts next); one thread ingested 2.0 M events/s with glibc and
-/// 2.8-3.8 M with mimalloc (thunder-profile, 2-core VM).
+/// 2.8-3.8 M with mimalloc (thunder-profile, 2-core VM). Its v2 line (the
+/// crate's `v2` feature), not v3: under 3x overload `serve` peaked at
+/// 292-306 MB RSS with v2 and 372-383 MB with v3 (idle 203-260 MB), with
+/// the same feeds/s; v3 ingests ~15 % faster on one Thunder thread, the
+/// same on two (benches/results/overload_cpu_2026-12-04.md).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
