@@ -8,8 +8,10 @@
 //!
 //! `cargo build --release -p foryou-benches --bin index-ann`
 //! `target/release/index-ann [--n 1000000] [--data uniform|clustered]
-//! [--segment-rows 65536] [--ef 128] [--m 16] [--batch 1,16] [--k 100,1000]
-//! [--reps 50] [--json FILE]`
+//! [--segment-rows 65536] [--method hnsw|ivf] [--ef 128] [--m 16]
+//! [--lists 0] [--probes 16] [--batch 1,16] [--k 100,1000] [--reps 50]
+//! [--json FILE]` (`--lists`/`--probes` after `--method ivf`; lists 0:
+//! the square root of the segment's rows)
 //!
 //! `uniform`: i.i.d. unit vectors (no neighbourhood structure: the worst
 //! case of any graph index). `clustered`: `normalise(c + 0.7 u)` around
@@ -22,7 +24,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use foryou_benches::index_data::{list, normalise, percentile, unit_vector};
 use foryou_engine::corpus::{CorpusItem, Hit, Query};
-use foryou_engine::index::{AnnConfig, Format, IndexConfig, LiveIndex, NewPost, Snapshot};
+use foryou_engine::index::{
+    AnnConfig, AnnMethod, DEFAULT_IVF_PROBES, Format, IndexConfig, LiveIndex, NewPost, Snapshot,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -38,6 +42,8 @@ struct Args {
     segment_rows: usize,
     ef: usize,
     m: usize,
+    /// `hnsw` or `ivf`.
+    method: AnnMethod,
     batch: Vec<usize>,
     k: Vec<usize>,
     reps: usize,
@@ -51,6 +57,7 @@ fn args() -> anyhow::Result<Args> {
         segment_rows: 65_536,
         ef: 128,
         m: 16,
+        method: AnnMethod::Hnsw,
         batch: vec![1, 16],
         k: vec![100, 1000],
         reps: 50,
@@ -71,6 +78,23 @@ fn args() -> anyhow::Result<Args> {
             "--segment-rows" => a.segment_rows = value.parse().context("--segment-rows")?,
             "--ef" => a.ef = value.parse().context("--ef")?,
             "--m" => a.m = value.parse().context("--m")?,
+            "--method" => {
+                a.method = match value.as_str() {
+                    "hnsw" => AnnMethod::Hnsw,
+                    "ivf" => AnnMethod::Ivf {
+                        lists: 0,
+                        probes: DEFAULT_IVF_PROBES,
+                    },
+                    other => bail!("--method {other}: expected hnsw or ivf"),
+                }
+            }
+            "--lists" | "--probes" => {
+                let n: usize = value.parse().with_context(|| flag.clone())?;
+                let AnnMethod::Ivf { lists, probes } = &mut a.method else {
+                    bail!("{flag} needs --method ivf before it");
+                };
+                *if flag == "--lists" { lists } else { probes } = n;
+            }
             "--batch" => a.batch = list("--batch", &value)?,
             "--k" => a.k = list("--k", &value)?,
             "--reps" => a.reps = value.parse().context("--reps")?,
@@ -96,6 +120,14 @@ impl Data {
             Vec::new()
         };
         Self { rng, centres }
+    }
+
+    /// Draws around the same centres with a fresh noise stream.
+    fn reseeded(&self, seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            centres: self.centres.clone(),
+        }
     }
 
     fn fill(&mut self, n: usize, out: &mut Vec<f32>) {
@@ -195,6 +227,7 @@ fn main() -> anyhow::Result<()> {
     };
     let ann_cfg = IndexConfig {
         ann: Some(AnnConfig {
+            method: a.method,
             connectivity: a.m,
             expansion_search: a.ef,
             parallel_build: true,
@@ -207,15 +240,24 @@ fn main() -> anyhow::Result<()> {
     let (ann, ann_s) = build(ann_cfg, &a, 1)?;
     eprintln!("ann built in {ann_s:.1} s");
     let mut queries = Vec::new();
-    Data::new(2, a.clustered).fill(RECALL_QUERIES.max(16 * 8), &mut queries);
+    // Around the corpus's own centres (seed 1), as a user's query lands
+    // near posts like the ones it engages with; other centres would make
+    // every query an outlier with no neighbourhood in the corpus.
+    Data::new(1, a.clustered)
+        .reseeded(2)
+        .fill(RECALL_QUERIES.max(16 * 8), &mut queries);
     let (es, as_) = (exact.snapshot(), ann.snapshot());
     let data = if a.clustered { "clustered" } else { "uniform" };
+    let method = match a.method {
+        AnnMethod::Hnsw => format!("hnsw M {} ef {}", a.m, a.ef),
+        AnnMethod::Ivf { lists, probes } => {
+            format!("ivf lists {lists} (0: segment_rows / 16) probes {probes}")
+        }
+    };
     println!(
-        "n {} {data} segment_rows {} M {} ef {}: {} sealed segments, open rows {}",
+        "n {} {data} segment_rows {} {method}: {} sealed segments, open rows {}",
         a.n,
         a.segment_rows,
-        a.m,
-        a.ef,
         ann.stats().segments,
         ann.stats().open_rows
     );
@@ -223,6 +265,10 @@ fn main() -> anyhow::Result<()> {
         "| index | B | k | p50 ms | p99 ms | vs f32 p50 | recall@k | bytes/post | total MB | insert posts/s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let ann_name = match a.method {
+        AnnMethod::Hnsw => "f32 + hnsw",
+        AnnMethod::Ivf { .. } => "f32 + ivf",
+    };
     let mut rows = Vec::new();
     for &k in &a.k {
         let truth = hits(&es, &queries, k)?;
@@ -239,7 +285,7 @@ fn main() -> anyhow::Result<()> {
             let ta = time(&as_, &queries, b, k, a.reps)?;
             for (name, t, idx, secs, rec) in [
                 ("f32 scan", &te, &exact, exact_s, 1.0),
-                ("f32 + ann", &ta, &ann, ann_s, recall),
+                (ann_name, &ta, &ann, ann_s, recall),
             ] {
                 let (p50, p99) = (percentile(t, 0.5), percentile(t, 0.99));
                 let bytes = idx.bytes();
@@ -264,6 +310,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &a.json {
         let doc = json!({
             "n": a.n, "data": data, "segment_rows": a.segment_rows, "m": a.m, "ef": a.ef,
+            "method": method,
             "reps": a.reps, "rows": rows,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;

@@ -1,6 +1,6 @@
-//! [`AnnGraph`]: an approximate nearest-neighbour graph over one sealed
-//! segment's rows (HNSW, the `usearch` crate, inner-product metric), and
-//! its settings [`AnnConfig`].
+//! [`AnnGraph`]: an approximate structure over one sealed segment's rows,
+//! an HNSW graph (the `usearch` crate, inner-product metric) or inverted
+//! lists (`ivf`), and its settings [`AnnConfig`].
 //!
 //! The writer builds a segment's graph when the segment seals or is
 //! compacted (`live_index`), never on the search path; the open
@@ -26,9 +26,13 @@
 //! of faiss and a BLAS is estimated above 30 min on 2 cores, over the CI
 //! budget.
 
+use std::sync::Arc;
+
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+use super::config::Format;
 use super::error::IndexError;
+use super::ivf::{IvfCentroids, IvfLists};
 use super::segment::Segment;
 
 /// Graph neighbours a node keeps per level above the base (HNSW `M`);
@@ -53,9 +57,32 @@ pub enum AnnScalar {
     Bf16,
 }
 
+/// Which approximate structure a sealed segment gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnnMethod {
+    /// An HNSW graph (usearch), tuned by the config's `connectivity`,
+    /// `expansion_add`, `expansion_search` and `scalar`.
+    #[default]
+    Hnsw,
+    /// Inverted lists (`ivf`): `lists` centroids for the whole index (0:
+    /// one per 16 rows of a segment), at least `probes` lists scanned a
+    /// search in each sealed segment.
+    Ivf {
+        /// Centroids; 0 picks `segment_rows / 16`.
+        lists: usize,
+        /// Lists scanned a search, at least.
+        probes: usize,
+    },
+}
+
+/// Lists an IVF search scans, at least, unless told otherwise.
+pub const DEFAULT_IVF_PROBES: usize = 16;
+
 /// Settings of the sealed segments' graphs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnConfig {
+    /// Graph or inverted lists.
+    pub method: AnnMethod,
     /// HNSW `M`: neighbours a node keeps (more: better recall, slower
     /// builds, more memory).
     pub connectivity: usize,
@@ -72,6 +99,7 @@ pub struct AnnConfig {
 impl Default for AnnConfig {
     fn default() -> Self {
         Self {
+            method: AnnMethod::Hnsw,
             connectivity: DEFAULT_ANN_CONNECTIVITY,
             expansion_add: DEFAULT_ANN_EXPANSION_ADD,
             expansion_search: DEFAULT_ANN_EXPANSION_SEARCH,
@@ -100,18 +128,88 @@ impl AnnConfig {
         if self.expansion_search == 0 {
             return bad("ann.expansion_search", 0, "at least 1");
         }
+        if let AnnMethod::Ivf { probes: 0, .. } = self.method {
+            return bad("ann.probes", 0, "at least 1");
+        }
         Ok(())
     }
 }
 
-/// One sealed segment's graph.
-pub(crate) struct AnnGraph {
+/// One sealed segment's approximate structure.
+#[derive(Debug)]
+pub(crate) enum AnnGraph {
+    /// An HNSW graph.
+    Hnsw(HnswGraph),
+    /// Inverted lists.
+    Ivf(IvfLists),
+}
+
+impl AnnGraph {
+    /// The structure `config` asks for over every row of `seg` (dead
+    /// ones too: a search filters them, and a segment is compacted once
+    /// enough are dead).
+    /// `ivf`: the index's centroids, trained by the caller on its first
+    /// sealed segment (unused by a graph).
+    pub fn build(
+        seg: &Segment,
+        dim: usize,
+        format: Format,
+        config: &AnnConfig,
+        ivf: impl FnOnce() -> Arc<IvfCentroids>,
+    ) -> Result<Self, AnnError> {
+        Ok(match config.method {
+            AnnMethod::Hnsw => Self::Hnsw(HnswGraph::build(seg, dim, config)?),
+            AnnMethod::Ivf { probes, .. } => Self::Ivf(IvfLists::build(seg, format, ivf(), probes)),
+        })
+    }
+
+    /// Up to `count` rows for which `keep(row)` holds, best first.
+    /// `order`: the lists of `order.0`, best first for this query (from
+    /// [`IvfCentroids::order`]); lists cut by other centroids rank their
+    /// own.
+    pub fn search(
+        &self,
+        query: &[f32],
+        count: usize,
+        keep: impl Fn(usize) -> bool,
+        order: Option<&(Arc<IvfCentroids>, Vec<u32>)>,
+    ) -> Result<Vec<usize>, AnnError> {
+        match self {
+            Self::Hnsw(g) => g.search(query, count, keep),
+            Self::Ivf(l) => Ok(match order {
+                Some((c, order)) if Arc::ptr_eq(c, l.centroids()) => {
+                    l.search(order, query, count, keep)
+                }
+                _ => l.search(&l.centroids().order(query), query, count, keep),
+            }),
+        }
+    }
+
+    /// The centroids of inverted lists (`None` for a graph).
+    pub fn ivf_centroids(&self) -> Option<&Arc<IvfCentroids>> {
+        match self {
+            Self::Hnsw(_) => None,
+            Self::Ivf(l) => Some(l.centroids()),
+        }
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Hnsw(g) => g.heap_bytes(),
+            Self::Ivf(l) => l.heap_bytes(),
+        }
+    }
+}
+
+/// One sealed segment's HNSW graph.
+pub(crate) struct HnswGraph {
     index: Index,
 }
 
-impl std::fmt::Debug for AnnGraph {
+impl std::fmt::Debug for HnswGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnnGraph")
+        f.debug_struct("HnswGraph")
             .field("rows", &self.index.size())
             .finish()
     }
@@ -134,10 +232,9 @@ impl AnnError {
     }
 }
 
-impl AnnGraph {
-    /// The graph of every row of `seg` (dead ones too: a search filters
-    /// them, and a segment is compacted once enough are dead).
-    pub fn build(seg: &Segment, dim: usize, config: &AnnConfig) -> Result<Self, AnnError> {
+impl HnswGraph {
+    /// The graph of every row of `seg`.
+    fn build(seg: &Segment, dim: usize, config: &AnnConfig) -> Result<Self, AnnError> {
         let rows = seg.len();
         let fail = |e| AnnError::new(rows, e);
         let options = IndexOptions {
@@ -166,7 +263,7 @@ impl AnnGraph {
 
     /// Up to `count` rows for which `keep(row)` holds, nearest to `query`
     /// by the graph's inner product first.
-    pub fn search(
+    fn search(
         &self,
         query: &[f32],
         count: usize,
@@ -180,7 +277,7 @@ impl AnnGraph {
     }
 
     /// Heap bytes held (the library's count: rows, links, levels).
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         self.index.memory_usage()
     }
 }

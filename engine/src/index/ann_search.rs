@@ -10,6 +10,10 @@
 //! re-score from), so a returned post's score is the exact scan's: only
 //! which posts are found is approximate.
 //!
+//! Inverted lists (`ivf`) share the index's centroids: the query is
+//! scored against them once, and every segment scans its lists in that
+//! order.
+//!
 //! Depth: asking each of `G` graphs for the whole list (`k`, or the
 //! re-scored depth) multiplies the graph work by `G`. A first round asks
 //! each for `max(32, 2·depth/G)` (at most the depth); a graph whose list
@@ -20,9 +24,12 @@
 //! the second round is rare; when one segment holds most of them, it is
 //! asked again and the answer is what a full-depth search would give.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::config::Rescoring;
+use super::ivf::IvfCentroids;
 use super::search::Plan;
 use super::select::{Candidate, best_first};
 use super::snapshot::{SegmentView, Snapshot};
@@ -73,9 +80,16 @@ impl Snapshot {
         }
         let depth = plan.depth;
         let first = first_round_depth(depth, graphs.len());
+        // Inverted lists share one set of centroids: the query is scored
+        // against them once here, not once a segment.
+        let order = graphs
+            .iter()
+            .find_map(|&s| self.segments[s].ann.as_ref()?.ivf_centroids())
+            .map(|c| (Arc::clone(c), c.order(query)));
+        let order = order.as_ref();
         let mut lists: Vec<GraphList> = graphs
             .par_iter()
-            .map(|&s| self.graph_list(s, query, plan, first))
+            .map(|&s| self.graph_list(s, query, plan, first, order))
             .collect();
         if first < depth {
             // The merged list's `depth`-th best so far bounds what a
@@ -93,7 +107,7 @@ impl Snapshot {
             };
             lists.par_iter_mut().for_each(|l| {
                 if l.cands.len() >= l.asked && l.worst() >= bound {
-                    *l = self.graph_list(l.segment, query, plan, depth);
+                    *l = self.graph_list(l.segment, query, plan, depth, order);
                 }
             });
         }
@@ -102,7 +116,14 @@ impl Snapshot {
 
     /// Up to `count` live, not excluded rows of segment `s` from its
     /// graph, re-scored.
-    fn graph_list(&self, s: usize, query: &[f32], plan: &Plan, count: usize) -> GraphList {
+    fn graph_list(
+        &self,
+        s: usize,
+        query: &[f32],
+        plan: &Plan,
+        count: usize,
+        order: Option<&(Arc<IvfCentroids>, Vec<u32>)>,
+    ) -> GraphList {
         let seg = &self.segments[s];
         let mut list = GraphList {
             segment: s,
@@ -117,7 +138,7 @@ impl Snapshot {
                 && (seg.all_live || self.is_live(seg, row))
                 && !(plan.excludes_any && plan.excludes(seg.data.item(row)))
         };
-        let rows = match graph.search(query, count, keep) {
+        let rows = match graph.search(query, count, keep, order) {
             Ok(rows) => rows,
             Err(e) => {
                 // Only an allocation failure inside the library: the

@@ -38,10 +38,22 @@ fn clustered(seed: u64, n: usize, d: usize, clusters: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn ann_config(segment_rows: usize) -> IndexConfig {
+/// Both structures: every scenario below holds for each.
+const METHODS: [AnnMethod; 2] = [
+    AnnMethod::Hnsw,
+    AnnMethod::Ivf {
+        lists: 0,
+        probes: DEFAULT_IVF_PROBES,
+    },
+];
+
+fn ann_config(segment_rows: usize, method: AnnMethod) -> IndexConfig {
     IndexConfig {
         segment_rows,
-        ann: Some(AnnConfig::default()),
+        ann: Some(AnnConfig {
+            method,
+            ..AnnConfig::default()
+        }),
         ..IndexConfig::new(D, Format::F32)
     }
 }
@@ -92,107 +104,119 @@ fn assert_exact_scores_best_first(hits: &[Hit], rows: &[Vec<f32>], q: &[f32]) {
 
 #[test]
 fn ann_recall_at_100_is_at_least_095_against_exact_f32_on_a_seeded_corpus() {
-    let rows = clustered(7, 20_000, D, 64);
-    // 4 sealed segments of 4 096 rows searched through graphs, 3 616 rows
-    // in the open segment scanned exactly.
-    let ann = filled(ann_config(4096), &rows, 0);
-    let exact = filled(IndexConfig::new(D, Format::F32), &rows, 0);
-    assert_eq!(ann.stats().segments, 4);
-    let (ann, exact) = (ann.snapshot(), exact.snapshot());
-    let queries = clustered(8, 32, D, 64);
-    let (mut found, mut wanted) = (0, 0);
-    for q in &queries {
-        let truth: HashSet<i64> = search(&exact, q, ask(100))
-            .iter()
-            .map(|h| h.post_id)
-            .collect();
-        let hits = search(&ann, q, ask(100));
-        assert_eq!(hits.len(), 100);
-        assert_exact_scores_best_first(&hits, &rows, q);
-        found += hits.iter().filter(|h| truth.contains(&h.post_id)).count();
-        wanted += truth.len();
+    for method in METHODS {
+        // Queries around the corpus's centres: the last 32 draws, not
+        // inserted.
+        let mut rows = clustered(7, 20_032, D, 64);
+        let queries = rows.split_off(20_000);
+        // 4 sealed segments of 4 096 rows searched through graphs, 3 616 rows
+        // in the open segment scanned exactly.
+        let ann = filled(ann_config(4096, method), &rows, 0);
+        let exact = filled(IndexConfig::new(D, Format::F32), &rows, 0);
+        assert_eq!(ann.stats().segments, 4);
+        let (ann, exact) = (ann.snapshot(), exact.snapshot());
+        let (mut found, mut wanted) = (0, 0);
+        for q in &queries {
+            let truth: HashSet<i64> = search(&exact, q, ask(100))
+                .iter()
+                .map(|h| h.post_id)
+                .collect();
+            let hits = search(&ann, q, ask(100));
+            assert_eq!(hits.len(), 100);
+            assert_exact_scores_best_first(&hits, &rows, q);
+            found += hits.iter().filter(|h| truth.contains(&h.post_id)).count();
+            wanted += truth.len();
+        }
+        let recall = found as f64 / wanted as f64;
+        assert!(recall >= 0.95, "{method:?}: recall@100 {recall}");
     }
-    let recall = found as f64 / wanted as f64;
-    assert!(recall >= 0.95, "recall@100 {recall}");
 }
 
 #[test]
 fn ann_results_leave_out_deleted_and_expired_posts() {
-    let rows = clustered(11, 3000, D, 16);
-    let mut index = filled(ann_config(512), &rows, 0);
-    let q = &rows[42];
-    let before = search(&index.snapshot(), q, ask(50));
-    let deleted: Vec<i64> = before.iter().step_by(2).map(|h| h.post_id).collect();
-    index.delete(&deleted, 0);
-    // Posts created before 1 000 expire (retention is the default 48 h).
-    index.advance(DEFAULT_RETENTION_MS + 1000);
-    let snap = index.snapshot();
-    let hits = search(&snap, q, ask(50));
-    assert_eq!(hits.len(), 50);
-    assert_exact_scores_best_first(&hits, &rows, q);
-    for h in &hits {
-        assert!(!deleted.contains(&h.post_id), "deleted post {}", h.post_id);
-        assert!(h.post_id >= 1000, "expired post {}", h.post_id);
+    for method in METHODS {
+        let rows = clustered(11, 3000, D, 16);
+        let mut index = filled(ann_config(512, method), &rows, 0);
+        let q = &rows[42];
+        let before = search(&index.snapshot(), q, ask(50));
+        let deleted: Vec<i64> = before.iter().step_by(2).map(|h| h.post_id).collect();
+        index.delete(&deleted, 0);
+        // Posts created before 1 000 expire (retention is the default 48 h).
+        index.advance(DEFAULT_RETENTION_MS + 1000);
+        let snap = index.snapshot();
+        let hits = search(&snap, q, ask(50));
+        assert_eq!(hits.len(), 50);
+        assert_exact_scores_best_first(&hits, &rows, q);
+        for h in &hits {
+            assert!(!deleted.contains(&h.post_id), "deleted post {}", h.post_id);
+            assert!(h.post_id >= 1000, "expired post {}", h.post_id);
+        }
     }
 }
 
 #[test]
 fn ann_results_leave_out_excluded_posts_and_authors() {
-    let rows = clustered(12, 3000, D, 16);
-    let index = filled(ann_config(512), &rows, 0);
-    let snap = index.snapshot();
-    let q = &rows[7];
-    let top: Vec<i64> = search(&snap, q, ask(20))
-        .iter()
-        .map(|h| h.post_id)
-        .collect();
-    let excluded_posts = &top[..5];
-    let excluded_authors = [3i64];
-    let query = Query {
-        k: 20,
-        excluded_posts,
-        excluded_authors: &excluded_authors,
-    };
-    let hits = search(&snap, q, query);
-    assert_eq!(hits.len(), 20);
-    for h in &hits {
-        assert!(!excluded_posts.contains(&h.post_id));
-        assert_ne!(h.author_id, 3);
+    for method in METHODS {
+        let rows = clustered(12, 3000, D, 16);
+        let index = filled(ann_config(512, method), &rows, 0);
+        let snap = index.snapshot();
+        let q = &rows[7];
+        let top: Vec<i64> = search(&snap, q, ask(20))
+            .iter()
+            .map(|h| h.post_id)
+            .collect();
+        let excluded_posts = &top[..5];
+        let excluded_authors = [3i64];
+        let query = Query {
+            k: 20,
+            excluded_posts,
+            excluded_authors: &excluded_authors,
+        };
+        let hits = search(&snap, q, query);
+        assert_eq!(hits.len(), 20);
+        for h in &hits {
+            assert!(!excluded_posts.contains(&h.post_id));
+            assert_ne!(h.author_id, 3);
+        }
     }
 }
 
 #[test]
 fn ann_k_larger_than_a_segment_returns_every_live_post_best_first() {
-    let rows = clustered(13, 300, D, 8);
-    let mut index = filled(ann_config(64), &rows, 0);
-    index.delete(&[5, 70, 150], 0);
-    let snap = index.snapshot();
-    let q = &rows[0];
-    let hits = search(&snap, q, ask(1000));
-    assert_eq!(hits.len(), 297);
-    assert_exact_scores_best_first(&hits, &rows, q);
-    let seen: HashMap<i64, usize> = hits.iter().map(|h| (h.post_id, 1)).collect();
-    assert_eq!(seen.len(), 297);
+    for method in METHODS {
+        let rows = clustered(13, 300, D, 8);
+        let mut index = filled(ann_config(64, method), &rows, 0);
+        index.delete(&[5, 70, 150], 0);
+        let snap = index.snapshot();
+        let q = &rows[0];
+        let hits = search(&snap, q, ask(1000));
+        assert_eq!(hits.len(), 297);
+        assert_exact_scores_best_first(&hits, &rows, q);
+        let seen: HashMap<i64, usize> = hits.iter().map(|h| (h.post_id, 1)).collect();
+        assert_eq!(seen.len(), 297);
+    }
 }
 
 #[test]
 fn ann_compaction_rebuilds_the_graph_without_dead_rows() {
-    let rows = clustered(14, 1200, D, 8);
-    let mut index = filled(ann_config(512), &rows, 0);
-    let compactions = index.stats().compactions;
-    // Half of the first segment: past the 25 % that triggers a rewrite.
-    let dead: Vec<i64> = (0..256).collect();
-    index.delete(&dead, 0);
-    assert_eq!(index.stats().compactions, compactions + 1);
-    let q = &rows[3];
-    let hits = search(&index.snapshot(), q, ask(1000));
-    assert_eq!(hits.len(), 1200 - 256);
-    assert!(hits.iter().all(|h| h.post_id >= 256));
+    for method in METHODS {
+        let rows = clustered(14, 1200, D, 8);
+        let mut index = filled(ann_config(512, method), &rows, 0);
+        let compactions = index.stats().compactions;
+        // Half of the first segment: past the 25 % that triggers a rewrite.
+        let dead: Vec<i64> = (0..256).collect();
+        index.delete(&dead, 0);
+        assert_eq!(index.stats().compactions, compactions + 1);
+        let q = &rows[3];
+        let hits = search(&index.snapshot(), q, ask(1000));
+        assert_eq!(hits.len(), 1200 - 256);
+        assert!(hits.iter().all(|h| h.post_id >= 256));
+    }
 }
 
 #[test]
 fn ann_config_names_the_bad_field() {
-    let mut c = ann_config(64);
+    let mut c = ann_config(64, AnnMethod::Hnsw);
     if let Some(a) = &mut c.ann {
         a.connectivity = 1;
     }
@@ -203,4 +227,49 @@ fn ann_config_names_the_bad_field() {
             ..
         })
     ));
+}
+
+#[test]
+fn ivf_config_names_the_bad_field() {
+    let c = ann_config(
+        64,
+        AnnMethod::Ivf {
+            lists: 0,
+            probes: 0,
+        },
+    );
+    assert!(matches!(
+        c.validate(),
+        Err(IndexError::Config {
+            field: "ann.probes",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn ivf_with_one_probe_scans_more_lists_until_it_has_k_rows() {
+    // Segments of 512 rows in 32 lists of ~16 rows: one list cannot
+    // hold 200 results, so the search must go on to the next lists.
+    let rows = clustered(15, 2048, D, 16);
+    let cfg = ann_config(
+        512,
+        AnnMethod::Ivf {
+            lists: 0,
+            probes: 1,
+        },
+    );
+    let index = filled(cfg, &rows, 0);
+    let exact = filled(IndexConfig::new(D, Format::F32), &rows, 0);
+    let q = &rows[9];
+    let hits = search(&index.snapshot(), q, ask(200));
+    assert_eq!(hits.len(), 200);
+    assert_exact_scores_best_first(&hits, &rows, q);
+    // All 2048 asked for: every post comes back, in the exact order.
+    let all = search(&index.snapshot(), q, ask(5000));
+    let want = search(&exact.snapshot(), q, ask(5000));
+    assert_eq!(
+        all.iter().map(|h| h.post_id).collect::<Vec<_>>(),
+        want.iter().map(|h| h.post_id).collect::<Vec<_>>()
+    );
 }

@@ -24,9 +24,10 @@ use arc_swap::ArcSwap;
 
 use crate::corpus::CorpusItem;
 
-use super::ann::AnnGraph;
+use super::ann::{AnnGraph, AnnMethod};
 use super::config::IndexConfig;
 use super::error::IndexError;
+use super::ivf::{IvfCentroids, auto_lists};
 use super::post::NewPost;
 use super::recent_deletes::RecentDeletes;
 use super::segment::SegmentBuilder;
@@ -82,6 +83,9 @@ pub struct LiveIndex {
     live: usize,
     /// The counters (sizes are filled in by [`Self::stats`]).
     counters: IndexStats,
+    /// IVF centroids, trained on the first sealed segment
+    /// (`AnnMethod::Ivf`), shared by every segment's lists.
+    ivf: Option<Arc<IvfCentroids>>,
 }
 
 /// Drops `item` from the id map if the map still points at this row.
@@ -107,6 +111,7 @@ impl LiveIndex {
             evicted_below: 0,
             live: 0,
             counters: IndexStats::default(),
+            ivf: None,
         })
     }
 
@@ -244,6 +249,7 @@ impl LiveIndex {
             .sum::<usize>()
             + self.locations.capacity() * LOCATION_BUCKET_BYTES
             + self.deletes.heap_bytes()
+            + self.ivf.as_ref().map_or(0, |c| c.heap_bytes())
     }
 
     /// [`Self::bytes`] per live post (0 when empty).
@@ -375,7 +381,19 @@ impl LiveIndex {
         let (Some(cfg), Some(st)) = (&self.config.ann, self.segments.get_mut(i)) else {
             return;
         };
-        match AnnGraph::build(st.data(), self.config.dim, cfg) {
+        let dim = self.config.dim;
+        let lists = match cfg.method {
+            AnnMethod::Ivf { lists: 0, .. } => auto_lists(self.config.segment_rows),
+            AnnMethod::Ivf { lists, .. } => lists,
+            AnnMethod::Hnsw => 0,
+        };
+        let ivf = &mut self.ivf;
+        let centroids = || {
+            Arc::clone(
+                ivf.get_or_insert_with(|| Arc::new(IvfCentroids::train(st.data(), dim, lists))),
+            )
+        };
+        match AnnGraph::build(st.data(), dim, self.config.format, cfg, centroids) {
             Ok(g) => st.ann = Some(Arc::new(g)),
             Err(e) => tracing::warn!(error = %e, "ann graph build failed; segment scanned exactly"),
         }

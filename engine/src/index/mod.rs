@@ -45,12 +45,19 @@
 //!   shared across threads, exclusions by post and author checked at list
 //!   entry, best first with ties to the older post.
 //!
+//! * **Approximate search** (`IndexConfig::ann`, off by default): each
+//!   sealed segment gets inverted lists over centroids shared by the
+//!   whole index (`ivf`) or an HNSW graph (`ann`), searched instead of
+//!   scanned (`ann_search`); the open segment is still scanned exactly
+//!   and every candidate is re-scored as the scan would score it.
+//!
 //! Files: `config` (settings), `error`, `post` (a post to insert),
 //! `element` and `block_rows` (stored values and layout), `kernel` (the
 //! f32/bf16 scan loop), `int8_kernel`, `kept_rows` (re-scoring copies),
 //! `bitset`, `segment` (immutable rows), `segment_state` (the
 //! writer's per-segment bookkeeping), `recent_deletes`, `snapshot`,
-//! `select` (bounded candidate lists), `search`, `stats`, `live_index` (the writer).
+//! `select` (bounded candidate lists), `search`, `stats`, `live_index` (the writer),
+//! `ann`, `ivf` and `ann_search` (approximate search).
 
 mod ann;
 mod ann_search;
@@ -60,6 +67,7 @@ mod config;
 mod element;
 mod error;
 mod int8_kernel;
+mod ivf;
 mod kept_rows;
 mod kernel;
 mod live_index;
@@ -79,14 +87,15 @@ mod ann_tests;
 mod tests;
 
 pub use ann::{
-    AnnConfig, AnnScalar, DEFAULT_ANN_CONNECTIVITY, DEFAULT_ANN_EXPANSION_ADD,
-    DEFAULT_ANN_EXPANSION_SEARCH,
+    AnnConfig, AnnMethod, AnnScalar, DEFAULT_ANN_CONNECTIVITY, DEFAULT_ANN_EXPANSION_ADD,
+    DEFAULT_ANN_EXPANSION_SEARCH, DEFAULT_IVF_PROBES,
 };
 pub use config::{
     DEFAULT_CAPACITY, DEFAULT_COMPACT_DEAD_FRACTION, DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_ROWS,
     Format, IndexConfig, Rescore,
 };
 pub use error::IndexError;
+pub use ivf::auto_lists;
 pub use live_index::{IndexReader, InsertReport, LiveIndex};
 pub use post::NewPost;
 pub use search::{RESCORE_MARGIN, rescore_depth};

@@ -3,7 +3,8 @@
 
 use clap::{Args, ValueEnum};
 use foryou_engine::index::{
-    DEFAULT_CAPACITY, DEFAULT_SEGMENT_ROWS, Format, IndexConfig, IndexError, Rescore,
+    AnnConfig, AnnMethod, DEFAULT_CAPACITY, DEFAULT_IVF_PROBES, DEFAULT_SEGMENT_ROWS, Format,
+    IndexConfig, IndexError, Rescore,
 };
 
 /// What retrieval searches.
@@ -41,6 +42,21 @@ pub enum IndexRescore {
     Bf16Rows,
 }
 
+/// Approximate search of the live index's sealed segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IndexAnn {
+    /// Every row scanned exactly.
+    None,
+    /// Inverted lists (one set of centroids trained on the first sealed
+    /// segment; `--index-ivf-probes` lists scanned a segment): ~14x the
+    /// exact scan at recall@100 0.9998 on clustered data at 1M posts, no
+    /// better than chance on vectors with no neighbourhoods.
+    Ivf,
+    /// An HNSW graph per sealed segment (usearch); slower than the scan
+    /// at 65 536-row segments, kept for comparison.
+    Hnsw,
+}
+
 /// The retrieval index's flags.
 #[derive(Debug, Clone, Args)]
 pub struct IndexArgs {
@@ -70,6 +86,13 @@ pub struct IndexArgs {
     /// Rows per sealed segment of the live index.
     #[arg(long, env = "FORYOU_INDEX_SEGMENT_ROWS", default_value_t = DEFAULT_SEGMENT_ROWS)]
     pub index_segment_rows: usize,
+    /// Approximate search of sealed segments (the open segment is always
+    /// scanned exactly): for corpora where the exact scan is too slow.
+    #[arg(long, env = "FORYOU_INDEX_ANN", value_enum, default_value = "none")]
+    pub index_ann: IndexAnn,
+    /// Lists an IVF search scans in each sealed segment, at least.
+    #[arg(long, env = "FORYOU_INDEX_IVF_PROBES", default_value_t = DEFAULT_IVF_PROBES)]
+    pub index_ivf_probes: usize,
 }
 
 impl IndexArgs {
@@ -90,6 +113,17 @@ impl IndexArgs {
             capacity: self.index_capacity,
             segment_rows: self.index_segment_rows,
             retention_ms,
+            ann: match self.index_ann {
+                IndexAnn::None => None,
+                IndexAnn::Ivf => Some(AnnConfig {
+                    method: AnnMethod::Ivf {
+                        lists: 0,
+                        probes: self.index_ivf_probes,
+                    },
+                    ..AnnConfig::default()
+                }),
+                IndexAnn::Hnsw => Some(AnnConfig::default()),
+            },
             ..IndexConfig::new(dim, format)
         };
         config.validate()?;
@@ -133,5 +167,31 @@ mod tests {
         let e = zero.config(8, 1000).expect_err("capacity 0");
         assert!(e.to_string().contains("capacity"), "{e}");
         assert!(Wrap::try_parse_from(["t", "--index-format", "f16"]).is_err());
+    }
+
+    #[test]
+    fn ann_flags_pick_the_method_and_zero_probes_names_the_field() {
+        let none = Wrap::try_parse_from(["t"]).expect("flags").index;
+        assert_eq!(
+            none.config(8, 1000).expect("valid").ann,
+            None,
+            "off by default"
+        );
+        let ivf = Wrap::try_parse_from(["t", "--index-ann", "ivf", "--index-ivf-probes", "4"])
+            .expect("flags")
+            .index;
+        let c = ivf.config(8, 1000).expect("valid");
+        assert_eq!(
+            c.ann.map(|a| a.method),
+            Some(AnnMethod::Ivf {
+                lists: 0,
+                probes: 4
+            })
+        );
+        let zero = Wrap::try_parse_from(["t", "--index-ann", "ivf", "--index-ivf-probes", "0"])
+            .expect("parses")
+            .index;
+        let e = zero.config(8, 1000).expect_err("0 probes");
+        assert!(e.to_string().contains("ann.probes"), "{e}");
     }
 }
