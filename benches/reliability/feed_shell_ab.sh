@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # A/B of the feed shell (issue 19): two `foryou serve` builds copied to
-# /tmp/foryou_old and /tmp/foryou_new, run alternately (2 rounds, 20 and 50
+# /tmp/foryou_old and /tmp/foryou_new, run alternately (ROUNDS, default 2; 20 and 50
 # QPS, 15 s each after a 3 s warm-up at 20 QPS); the new binary is the client
 # and prints the server split, the shell (other + outside stages) p50/p99
 # included. Uses the model cache of overload.sh (/tmp/adm/models).
 set -u
 ADDR=127.0.0.1:50162
 C=/tmp/foryou_new
-for r in 1 2; do for bin in old new; do
+for r in $(seq 1 ${ROUNDS:-2}); do for bin in old new; do
   /tmp/foryou_$bin serve --listen $ADDR --metrics-listen 127.0.0.1:50163 --model-cache /tmp/adm/models 2>/dev/null &
   pid=$!
   for i in $(seq 1 600); do $C feed --addr http://$ADDR --user 42 >/dev/null 2>&1 && break; sleep 0.2; done

@@ -521,6 +521,7 @@ mod tests {
     struct FailingRanker;
     #[async_trait]
     impl crate::pipeline::framework::Scorer<ScoredPostsQuery, PostCandidate> for FailingRanker {
+        type Output = ();
         fn name(&self) -> &'static str {
             RANKER_SCORER
         }
@@ -528,10 +529,10 @@ mod tests {
             &self,
             _: &ScoredPostsQuery,
             _: &[PostCandidate],
-        ) -> Result<Vec<PostCandidate>, ComponentError> {
+        ) -> Result<Vec<()>, ComponentError> {
             Err(ComponentError::Failed("ranker: status INTERNAL".into()))
         }
-        fn update(&self, _: &mut PostCandidate, _: PostCandidate) {}
+        fn update(&self, _: &mut PostCandidate, _: ()) {}
     }
 
     #[tokio::test]

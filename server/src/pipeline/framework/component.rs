@@ -99,10 +99,17 @@ pub trait Hydrator<Q, C>: Send + Sync {
     fn enable(&self, _query: &Q) -> bool {
         true
     }
-    /// Candidates carrying the hydrated fields, one per input.
-    async fn hydrate(&self, query: &Q, candidates: &[C]) -> Result<Vec<C>, ComponentError>;
-    /// Copies the fields this hydrator owns from `hydrated` into `candidate`.
-    fn update(&self, candidate: &mut C, hydrated: C);
+    /// What it finds for one candidate: the fields it owns (deviation:
+    /// the original returns whole candidates; see `patches`).
+    type Output: Send + 'static;
+    /// One output per input, in order.
+    async fn hydrate(
+        &self,
+        query: &Q,
+        candidates: &[C],
+    ) -> Result<Vec<Self::Output>, ComponentError>;
+    /// Writes `hydrated` into the fields this hydrator owns.
+    fn update(&self, candidate: &mut C, hydrated: Self::Output);
 }
 
 /// What a filter kept and removed, as positions in its input: `kept` in
@@ -221,10 +228,14 @@ pub trait Scorer<Q, C>: Send + Sync {
     fn enable(&self, _query: &Q) -> bool {
         true
     }
-    /// Candidates carrying the scored fields, one per input.
-    async fn score(&self, query: &Q, candidates: &[C]) -> Result<Vec<C>, ComponentError>;
-    /// Copies the fields this scorer owns from `scored` into `candidate`.
-    fn update(&self, candidate: &mut C, scored: C);
+    /// What it computes for one candidate: the fields it owns (deviation:
+    /// the original returns whole candidates; see `patches`).
+    type Output: Send + 'static;
+    /// One output per input, in order.
+    async fn score(&self, query: &Q, candidates: &[C])
+    -> Result<Vec<Self::Output>, ComponentError>;
+    /// Writes `scored` into the fields this scorer owns.
+    fn update(&self, candidate: &mut C, scored: Self::Output);
 }
 
 /// Spec §1.1 Selector: a stable descending sort by `score`, then truncation

@@ -24,17 +24,18 @@ use super::component::{
     SideEffectInput, Source,
 };
 use super::observe::{Stage, log_failure, observe};
+use super::patches::{HydratorPatcher, Patcher, Patches, ScorerPatcher};
 use super::result::{ComponentRun, PipelineResult};
 
 /// A pipeline: its components in declaration order and the time budget.
 pub struct CandidatePipeline<Q, C> {
     query_hydrators: Vec<Arc<dyn QueryHydrator<Q>>>,
     sources: Vec<Arc<dyn Source<Q, C>>>,
-    hydrators: Vec<Arc<dyn Hydrator<Q, C>>>,
+    hydrators: Vec<Arc<dyn Patcher<Q, C>>>,
     filters: Vec<Arc<dyn Filter<Q, C>>>,
-    scorers: Vec<Arc<dyn Scorer<Q, C>>>,
+    scorers: Vec<Arc<dyn Patcher<Q, C>>>,
     selector: Option<Arc<dyn Selector<Q, C>>>,
-    post_selection_hydrators: Vec<Arc<dyn Hydrator<Q, C>>>,
+    post_selection_hydrators: Vec<Arc<dyn Patcher<Q, C>>>,
     post_selection_filters: Vec<Arc<dyn Filter<Q, C>>>,
     side_effects: Vec<Arc<dyn SideEffect<Q, C>>>,
     budget: Option<Duration>,
@@ -83,7 +84,7 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
 
     /// Appends a pre-selection hydrator.
     pub fn hydrator(mut self, c: impl Hydrator<Q, C> + 'static) -> Self {
-        self.hydrators.push(Arc::new(c));
+        self.hydrators.push(Arc::new(HydratorPatcher(Arc::new(c))));
         self
     }
 
@@ -95,7 +96,7 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
 
     /// Appends a scorer.
     pub fn scorer(mut self, c: impl Scorer<Q, C> + 'static) -> Self {
-        self.scorers.push(Arc::new(c));
+        self.scorers.push(Arc::new(ScorerPatcher(Arc::new(c))));
         self
     }
 
@@ -107,7 +108,8 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
 
     /// Appends a post-selection hydrator.
     pub fn post_selection_hydrator(mut self, c: impl Hydrator<Q, C> + 'static) -> Self {
-        self.post_selection_hydrators.push(Arc::new(c));
+        self.post_selection_hydrators
+            .push(Arc::new(HydratorPatcher(Arc::new(c))));
         self
     }
 
@@ -254,7 +256,7 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
     async fn hydrate(
         &self,
         stage: Stage,
-        hydrators: &[Arc<dyn Hydrator<Q, C>>],
+        hydrators: &[Arc<dyn Patcher<Q, C>>],
         query: &Q,
         mut candidates: Vec<C>,
         trace: &mut Vec<ComponentRun>,
@@ -269,18 +271,14 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
                 h.name(),
                 rid,
                 self.budget,
-                Vec::len,
-                checked_len(expected, h.hydrate(query, snapshot)),
+                Patches::len,
+                checked_len(expected, h.run(query, snapshot)),
             )
         }))
         .await;
         for (h, (result, run)) in enabled.iter().zip(runs) {
             match result {
-                Ok(hydrated) => {
-                    for (c, h2) in candidates.iter_mut().zip(hydrated) {
-                        h.update(c, h2);
-                    }
-                }
+                Ok(hydrated) => hydrated.apply(&mut candidates),
                 Err(e) => log_failure(stage, h.name(), rid, &e),
             }
             trace.push(run);
@@ -354,16 +352,12 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
                 s.name(),
                 rid,
                 self.budget,
-                Vec::len,
-                checked_len(expected, s.score(query, &candidates)),
+                Patches::len,
+                checked_len(expected, s.run(query, &candidates)),
             )
             .await;
             match result {
-                Ok(scored) => {
-                    for (c, sc) in candidates.iter_mut().zip(scored) {
-                        s.update(c, sc);
-                    }
-                }
+                Ok(scored) => scored.apply(&mut candidates),
                 Err(e) => log_failure(Stage::Scorer, s.name(), rid, &e),
             }
             trace.push(run);
@@ -465,8 +459,8 @@ async fn checked_positions(
 /// counts it and the stage skips the output.
 async fn checked_len<C>(
     expected: usize,
-    call: impl std::future::Future<Output = Result<Vec<C>, ComponentError>>,
-) -> Result<Vec<C>, ComponentError> {
+    call: impl std::future::Future<Output = Result<Patches<C>, ComponentError>>,
+) -> Result<Patches<C>, ComponentError> {
     let out = call.await?;
     if out.len() == expected {
         Ok(out)

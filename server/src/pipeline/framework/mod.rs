@@ -12,6 +12,7 @@
 pub mod component;
 pub mod execute;
 pub mod observe;
+pub mod patches;
 pub mod result;
 
 pub use component::{

@@ -120,6 +120,7 @@ fn src(ids: &[i64]) -> Src {
 struct HydA;
 #[async_trait]
 impl Hydrator<Q, C> for HydA {
+    type Output = C;
     async fn hydrate(&self, _: &Q, cs: &[C]) -> Result<Vec<C>, ComponentError> {
         assert!(cs.iter().all(|c| c.b.is_none()), "one shared snapshot");
         Ok(cs
@@ -139,6 +140,7 @@ impl Hydrator<Q, C> for HydA {
 struct HydB;
 #[async_trait]
 impl Hydrator<Q, C> for HydB {
+    type Output = C;
     async fn hydrate(&self, _: &Q, cs: &[C]) -> Result<Vec<C>, ComponentError> {
         assert!(cs.iter().all(|c| c.a.is_none()), "one shared snapshot");
         Ok(cs
@@ -158,6 +160,7 @@ impl Hydrator<Q, C> for HydB {
 struct HydShort;
 #[async_trait]
 impl Hydrator<Q, C> for HydShort {
+    type Output = C;
     async fn hydrate(&self, _: &Q, cs: &[C]) -> Result<Vec<C>, ComponentError> {
         Ok(cs[..cs.len().saturating_sub(1)]
             .iter()
@@ -202,6 +205,7 @@ struct ScoreAdd {
 }
 #[async_trait]
 impl Scorer<Q, C> for ScoreAdd {
+    type Output = C;
     async fn score(&self, _: &Q, cs: &[C]) -> Result<Vec<C>, ComponentError> {
         if self.fail {
             return Err(ComponentError::failed("model down"));
@@ -499,6 +503,7 @@ async fn selector_sorts_stably_descending_with_nan_last_then_truncates() {
     struct SetScores;
     #[async_trait]
     impl Scorer<Q, C> for SetScores {
+        type Output = C;
         async fn score(&self, _: &Q, cs: &[C]) -> Result<Vec<C>, ComponentError> {
             let s = [1.0, 3.0, f64::NAN, 3.0, 2.0];
             Ok(cs

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use crate::clients::TweetEntityClient;
 use crate::pipeline::framework::{ComponentError, Hydrator};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
+use crate::pipeline::util::tokenizer::TweetTokens;
 use crate::pipeline::util::tweet_token_cache::TweetTokenCache;
 
 /// Sets text (and its tokens), retweet source and reply id.
@@ -42,11 +43,13 @@ impl CoreDataCandidateHydrator {
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for CoreDataCandidateHydrator {
+    type Output = CoreFields;
+
     async fn hydrate(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<CoreFields>, ComponentError> {
         let ids: Vec<i64> = candidates.iter().map(|c| c.tweet_id).collect();
         let data = self
             .client
@@ -63,24 +66,40 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for CoreDataCandidateHydrator {
         let mut tokens = self.tokens.tokens(&texts).into_iter();
         Ok(found
             .into_iter()
-            .map(|d| PostCandidate {
-                tweet_text: d.map_or_else(Default::default, |d| d.text.clone()),
-                tweet_tokens: d.and_then(|_| tokens.next()),
+            .map(|d| CoreFields {
+                text: d.map(|d| d.text.clone()),
+                tokens: d.and_then(|_| tokens.next()),
                 retweeted_tweet_id: d.and_then(|d| d.retweeted_tweet_id),
                 retweeted_user_id: d.and_then(|d| d.retweeted_user_id),
                 in_reply_to_tweet_id: d.and_then(|d| d.in_reply_to_tweet_id),
-                ..PostCandidate::default()
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.tweet_text = h.tweet_text;
-        c.tweet_tokens = h.tweet_tokens;
+    fn update(&self, c: &mut PostCandidate, h: CoreFields) {
+        // A post TES does not know gets "" (the candidate's own default).
+        c.tweet_text = h.text.unwrap_or_default();
+        c.tweet_tokens = h.tokens;
         c.retweeted_tweet_id = h.retweeted_tweet_id;
         c.retweeted_user_id = h.retweeted_user_id;
         c.in_reply_to_tweet_id = h.in_reply_to_tweet_id;
     }
+}
+
+/// The core-data fields of one candidate (`text` `None`: TES does not
+/// know the post).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CoreFields {
+    /// The post's text.
+    pub text: Option<Arc<str>>,
+    /// Its tokens for MutedKeywordFilter.
+    pub tokens: Option<Arc<TweetTokens>>,
+    /// For a retweet, the source post.
+    pub retweeted_tweet_id: Option<i64>,
+    /// For a retweet, the source post's author.
+    pub retweeted_user_id: Option<i64>,
+    /// For a reply, the parent post.
+    pub in_reply_to_tweet_id: Option<i64>,
 }
 
 #[cfg(test)]
@@ -90,18 +109,25 @@ mod tests {
     use super::*;
     use crate::world::{Post, World, WorldServices};
 
+    /// Candidates `ids` as the framework leaves them after the hydrator.
     fn hydrate(h: &CoreDataCandidateHydrator, ids: &[i64]) -> Vec<PostCandidate> {
-        let candidates: Vec<PostCandidate> = ids
+        let mut candidates: Vec<PostCandidate> = ids
             .iter()
             .map(|&tweet_id| PostCandidate {
                 tweet_id,
                 ..PostCandidate::default()
             })
             .collect();
-        h.hydrate(&ScoredPostsQuery::default(), &candidates)
+        let out = h
+            .hydrate(&ScoredPostsQuery::default(), &candidates)
             .now_or_never()
             .expect("the embedded services answer at once")
-            .expect("core data")
+            .expect("core data");
+        assert_eq!(out.len(), candidates.len());
+        for (c, o) in candidates.iter_mut().zip(out) {
+            h.update(c, o);
+        }
+        candidates
     }
 
     #[test]

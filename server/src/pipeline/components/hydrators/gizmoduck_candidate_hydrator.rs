@@ -29,11 +29,13 @@ impl GizmoduckCandidateHydrator {
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for GizmoduckCandidateHydrator {
+    type Output = AuthorFields;
+
     async fn hydrate(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<AuthorFields>, ComponentError> {
         let mut ids: Vec<i64> = candidates
             .iter()
             .flat_map(|c| std::iter::once(c.author_id).chain(c.retweeted_user_id))
@@ -49,22 +51,32 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for GizmoduckCandidateHydrator {
             .iter()
             .map(|c| {
                 let author = users.get(&c.author_id);
-                PostCandidate {
-                    author_followers_count: author.map(|u| u.followers_count),
-                    author_screen_name: author.map(|u| Arc::from(u.screen_name.as_str())),
+                AuthorFields {
+                    followers_count: author.map(|u| u.followers_count),
+                    screen_name: author.map(|u| Arc::from(u.screen_name.as_str())),
                     retweeted_screen_name: c
                         .retweeted_user_id
                         .and_then(|u| users.get(&u))
                         .map(|u| Arc::from(u.screen_name.as_str())),
-                    ..PostCandidate::default()
                 }
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.author_followers_count = h.author_followers_count;
-        c.author_screen_name = h.author_screen_name;
+    fn update(&self, c: &mut PostCandidate, h: AuthorFields) {
+        c.author_followers_count = h.followers_count;
+        c.author_screen_name = h.screen_name;
         c.retweeted_screen_name = h.retweeted_screen_name;
     }
+}
+
+/// The author fields of one candidate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorFields {
+    /// The author's followers.
+    pub followers_count: Option<i64>,
+    /// The author's screen name.
+    pub screen_name: Option<Arc<str>>,
+    /// The retweeted post's author's screen name.
+    pub retweeted_screen_name: Option<Arc<str>>,
 }

@@ -14,22 +14,22 @@ pub struct InNetworkCandidateHydrator;
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for InNetworkCandidateHydrator {
+    /// `in_network`.
+    type Output = bool;
+
     async fn hydrate(
         &self,
         q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<bool>, ComponentError> {
         let followed: HashSet<i64> = q.user_features.followed_user_ids.iter().copied().collect();
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
-                in_network: Some(c.author_id == q.user_id || followed.contains(&c.author_id)),
-                ..PostCandidate::default()
-            })
+            .map(|c| c.author_id == q.user_id || followed.contains(&c.author_id))
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.in_network = h.in_network;
+    fn update(&self, c: &mut PostCandidate, in_network: bool) {
+        c.in_network = Some(in_network);
     }
 }

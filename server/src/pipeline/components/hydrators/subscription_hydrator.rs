@@ -24,11 +24,14 @@ impl SubscriptionHydrator {
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for SubscriptionHydrator {
+    /// `subscription_author_id`.
+    type Output = Option<i64>;
+
     async fn hydrate(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<Option<i64>>, ComponentError> {
         let ids: Vec<i64> = candidates.iter().map(|c| c.tweet_id).collect();
         let subs = self
             .client
@@ -37,14 +40,11 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for SubscriptionHydrator {
             .map_err(|e| ComponentError::failed(e.to_string()))?;
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
-                subscription_author_id: subs.get(&c.tweet_id).copied(),
-                ..PostCandidate::default()
-            })
+            .map(|c| subs.get(&c.tweet_id).copied())
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.subscription_author_id = h.subscription_author_id;
+    fn update(&self, c: &mut PostCandidate, author: Option<i64>) {
+        c.subscription_author_id = author;
     }
 }

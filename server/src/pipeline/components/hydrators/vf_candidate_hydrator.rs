@@ -41,6 +41,9 @@ impl VfCandidateHydrator {
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for VfCandidateHydrator {
+    /// `visibility_reason`.
+    type Output = Option<VisibilityReason>;
+
     fn name(&self) -> &'static str {
         "VFCandidateHydrator"
     }
@@ -49,7 +52,7 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for VfCandidateHydrator {
         &self,
         q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<Option<VisibilityReason>>, ComponentError> {
         let viewer = ViewerContext {
             user_id: q.user_id,
             client_app_id: q.client_app_id,
@@ -74,16 +77,13 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for VfCandidateHydrator {
                 } else {
                     &recs
                 };
-                PostCandidate {
-                    visibility_reason: verdicts.get(&c.tweet_id).cloned(),
-                    ..PostCandidate::default()
-                }
+                verdicts.get(&c.tweet_id).cloned()
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.visibility_reason = h.visibility_reason;
+    fn update(&self, c: &mut PostCandidate, reason: Option<VisibilityReason>) {
+        c.visibility_reason = reason;
     }
 }
 
@@ -161,7 +161,7 @@ mod tests {
         );
         let reasons: Vec<Option<SafetyAction>> = out
             .iter()
-            .map(|c| match &c.visibility_reason {
+            .map(|reason| match reason {
                 Some(VisibilityReason::Safety { action, .. }) => Some(*action),
                 _ => None,
             })

@@ -24,11 +24,14 @@ impl VideoDurationCandidateHydrator {
 
 #[async_trait]
 impl Hydrator<ScoredPostsQuery, PostCandidate> for VideoDurationCandidateHydrator {
+    /// `video_duration_ms`.
+    type Output = Option<i32>;
+
     async fn hydrate(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<Option<i32>>, ComponentError> {
         let ids: Vec<i64> = candidates.iter().map(|c| c.tweet_id).collect();
         let media = self
             .client
@@ -37,16 +40,15 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for VideoDurationCandidateHydrato
             .map_err(|e| ComponentError::failed(e.to_string()))?;
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
-                video_duration_ms: media
+            .map(|c| {
+                media
                     .get(&c.tweet_id)
-                    .and_then(|m| m.iter().find_map(|e| e.video_duration_ms)),
-                ..PostCandidate::default()
+                    .and_then(|m| m.iter().find_map(|e| e.video_duration_ms))
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, h: PostCandidate) {
-        c.video_duration_ms = h.video_duration_ms;
+    fn update(&self, c: &mut PostCandidate, duration_ms: Option<i32>) {
+        c.video_duration_ms = duration_ms;
     }
 }

@@ -31,27 +31,30 @@ impl AuthorDiversityScorer {
 
 #[async_trait]
 impl Scorer<ScoredPostsQuery, PostCandidate> for AuthorDiversityScorer {
+    /// `score`.
+    type Output = Option<f64>;
+
     async fn score(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<Option<f64>>, ComponentError> {
         let key = |c: &PostCandidate| c.weighted_score.unwrap_or(f64::NEG_INFINITY);
         let mut order: Vec<usize> = (0..candidates.len()).collect();
         order.sort_by(|&a, &b| key(&candidates[b]).total_cmp(&key(&candidates[a])));
         let mut seen: HashMap<i64, i32> = HashMap::new();
-        let mut out = vec![PostCandidate::default(); candidates.len()];
+        let mut out = vec![None; candidates.len()];
         for i in order {
             let c = &candidates[i];
             let k = seen.entry(c.author_id).or_insert(0);
-            out[i].score = c.weighted_score.map(|w| w * self.multiplier(*k));
+            out[i] = c.weighted_score.map(|w| w * self.multiplier(*k));
             *k = k.saturating_add(1);
         }
         Ok(out)
     }
 
-    fn update(&self, c: &mut PostCandidate, scored: PostCandidate) {
-        c.score = scored.score;
+    fn update(&self, c: &mut PostCandidate, score: Option<f64>) {
+        c.score = score;
     }
 }
 
@@ -80,7 +83,7 @@ mod tests {
         let out = futures_util::FutureExt::now_or_never(s.score(&ScoredPostsQuery::default(), &cs))
             .expect("ready")
             .expect("ok");
-        let scores: Vec<Option<f64>> = out.iter().map(|c| c.score).collect();
+        let scores: Vec<Option<f64>> = out;
         assert_eq!(
             scores,
             vec![

@@ -22,25 +22,25 @@ impl OonScorer {
 
 #[async_trait]
 impl Scorer<ScoredPostsQuery, PostCandidate> for OonScorer {
+    /// `score`.
+    type Output = Option<f64>;
+
     async fn score(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<Option<f64>>, ComponentError> {
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
-                score: match c.in_network {
-                    Some(false) => c.score.map(|s| s * self.factor),
-                    _ => c.score,
-                },
-                ..PostCandidate::default()
+            .map(|c| match c.in_network {
+                Some(false) => c.score.map(|s| s * self.factor),
+                _ => c.score,
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, scored: PostCandidate) {
-        c.score = scored.score;
+    fn update(&self, c: &mut PostCandidate, score: Option<f64>) {
+        c.score = score;
     }
 }
 
@@ -61,7 +61,7 @@ mod tests {
         ))
         .expect("ready")
         .expect("ok");
-        let s: Vec<Option<f64>> = out.iter().map(|c| c.score).collect();
+        let s: Vec<Option<f64>> = out;
         assert_eq!(s, vec![Some(1.5), Some(2.0), Some(2.0)]);
     }
 }

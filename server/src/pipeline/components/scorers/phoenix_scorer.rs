@@ -65,13 +65,23 @@ pub fn scores_from(probabilities: &[f32], continuous: &[f32]) -> PhoenixScores {
 
 #[async_trait]
 impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
+    type Output = RankerFields;
+
     async fn score(
         &self,
         q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<RankerFields>, ComponentError> {
         let Some(seq) = q.user_action_sequence.as_ref() else {
-            return Ok(candidates.to_vec());
+            // No sequence: every candidate keeps what it has.
+            return Ok(candidates
+                .iter()
+                .map(|c| RankerFields {
+                    phoenix_scores: c.phoenix_scores,
+                    prediction_request_id: c.prediction_request_id,
+                    last_scored_at_ms: c.last_scored_at_ms,
+                })
+                .collect());
         };
         let request_id: u64 = rand::random();
         let req = pb::PredictRequest {
@@ -99,23 +109,33 @@ impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
             resp.scores.iter().map(|s| (s.post_id, s)).collect();
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
+            .map(|c| RankerFields {
                 phoenix_scores: by_id
                     .get(&c.original_tweet_id())
                     .map(|s| scores_from(&s.probabilities, &s.continuous))
                     .unwrap_or_default(),
                 prediction_request_id: Some(resp.prediction_request_id),
                 last_scored_at_ms: Some(now_ms),
-                ..c.clone()
             })
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, scored: PostCandidate) {
+    fn update(&self, c: &mut PostCandidate, scored: RankerFields) {
         c.phoenix_scores = scored.phoenix_scores;
         c.prediction_request_id = scored.prediction_request_id;
         c.last_scored_at_ms = scored.last_scored_at_ms;
     }
+}
+
+/// The ranker's fields of one candidate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RankerFields {
+    /// The per-action probabilities.
+    pub phoenix_scores: PhoenixScores,
+    /// The Predict call's id.
+    pub prediction_request_id: Option<u64>,
+    /// When it was scored.
+    pub last_scored_at_ms: Option<i64>,
 }
 
 #[cfg(test)]
@@ -186,10 +206,17 @@ mod tests {
         }
     }
 
+    /// Candidates `c` as the framework leaves them after the scorer.
     fn score(s: &PhoenixScorer, q: &ScoredPostsQuery, c: &[PostCandidate]) -> Vec<PostCandidate> {
-        futures_util::FutureExt::now_or_never(s.score(q, c))
+        let out = futures_util::FutureExt::now_or_never(s.score(q, c))
             .expect("no waiting")
-            .expect("never fails")
+            .expect("never fails");
+        assert_eq!(out.len(), c.len());
+        let mut c = c.to_vec();
+        for (c, o) in c.iter_mut().zip(out) {
+            s.update(c, o);
+        }
+        c
     }
 
     #[test]

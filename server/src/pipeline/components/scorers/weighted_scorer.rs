@@ -87,22 +87,22 @@ impl WeightedScorer {
 
 #[async_trait]
 impl Scorer<ScoredPostsQuery, PostCandidate> for WeightedScorer {
+    /// `weighted_score`.
+    type Output = f64;
+
     async fn score(
         &self,
         _q: &ScoredPostsQuery,
         candidates: &[PostCandidate],
-    ) -> Result<Vec<PostCandidate>, ComponentError> {
+    ) -> Result<Vec<f64>, ComponentError> {
         Ok(candidates
             .iter()
-            .map(|c| PostCandidate {
-                weighted_score: Some(self.offset(self.combined(c))),
-                ..PostCandidate::default()
-            })
+            .map(|c| self.offset(self.combined(c)))
             .collect())
     }
 
-    fn update(&self, c: &mut PostCandidate, scored: PostCandidate) {
-        c.weighted_score = scored.weighted_score;
+    fn update(&self, c: &mut PostCandidate, weighted: f64) {
+        c.weighted_score = Some(weighted);
     }
 }
 
@@ -202,6 +202,6 @@ mod tests {
         ))
         .expect("ready")
         .expect("ok");
-        assert!(out.iter().all(|c| c.weighted_score == Some(0.001)));
+        assert!(out.iter().all(|&w| w == 0.001));
     }
 }
