@@ -1,10 +1,8 @@
 //! The user profile service (upstream: Gizmoduck).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
-use super::ClientError;
+use super::{ClientError, IdMap};
 
 /// What the feed shows of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,5 +17,5 @@ pub struct UserProfile {
 #[async_trait]
 pub trait GizmoduckClient: Send + Sync + std::fmt::Debug {
     /// Profiles by user id.
-    async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserProfile>, ClientError>;
+    async fn users(&self, ids: &[i64]) -> Result<IdMap<UserProfile>, ClientError>;
 }

@@ -18,6 +18,12 @@ pub mod visibility;
 
 pub use breaker::{BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker};
 pub use error::ClientError;
+
+/// A client's answer keyed by post or user id: foldhash (ids are not
+/// attacker-chosen keys into a long-lived table, and a request builds and
+/// reads several of these maps of ~1 200 entries; SipHash was the core-data
+/// hydrator's largest cost).
+pub type IdMap<V> = std::collections::HashMap<i64, V, foldhash::fast::RandomState>;
 pub use following::{FollowingLookup, InMemoryFollowing, LookupError};
 pub use gizmoduck::{GizmoduckClient, UserProfile};
 pub use impressions::ImpressionStore;

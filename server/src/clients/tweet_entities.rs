@@ -1,11 +1,9 @@
 //! The post entity service (upstream: TES): core data, media and
 //! subscription ids of posts, looked up in batches.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
-use super::ClientError;
+use super::{ClientError, IdMap};
 
 /// Core data of a post.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,9 +30,9 @@ pub struct MediaEntity {
 #[async_trait]
 pub trait TweetEntityClient: Send + Sync + std::fmt::Debug {
     /// Core data by post id.
-    async fn core_data(&self, ids: &[i64]) -> Result<HashMap<i64, CoreData>, ClientError>;
+    async fn core_data(&self, ids: &[i64]) -> Result<IdMap<CoreData>, ClientError>;
     /// Media entities by post id, in display order.
-    async fn media(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<MediaEntity>>, ClientError>;
+    async fn media(&self, ids: &[i64]) -> Result<IdMap<Vec<MediaEntity>>, ClientError>;
     /// For subscriber-only posts: the author one must subscribe to.
-    async fn subscription_author_ids(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, ClientError>;
+    async fn subscription_author_ids(&self, ids: &[i64]) -> Result<IdMap<i64>, ClientError>;
 }

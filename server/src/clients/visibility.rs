@@ -1,11 +1,9 @@
 //! The visibility-filtering service (upstream: VF): per-post safety
 //! verdicts for a viewer at a safety level.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
-use super::ClientError;
+use super::{ClientError, IdMap};
 
 /// Which rules apply (spec §2.8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,5 +78,5 @@ pub trait VisibilityClient: Send + Sync + std::fmt::Debug {
         viewer: &ViewerContext,
         level: SafetyLevel,
         ids: &[i64],
-    ) -> Result<HashMap<i64, VisibilityReason>, ClientError>;
+    ) -> Result<IdMap<VisibilityReason>, ClientError>;
 }

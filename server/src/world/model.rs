@@ -134,12 +134,13 @@ pub struct World {
     pub posts: PostMap,
     /// Engagements per user, in time order.
     pub engagements: HashMap<i64, Vec<Engagement>>,
-    /// Visibility labels by post id.
-    pub labels: HashMap<i64, Label>,
+    /// Visibility labels by post id (looked up for every candidate).
+    pub labels: HashMap<i64, Label, foldhash::fast::RandomState>,
     /// Posts each user has already seen (impressions).
     pub seen: HashMap<i64, Vec<i64>>,
-    /// Follower counts, derived from `follows`.
-    followers: HashMap<i64, i64>,
+    /// Follower counts, derived from `follows` (looked up for every
+    /// candidate's author).
+    followers: HashMap<i64, i64, foldhash::fast::RandomState>,
 }
 
 impl World {

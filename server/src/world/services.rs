@@ -5,14 +5,13 @@
 //! service answers for them from the store, with a text that names the
 //! post (the event carries none), so they can reach feeds as X's would.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::model::{LabelAction, LabelScope, World};
 use crate::clients::{
-    ClientError, CoreData, FollowingLookup, GizmoduckClient, ImpressionStore, LookupError,
+    ClientError, CoreData, FollowingLookup, GizmoduckClient, IdMap, ImpressionStore, LookupError,
     MediaEntity, RawAction, SafetyAction, SafetyLevel, TweetEntityClient, UserActionSequenceClient,
     UserFeaturesClient, UserProfile, ViewerContext, VisibilityClient, VisibilityReason,
 };
@@ -98,7 +97,7 @@ impl UserFeaturesClient for WorldServices {
 
 #[async_trait]
 impl TweetEntityClient for WorldServices {
-    async fn core_data(&self, ids: &[i64]) -> Result<HashMap<i64, CoreData>, ClientError> {
+    async fn core_data(&self, ids: &[i64]) -> Result<IdMap<CoreData>, ClientError> {
         let w = &self.world;
         Ok(ids
             .iter()
@@ -120,7 +119,7 @@ impl TweetEntityClient for WorldServices {
             .collect())
     }
 
-    async fn media(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<MediaEntity>>, ClientError> {
+    async fn media(&self, ids: &[i64]) -> Result<IdMap<Vec<MediaEntity>>, ClientError> {
         let w = &self.world;
         Ok(ids
             .iter()
@@ -140,7 +139,7 @@ impl TweetEntityClient for WorldServices {
             .collect())
     }
 
-    async fn subscription_author_ids(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, ClientError> {
+    async fn subscription_author_ids(&self, ids: &[i64]) -> Result<IdMap<i64>, ClientError> {
         let w = &self.world;
         Ok(ids
             .iter()
@@ -154,7 +153,7 @@ impl TweetEntityClient for WorldServices {
 
 #[async_trait]
 impl GizmoduckClient for WorldServices {
-    async fn users(&self, ids: &[i64]) -> Result<HashMap<i64, UserProfile>, ClientError> {
+    async fn users(&self, ids: &[i64]) -> Result<IdMap<UserProfile>, ClientError> {
         let w = &self.world;
         Ok(ids
             .iter()
@@ -179,7 +178,7 @@ impl VisibilityClient for WorldServices {
         _viewer: &ViewerContext,
         level: SafetyLevel,
         ids: &[i64],
-    ) -> Result<HashMap<i64, VisibilityReason>, ClientError> {
+    ) -> Result<IdMap<VisibilityReason>, ClientError> {
         let w = &self.world;
         Ok(ids
             .iter()

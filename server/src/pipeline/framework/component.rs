@@ -169,7 +169,10 @@ impl FilterOutput {
     pub fn apply<C>(&self, input: Vec<C>) -> (Vec<C>, Vec<C>) {
         let in_order = |v: &[usize]| v.windows(2).all(|w| w[0] < w[1]);
         if in_order(&self.kept) && in_order(&self.removed) {
-            // A plain partition: one pass, each candidate moved once.
+            // A plain partition, in place: the kept stay in `input`'s
+            // buffer (nothing moves when nothing is removed, and only
+            // those after the first removal move down), the removed are
+            // moved out once.
             let mut side = vec![0u8; input.len()];
             for &i in &self.kept {
                 side[i] = 1;
@@ -177,15 +180,18 @@ impl FilterOutput {
             for &i in &self.removed {
                 side[i] = 2;
             }
-            let mut kept = Vec::with_capacity(self.kept.len());
-            let mut removed = Vec::with_capacity(self.removed.len());
-            for (c, s) in input.into_iter().zip(side) {
-                match s {
-                    1 => kept.push(c),
-                    2 => removed.push(c),
-                    _ => {}
-                }
+            let mut kept = input;
+            if self.kept.len() == kept.len() {
+                return (kept, Vec::new());
             }
+            let mut next = side.iter();
+            let out: Vec<C> = kept.extract_if(.., |_| next.next() != Some(&1)).collect();
+            let removed = out
+                .into_iter()
+                .zip(side.iter().filter(|&&s| s != 1))
+                .filter(|&(_, &s)| s == 2)
+                .map(|(c, _)| c)
+                .collect();
             return (kept, removed);
         }
         let mut slots: Vec<Option<C>> = input.into_iter().map(Some).collect();

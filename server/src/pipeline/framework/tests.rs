@@ -707,3 +707,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(ids(&got), ids(&want));
     }
 }
+
+proptest::proptest! {
+    /// An in-order partition applied in place gives what filtering the
+    /// input by side gives: kept and removed in input order, positions
+    /// named on neither side dropped.
+    #[test]
+    fn applying_an_in_order_partition_equals_filtering_by_side(
+        sides in proptest::collection::vec(0u8..3, 0..40),
+    ) {
+        let input: Vec<String> = (0..sides.len()).map(|i| i.to_string()).collect();
+        let on = |side: u8| -> Vec<usize> {
+            (0..sides.len()).filter(|&i| sides[i] == side).collect()
+        };
+        let out = FilterOutput { kept: on(1), removed: on(2) };
+        let pick = |side: u8| -> Vec<String> { on(side).iter().map(|&i| input[i].clone()).collect() };
+        proptest::prop_assert_eq!(out.apply(input.clone()), (pick(1), pick(2)));
+    }
+}

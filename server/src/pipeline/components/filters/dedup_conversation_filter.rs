@@ -4,10 +4,9 @@
 //! (None = 0) replaces it in that slot and the occupant is removed;
 //! otherwise the later one is removed. No re-sort.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
+use crate::clients::IdMap;
 use crate::pipeline::framework::{ComponentError, Filter, FilterOutput};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -29,7 +28,8 @@ impl Filter<ScoredPostsQuery, PostCandidate> for DedupConversationFilter {
         // Positions: `kept[slot]` is the candidate holding a slot.
         let mut kept: Vec<usize> = Vec::with_capacity(candidates.len());
         let mut removed = Vec::new();
-        let mut slot_of: HashMap<i64, usize> = HashMap::with_capacity(candidates.len());
+        let mut slot_of: IdMap<usize> =
+            IdMap::with_capacity_and_hasher(candidates.len(), Default::default());
         let score = |i: usize| candidates[i].score.unwrap_or(0.0);
         for (i, c) in candidates.iter().enumerate() {
             let key = conversation_key(c);

@@ -5,12 +5,13 @@
 //! hydrator fails, so the framework skips it and nothing is dropped
 //! (fail-open, spec §4.3 note 2).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::clients::{ClientError, SafetyLevel, ViewerContext, VisibilityClient, VisibilityReason};
+use crate::clients::{
+    ClientError, IdMap, SafetyLevel, ViewerContext, VisibilityClient, VisibilityReason,
+};
 use crate::pipeline::framework::{ComponentError, Hydrator};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -31,9 +32,9 @@ impl VfCandidateHydrator {
         viewer: &ViewerContext,
         level: SafetyLevel,
         ids: &[i64],
-    ) -> Result<HashMap<i64, VisibilityReason>, ClientError> {
+    ) -> Result<IdMap<VisibilityReason>, ClientError> {
         if ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(IdMap::default());
         }
         self.client.check(viewer, level, ids).await
     }
@@ -109,7 +110,7 @@ mod tests {
             _v: &ViewerContext,
             level: SafetyLevel,
             ids: &[i64],
-        ) -> Result<HashMap<i64, VisibilityReason>, ClientError> {
+        ) -> Result<IdMap<VisibilityReason>, ClientError> {
             self.calls.lock().expect("lock").push((level, ids.to_vec()));
             if self.fail == Some(level) {
                 return Err(ClientError::new("vf", "down"));

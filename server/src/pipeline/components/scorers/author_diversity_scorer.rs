@@ -4,10 +4,9 @@
 //! score = weighted_score · ((1 − FLOOR) · DECAY^k + FLOOR). None stays None.
 //! Scores go back to the candidates' own positions.
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 
+use crate::clients::IdMap;
 use crate::pipeline::framework::{ComponentError, Scorer};
 use crate::pipeline::home_mixer::{PostCandidate, ScoredPostsQuery};
 
@@ -42,7 +41,7 @@ impl Scorer<ScoredPostsQuery, PostCandidate> for AuthorDiversityScorer {
         let key = |c: &PostCandidate| c.weighted_score.unwrap_or(f64::NEG_INFINITY);
         let mut order: Vec<usize> = (0..candidates.len()).collect();
         order.sort_by(|&a, &b| key(&candidates[b]).total_cmp(&key(&candidates[a])));
-        let mut seen: HashMap<i64, i32> = HashMap::new();
+        let mut seen: IdMap<i32> = IdMap::default();
         let mut out = vec![None; candidates.len()];
         for i in order {
             let c = &candidates[i];

@@ -16,13 +16,12 @@
 //! Candidates carry their creation time (from the snowflake id) and the
 //! request its impression time, for a May 2026 model's post-age buckets.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use foryou_proto::v1 as pb;
 
-use crate::clients::PhoenixRankerClient;
+use crate::clients::{IdMap, PhoenixRankerClient};
 use crate::clock::Clock;
 use crate::pipeline::framework::{ComponentError, Scorer};
 use crate::pipeline::home_mixer::{Action, PhoenixScores, PostCandidate, ScoredPostsQuery};
@@ -105,7 +104,7 @@ impl Scorer<ScoredPostsQuery, PostCandidate> for PhoenixScorer {
             .await
             .map_err(|e| ComponentError::failed(format!("ranker call: {e}")))?;
         let now_ms = self.clock.unix_ms();
-        let by_id: HashMap<i64, &pb::CandidateScores> =
+        let by_id: IdMap<&pb::CandidateScores> =
             resp.scores.iter().map(|s| (s.post_id, s)).collect();
         Ok(candidates
             .iter()
