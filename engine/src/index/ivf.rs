@@ -76,6 +76,11 @@ impl IvfCentroids {
     /// `lists` centroids (at most one a row) trained on `seg`'s rows.
     pub fn train(seg: &Segment, dim: usize, lists: usize) -> Self {
         let n = seg.len();
+        if n == 0 {
+            // Never happens (segments seal full, empty ones are dropped):
+            // one zero centroid puts every later row in one list.
+            return Self::from_raw(&vec![0.0; dim], dim);
+        }
         let lists = lists.min(n).max(1);
         let m = (TRAIN_ROWS_PER_LIST * lists).min(n);
         let sample: Vec<f32> = (0..m).flat_map(|i| seg.rows().widened(i * n / m)).collect();
@@ -193,29 +198,25 @@ fn seeds(sample: &[f32], dim: usize, lists: usize) -> Vec<f32> {
     for round in 0..SEED_ROUNDS {
         let have = seeds.len() / dim;
         let want = ((lists - 1) * (round + 1) / SEED_ROUNDS + 1).saturating_sub(have);
-        let weights: Vec<f64> = best
+        // Running sums of the weights: a draw is a binary search.
+        let mut total = 0.0f64;
+        let cumulative: Vec<f64> = best
             .iter()
             .zip(&chosen)
             .map(|(&b, &c)| {
-                if c {
+                total += if c {
                     0.0
                 } else {
                     f64::from((1.0 - b).max(0.0)) + 1e-9
-                }
+                };
+                total
             })
             .collect();
-        let total: f64 = weights.iter().sum();
         let mut new = Vec::with_capacity(want);
         for _ in 0..want {
             // Inverse-CDF draw; a row drawn twice is taken once.
-            let mut t = rng.random::<f64>() * total;
-            let i = weights
-                .iter()
-                .position(|&w| {
-                    t -= w;
-                    t <= 0.0
-                })
-                .unwrap_or(m - 1);
+            let t = rng.random::<f64>() * total;
+            let i = cumulative.partition_point(|&c| c < t).min(m - 1);
             if !chosen[i] {
                 chosen[i] = true;
                 new.push(i);
