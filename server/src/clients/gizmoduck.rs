@@ -7,8 +7,8 @@ use super::{ClientError, IdMap};
 /// What the feed shows of an account.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserProfile {
-    /// Handle.
-    pub screen_name: String,
+    /// Handle (shared: every candidate of the author carries it).
+    pub screen_name: std::sync::Arc<str>,
     /// Followers.
     pub followers_count: i64,
 }

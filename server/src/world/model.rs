@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::clients::IdMap;
 use crate::pipeline::home_mixer::Action;
 use crate::thunder::LightPost;
 use crate::thunder::light_post::opt_id;
@@ -105,7 +106,7 @@ pub struct Label {
 }
 
 /// The world's posts by id.
-pub type PostMap = HashMap<i64, Post, foldhash::fast::RandomState>;
+pub type PostMap = IdMap<Post>;
 
 /// The whole world. Build it with [`World::new`] and the `add_*` methods (or
 /// load a file); lists keep insertion order.
@@ -135,12 +136,12 @@ pub struct World {
     /// Engagements per user, in time order.
     pub engagements: HashMap<i64, Vec<Engagement>>,
     /// Visibility labels by post id (looked up for every candidate).
-    pub labels: HashMap<i64, Label, foldhash::fast::RandomState>,
+    pub labels: IdMap<Label>,
     /// Posts each user has already seen (impressions).
     pub seen: HashMap<i64, Vec<i64>>,
     /// Follower counts, derived from `follows` (looked up for every
     /// candidate's author).
-    followers: HashMap<i64, i64, foldhash::fast::RandomState>,
+    followers: IdMap<i64>,
 }
 
 impl World {

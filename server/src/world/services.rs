@@ -162,7 +162,7 @@ impl GizmoduckClient for WorldServices {
                 Some((
                     *id,
                     UserProfile {
-                        screen_name: u.screen_name.clone(),
+                        screen_name: u.screen_name.as_str().into(),
                         followers_count: w.followers_count(*id),
                     },
                 ))

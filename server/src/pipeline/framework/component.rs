@@ -173,16 +173,16 @@ impl FilterOutput {
             // buffer (nothing moves when nothing is removed, and only
             // those after the first removal move down), the removed are
             // moved out once.
-            let mut side = vec![0u8; input.len()];
+            let mut kept = input;
+            if self.kept.len() == kept.len() {
+                return (kept, Vec::new());
+            }
+            let mut side = vec![0u8; kept.len()];
             for &i in &self.kept {
                 side[i] = 1;
             }
             for &i in &self.removed {
                 side[i] = 2;
-            }
-            let mut kept = input;
-            if self.kept.len() == kept.len() {
-                return (kept, Vec::new());
             }
             let mut next = side.iter();
             let out: Vec<C> = kept.extract_if(.., |_| next.next() != Some(&1)).collect();
@@ -195,15 +195,18 @@ impl FilterOutput {
             return (kept, removed);
         }
         let mut slots: Vec<Option<C>> = input.into_iter().map(Some).collect();
-        let mut take = |v: &[usize]| -> Vec<C> {
-            v.iter()
-                .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
-                .collect()
-        };
-        let kept = take(&self.kept);
-        let removed = take(&self.removed);
+        let kept = take_positions(&mut slots, self.kept.iter().copied());
+        let removed = take_positions(&mut slots, self.removed.iter().copied());
         (kept, removed)
     }
+}
+
+/// Moves the candidates at `positions` out of `slots`, in that order
+/// (a position out of range or already taken is skipped).
+fn take_positions<C>(slots: &mut [Option<C>], positions: impl Iterator<Item = usize>) -> Vec<C> {
+    positions
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// Spec §1.1 Filter: looks at the list, says what it keeps and removes. On
@@ -288,10 +291,7 @@ pub trait Selector<Q, C>: Send + Sync {
             order.truncate(n);
         }
         let mut slots: Vec<Option<C>> = candidates.into_iter().map(Some).collect();
-        order
-            .iter()
-            .filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take))
-            .collect()
+        take_positions(&mut slots, order.iter().map(|&(_, i)| i))
     }
 }
 

@@ -99,9 +99,8 @@ impl Action {
 ///
 /// Stored as f32 with a bit per value set: the ranker answers in f32, so
 /// nothing is lost, and the struct is 80 bytes instead of 19 `Option<f64>`
-/// (304). Every stage moves or copies whole candidates (hydrators and
-/// scorers answer one per input, the framework keeps the hydrated list),
-/// and this was half of a candidate.
+/// (304). The framework moves whole candidates between stages and keeps
+/// a copy of the hydrated list, and this was half of a candidate.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PhoenixScores {
     /// Probability per [`Action`], indexed by its discriminant (0 unless
@@ -167,8 +166,8 @@ pub struct PostCandidate {
     /// The author (for a retweet, the retweeter).
     pub author_id: i64,
     /// The post's text (CoreData hydrator), shared with the world's post: a
-    /// candidate is cloned in the pipeline (the retrieved list, scorer
-    /// answers), and a clone must not copy the text.
+    /// candidate is cloned in the pipeline (the retrieved list), and a
+    /// clone must not copy the text.
     pub tweet_text: Arc<str>,
     /// The tokens of `tweet_text` (spec §4.2 tokenizer), made once per post
     /// and shared by every request (CoreData hydrator). MutedKeywordFilter

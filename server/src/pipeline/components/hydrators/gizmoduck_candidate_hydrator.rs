@@ -53,11 +53,11 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for GizmoduckCandidateHydrator {
                 let author = users.get(&c.author_id);
                 AuthorFields {
                     followers_count: author.map(|u| u.followers_count),
-                    screen_name: author.map(|u| Arc::from(u.screen_name.as_str())),
+                    screen_name: author.map(|u| Arc::clone(&u.screen_name)),
                     retweeted_screen_name: c
                         .retweeted_user_id
                         .and_then(|u| users.get(&u))
-                        .map(|u| Arc::from(u.screen_name.as_str())),
+                        .map(|u| Arc::clone(&u.screen_name)),
                 }
             })
             .collect())
