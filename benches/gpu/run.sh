@@ -75,6 +75,12 @@ timeout 200 "$BIN/gpu-bench" --json "$W/gpu_bench.json" --ranker /tmp/models/dem
 grep -vE "^\s*$" "$W/gpu_bench.log" | tee -a "$W/summary.txt"
 pack
 
+step "live index: sealed segments on the GPU vs the CPU scan (1M, 10M posts)"
+timeout 240 "$BIN/index-device" --device cuda --n 1000000,10000000 --reps 20 \
+    --json "$W/index_device.json" >"$W/index_device.log" 2>&1 || note "index-device failed (index_device.log)"
+grep -vE "^\s*$" "$W/index_device.log" | tee -a "$W/summary.txt"
+pack
+
 [ "$MODE" = ours ] && { step done; pack; exit 0; }
 
 step "PyTorch baselines: FlexAttention / SDPA, torch.topk"

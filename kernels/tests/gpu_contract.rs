@@ -436,3 +436,55 @@ fn pinned_uploads_arrive_whole_when_reused_and_grown() {
         );
     }
 }
+
+#[test]
+fn top_k_over_an_arena_written_in_place_sees_only_its_prefix_and_mask() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let (cap, d, b, k) = (50_000, 128, 4, 200);
+    let mut arena = g.corpus_with_capacity(cap, d).expect("gpu call");
+    // Nothing is eligible before a mask is set.
+    let q = normal(&mut rng, b * d, 1.0);
+    let none = g.top_k_prefix(&arena, cap, &q, k).expect("gpu call");
+    assert!(none.iter().all(Vec::is_empty));
+    // Two runs written at offsets, a gap between them, rows past the
+    // prefix written but not asked for.
+    let rows = to_bf16(&normal(&mut rng, cap * d, 0.3));
+    let bits: Vec<u16> = rows.iter().map(|v| v.to_bits()).collect();
+    g.write_rows(&mut arena, 0, &bits[..10_000 * d])
+        .expect("gpu call");
+    g.write_rows(&mut arena, 12_000, &bits[12_000 * d..40_000 * d])
+        .expect("gpu call");
+    g.write_rows(&mut arena, 45_000, &bits[45_000 * d..])
+        .expect("gpu call");
+    let prefix = 40_000;
+    let mask: Vec<u32> = (0..cap.div_ceil(32))
+        .map(|w| {
+            let mut word = 0u32;
+            for i in 0..32 {
+                let r = w * 32 + i;
+                // Live: written rows, one in 5 tombstoned.
+                if r < cap && !(10_000..12_000).contains(&r) && r % 5 != 3 {
+                    word |= 1 << i;
+                }
+            }
+            word
+        })
+        .collect();
+    g.set_eligible(&mut arena, &mask).expect("gpu call");
+    let got = g.top_k_prefix(&arena, prefix, &q, k).expect("gpu call");
+    let qb = to_bf16(&q);
+    let want = top_k(&qb, &rows[..prefix * d], d, Some(&mask), k);
+    for (i, (gq, wq)) in got.iter().zip(&want).enumerate() {
+        assert!(gq.iter().all(|&(r, _)| (r as usize) < prefix));
+        let qi = &qb[i * d..][..d];
+        let exact = |r: u32| score(qi, &rows[r as usize * d..][..d]);
+        check_top_k(gq, wq, exact, Some(&mask), 1e-3)
+            .unwrap_or_else(|e| panic!("arena query {i}: {e}"));
+    }
+    // A write past the end is refused, not clipped.
+    assert!(matches!(
+        g.write_rows(&mut arena, cap - 1, &bits[..2 * d]),
+        Err(GpuError::Shape(_))
+    ));
+}

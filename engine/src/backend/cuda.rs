@@ -9,6 +9,7 @@
 //! bf16 where the reference rounds them in bf16 mode, whatever the config's
 //! `fprop_dtype` (the GPU path computes in bf16).
 
+pub mod index_rows;
 pub mod ranker;
 mod stack;
 pub mod tables;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use foryou_kernels::cuda::topk::{GpuCorpus, MAX_K};
 pub use foryou_kernels::cuda::{Gpu, GpuError};
+pub use index_rows::GpuRowDevice;
 pub use ranker::{GpuContext, GpuRanker};
 
 use super::{Backend, BackendError, Context, DeviceOptions, ModelParts, Phases, TablePlacement};
@@ -163,5 +165,11 @@ impl Backend for CudaBackend {
 
     fn last_phases(&self) -> Option<Phases> {
         Some(self.model.last_phases())
+    }
+
+    fn row_device(&self) -> Option<Box<dyn crate::index::RowDevice>> {
+        Some(Box::new(index_rows::GpuRowDevice::new(
+            self.model.gpu().clone(),
+        )))
     }
 }

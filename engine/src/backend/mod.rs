@@ -92,6 +92,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn last_phases(&self) -> Option<Phases> {
         None
     }
+
+    /// A device buffer for the live index's sealed segments, searched by
+    /// the device's top-k (`crate::index::DeviceSegments`); `None` when
+    /// the backend has no device memory of its own (the CPU).
+    fn row_device(&self) -> Option<Box<dyn crate::index::RowDevice>> {
+        None
+    }
 }
 
 /// An encoded context: its shape, and the backend's own state (the K/V of

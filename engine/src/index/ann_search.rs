@@ -64,16 +64,18 @@ impl GraphList {
 }
 
 impl Snapshot {
-    /// Adds to `cands` the candidates of every segment with a graph for
-    /// `query` under `plan` (nothing when no segment has one).
+    /// Adds to `cands` the candidates of every segment with a graph and
+    /// not `covered` for `query` under `plan` (nothing when no segment
+    /// has one).
     pub(super) fn add_graph_candidates(
         &self,
         query: &[f32],
         plan: &Plan,
+        covered: &[bool],
         cands: &mut Vec<Candidate>,
     ) {
         let graphs: Vec<usize> = (0..self.segments.len())
-            .filter(|&s| self.segments[s].ann.is_some())
+            .filter(|&s| self.segments[s].ann.is_some() && covered.get(s) != Some(&true))
             .collect();
         if graphs.is_empty() || plan.depth == 0 {
             return;
@@ -161,7 +163,7 @@ impl Snapshot {
     }
 
     /// `query · row` as the scan's final score would be.
-    fn rescore(&self, seg: &SegmentView, query: &[f32], row: usize) -> f32 {
+    pub(super) fn rescore(&self, seg: &SegmentView, query: &[f32], row: usize) -> f32 {
         match self.rescoring {
             Rescoring::KeptRows => seg.data.kept_dot(query, row).unwrap_or(f32::NAN),
             Rescoring::None | Rescoring::StoredRows => seg.data.stored_dot(query, row),

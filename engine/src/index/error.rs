@@ -42,4 +42,8 @@ pub enum IndexError {
         /// The index's width D.
         dim: usize,
     },
+    /// The device holding sealed segments failed (out of memory, a lost
+    /// context); the search is not answered from a partial index.
+    #[error("index device: {0}")]
+    Device(String),
 }

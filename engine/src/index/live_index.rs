@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::corpus::CorpusItem;
+use crate::corpus::{CorpusItem, Hit, Query};
 
 use super::ann::{AnnGraph, AnnMethod};
 use super::config::IndexConfig;
+use super::device_search::DeviceSegments;
 use super::error::IndexError;
 use super::ivf::{IvfCentroids, auto_lists};
 use super::post::NewPost;
@@ -56,12 +57,40 @@ pub struct InsertReport {
 #[derive(Debug, Clone)]
 pub struct IndexReader {
     published: Arc<ArcSwap<Snapshot>>,
+    /// Where sealed segments are searched, when not on the CPU.
+    device: Option<Arc<DeviceSegments>>,
 }
 
 impl IndexReader {
     /// The index as of the last publish; unaffected by later writes.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.published.load_full()
+    }
+
+    /// This reader with its searches' sealed segments held and searched
+    /// on `device` (the open segment stays on the CPU).
+    pub fn on_device(mut self, device: Arc<DeviceSegments>) -> Self {
+        self.device = Some(device);
+        self
+    }
+
+    /// The device sealed segments are searched on, if any.
+    pub fn device(&self) -> Option<&Arc<DeviceSegments>> {
+        self.device.as_ref()
+    }
+
+    /// [`Snapshot::search`] of the latest snapshot, on the device when
+    /// the reader has one.
+    pub fn search_latest(
+        &self,
+        queries: &[f32],
+        qs: &[Query<'_>],
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        let snap = self.snapshot();
+        match &self.device {
+            Some(device) => device.search(&snap, queries, qs),
+            None => snap.search(queries, qs),
+        }
     }
 }
 
@@ -124,6 +153,7 @@ impl LiveIndex {
     pub fn reader(&self) -> IndexReader {
         IndexReader {
             published: Arc::clone(&self.published),
+            device: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! window and past a capacity bound, and searches never wait for writes.
 //! The server's retrieval searches it through [`crate::corpus::PostSearch`]
 //! (`post_search`); [`crate::corpus::Corpus`] remains the immutable corpus
-//! the fixtures and the GPU's top-k kernel use.
+//! the fixtures use.
 //!
 //! Design:
 //!
@@ -50,6 +50,11 @@
 //!   whole index (`ivf`) or an HNSW graph (`ann`), searched instead of
 //!   scanned (`ann_search`); the open segment is still scanned exactly
 //!   and every candidate is re-scored as the scan would score it.
+//! * **On a device** ([`DeviceSegments`], `device_search`): a reader can
+//!   hold the sealed segments in one device arena (the GPU's memory,
+//!   [`RowDevice`]) searched by its top-k kernel in one launch sequence,
+//!   the snapshot's liveness as the kernel's eligibility bitset; the open
+//!   segment is still scanned here and the candidates merged.
 //!
 //! Files: `config` (settings), `error`, `post` (a post to insert),
 //! `element` and `block_rows` (stored values and layout), `kernel` (the
@@ -57,13 +62,15 @@
 //! `bitset`, `segment` (immutable rows), `segment_state` (the
 //! writer's per-segment bookkeeping), `recent_deletes`, `snapshot`,
 //! `select` (bounded candidate lists), `search`, `stats`, `live_index` (the writer),
-//! `ann`, `ivf` and `ann_search` (approximate search).
+//! `ann`, `ivf` and `ann_search` (approximate search), `row_device` and
+//! `device_search` (sealed segments on a device).
 
 mod ann;
 mod ann_search;
 mod bitset;
 mod block_rows;
 mod config;
+mod device_search;
 mod element;
 mod error;
 mod int8_kernel;
@@ -74,6 +81,7 @@ mod live_index;
 mod post;
 mod post_search;
 mod recent_deletes;
+mod row_device;
 mod search;
 mod segment;
 mod segment_state;
@@ -83,6 +91,8 @@ mod stats;
 
 #[cfg(test)]
 mod ann_tests;
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod tests;
 
@@ -94,10 +104,12 @@ pub use config::{
     DEFAULT_CAPACITY, DEFAULT_COMPACT_DEAD_FRACTION, DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_ROWS,
     Format, IndexConfig, Rescore,
 };
+pub use device_search::{DeviceIndexStats, DeviceSegments};
 pub use error::IndexError;
 pub use ivf::auto_lists;
 pub use live_index::{IndexReader, InsertReport, LiveIndex};
 pub use post::NewPost;
+pub use row_device::{CpuRowDevice, DEVICE_DIMS, DEVICE_MAX_K, RowDevice};
 pub use search::{RESCORE_MARGIN, rescore_depth};
 pub use snapshot::Snapshot;
 pub use stats::IndexStats;

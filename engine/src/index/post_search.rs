@@ -1,6 +1,7 @@
 //! The live index as a retrieval batch's [`PostSearch`]: each search
-//! loads the latest snapshot once and scans it (the retriever is not
-//! needed: the index scans on the CPU whatever the model's device).
+//! loads the latest snapshot once and searches it, its sealed segments on
+//! the reader's device when it has one (`IndexReader::on_device`), the
+//! rest on the CPU (the retriever is not needed).
 
 use crate::corpus::{Hit, PostSearch, Query};
 use crate::error::Result;
@@ -19,6 +20,6 @@ impl PostSearch for IndexReader {
         reps: &[f32],
         queries: &[Query<'_>],
     ) -> Result<Vec<Vec<Hit>>> {
-        Ok(self.snapshot().search(reps, queries)?)
+        Ok(self.search_latest(reps, queries)?)
     }
 }

@@ -85,6 +85,12 @@ impl Plan {
         }
     }
 
+    /// Posts it excludes by id (each hides at most one row).
+    pub fn excluded_post_count(&self) -> usize {
+        self.excluded_posts.len()
+    }
+
+    /// Whether `item` is excluded by post or by author.
     pub fn excludes(&self, item: CorpusItem) -> bool {
         self.excluded_posts.contains(&item.post_id)
             || self.excluded_authors.contains(&item.author_id)
@@ -151,20 +157,42 @@ impl Snapshot {
                 dim: d,
             });
         }
-        let plans: Vec<Plan> = qs
-            .iter()
+        let plans = self.plans(qs);
+        Ok(self.search_planned(queries, &plans, &[], Vec::new()))
+    }
+
+    /// Each query's plan: its `k`, scan depth and exclusions.
+    pub(super) fn plans(&self, qs: &[Query<'_>]) -> Vec<Plan> {
+        qs.iter()
             .map(|q| Plan::new(q, self.rescoring, self.posts))
-            .collect();
+            .collect()
+    }
+
+    /// [`Self::search`] for checked queries, except that segments marked
+    /// in `covered` are neither scanned nor searched through a graph:
+    /// `extra[b]` holds query `b`'s candidates from them (live, not
+    /// excluded, re-scored; empty or absent when none), merged with the
+    /// rest.
+    pub(super) fn search_planned(
+        &self,
+        queries: &[f32],
+        plans: &[Plan],
+        covered: &[bool],
+        mut extra: Vec<Vec<Candidate>>,
+    ) -> Vec<Vec<Hit>> {
+        let d = self.dim;
+        let b = plans.len();
         if plans.iter().all(|p| p.depth == 0) {
-            return Ok(vec![Vec::new(); qs.len()]);
+            return vec![Vec::new(); b];
         }
-        let groups = groups(self.format, queries, qs.len(), d);
-        let shared = SharedThresholds::new(qs.len());
+        extra.resize_with(b, Vec::new);
+        let groups = groups(self.format, queries, b, d);
+        let shared = SharedThresholds::new(b);
         // One accumulator per rayon split, carried across its tasks, so
         // its thresholds reflect every row it has seen.
         let widest = groups.iter().map(|g| g.size).max().unwrap_or(1);
         let found: Vec<Vec<Vec<Candidate>>> = self
-            .tasks()
+            .tasks(covered)
             .into_par_iter()
             .fold(
                 || Worker {
@@ -172,30 +200,31 @@ impl Snapshot {
                     buf: vec![0.0; widest * CHUNK_BLOCKS * LANES],
                 },
                 |mut w, (s, blocks)| {
-                    self.scan(s, blocks, &groups, &plans, &shared, &mut w);
+                    self.scan(s, blocks, &groups, plans, &shared, &mut w);
                     w
                 },
             )
             .map(|w| w.tops.into_iter().map(TopCandidates::into_vec).collect())
             .collect();
-        Ok(plans
+        plans
             .par_iter()
+            .zip(extra)
             .enumerate()
-            .map(|(b, plan)| {
+            .map(|(b, (plan, mut cands))| {
                 let query = &queries[b * d..(b + 1) * d];
-                let mut cands = found.iter().flat_map(|t| t[b].iter().copied()).collect();
-                self.add_graph_candidates(query, plan, &mut cands);
+                cands.extend(found.iter().flat_map(|t| t[b].iter().copied()));
+                self.add_graph_candidates(query, plan, covered, &mut cands);
                 self.finish(query, cands, plan)
             })
-            .collect())
+            .collect()
     }
 
     /// (segment, block range) of every task (segments with a graph are
-    /// searched through it instead).
-    fn tasks(&self) -> Vec<(usize, Range<usize>)> {
+    /// searched through it instead, `covered` ones elsewhere).
+    fn tasks(&self, covered: &[bool]) -> Vec<(usize, Range<usize>)> {
         let mut tasks = Vec::new();
         for (s, seg) in self.segments.iter().enumerate() {
-            if seg.ann.is_some() {
+            if seg.ann.is_some() || covered.get(s) == Some(&true) {
                 continue;
             }
             let nb = seg.data.rows().blocks();

@@ -92,6 +92,7 @@ impl SegmentState {
             tombstones: Arc::clone(&self.tombstones),
             all_live: self.dead_count == 0,
             ann: self.ann.clone(),
+            sealed: !self.open,
         }
     }
 

@@ -27,6 +27,9 @@ pub(crate) struct SegmentView {
     /// The segment's graph: searched instead of scanned (sealed segments
     /// of an index with `IndexConfig::ann`).
     pub ann: Option<Arc<AnnGraph>>,
+    /// A sealed segment (not one of the open segment's runs): what a
+    /// device holds (`device_search`).
+    pub sealed: bool,
 }
 
 /// The index at one publish.

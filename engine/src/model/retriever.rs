@@ -55,6 +55,12 @@ impl PhoenixRetriever {
         Ok(())
     }
 
+    /// A buffer on the model's device for the live index's sealed
+    /// segments (`None` on the CPU).
+    pub fn row_device(&self) -> Option<Box<dyn crate::index::RowDevice>> {
+        self.backend.row_device()
+    }
+
     /// Where the user tower runs.
     pub fn device(&self) -> crate::ComputeDevice {
         self.backend.device()

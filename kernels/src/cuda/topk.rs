@@ -4,7 +4,7 @@
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::{Gpu, GpuError, GpuResult, as_i32, bf16_bits};
+use super::{Gpu, GpuError, GpuResult, as_i32, bf16_bits, expect_len};
 
 /// Largest k one call returns (the select kernel sorts k keys in shared memory).
 pub const MAX_K: usize = 16384;
@@ -94,6 +94,67 @@ impl Gpu {
         })
     }
 
+    /// A corpus of `rows` zero rows of width `dim` with an eligibility
+    /// bitset that admits none, to be written in place
+    /// ([`Self::write_rows`], [`Self::set_eligible`]): the live index's
+    /// device arena.
+    pub fn corpus_with_capacity(&self, rows: usize, dim: usize) -> GpuResult<GpuCorpus> {
+        if !matches!(dim, 64 | 128 | 256) {
+            return Err(GpuError::Shape(format!(
+                "corpus width {dim} not in 64, 128, 256"
+            )));
+        }
+        if rows >= u32::MAX as usize {
+            return Err(GpuError::Shape(format!(
+                "{rows} corpus rows exceed u32 indices"
+            )));
+        }
+        let values = rows
+            .checked_mul(dim)
+            .ok_or_else(|| GpuError::Shape(format!("{rows} rows of width {dim} overflow")))?;
+        Ok(GpuCorpus {
+            data: self.zeros(values)?,
+            rows,
+            dim,
+            eligible: Some(self.zeros(rows.div_ceil(32))?),
+        })
+    }
+
+    /// Overwrites rows `first..` of `corpus` with `bits` (bf16, whole rows).
+    pub fn write_rows(&self, corpus: &mut GpuCorpus, first: usize, bits: &[u16]) -> GpuResult<()> {
+        let d = corpus.dim;
+        let end = first
+            .checked_mul(d)
+            .and_then(|s| s.checked_add(bits.len()).map(|e| (s, e)));
+        match end {
+            Some((start, end)) if bits.len().is_multiple_of(d) && end <= corpus.rows * d => {
+                if !bits.is_empty() {
+                    let mut dst = corpus.data.slice_mut(start..end);
+                    self.stream().memcpy_htod(bits, &mut dst)?;
+                }
+                Ok(())
+            }
+            _ => Err(GpuError::Shape(format!(
+                "{} values at row {first} do not fit whole rows of a {} x {d} corpus",
+                bits.len(),
+                corpus.rows
+            ))),
+        }
+    }
+
+    /// Replaces `corpus`'s eligibility bitset (bit set = may be returned):
+    /// `ceil(rows / 32)` words.
+    pub fn set_eligible(&self, corpus: &mut GpuCorpus, words: &[u32]) -> GpuResult<()> {
+        expect_len("eligibility bitset", words.len(), corpus.rows.div_ceil(32))?;
+        let words = &words[..corpus.rows.div_ceil(32)];
+        match &mut corpus.eligible {
+            Some(e) if !words.is_empty() => self.stream().memcpy_htod(words, e)?,
+            Some(_) => {}
+            None => corpus.eligible = Some(self.upload(words)?),
+        }
+        Ok(())
+    }
+
     /// Per query (`queries: [B, D]` f32, rounded to bf16): the best `k`
     /// corpus rows by dot product, score descending, ties to the lower index.
     pub fn top_k(
@@ -102,7 +163,25 @@ impl Gpu {
         queries: &[f32],
         k: usize,
     ) -> GpuResult<Vec<Vec<(u32, f32)>>> {
+        self.top_k_prefix(corpus, corpus.rows, queries, k)
+    }
+
+    /// [`Self::top_k`] over the first `rows` rows of `corpus` only (an
+    /// arena's filled part).
+    pub fn top_k_prefix(
+        &self,
+        corpus: &GpuCorpus,
+        rows: usize,
+        queries: &[f32],
+        k: usize,
+    ) -> GpuResult<Vec<Vec<(u32, f32)>>> {
         let d = corpus.dim;
+        if rows > corpus.rows {
+            return Err(GpuError::Shape(format!(
+                "{rows} rows asked of a corpus of {}",
+                corpus.rows
+            )));
+        }
         if !queries.len().is_multiple_of(d) {
             return Err(GpuError::Shape(format!(
                 "{} query values are not a multiple of width {d}",
@@ -113,8 +192,12 @@ impl Gpu {
             return Err(GpuError::Shape(format!("k = {k} not in 1..={MAX_K}")));
         }
         let mut out = Vec::with_capacity(queries.len() / d);
+        if rows == 0 {
+            out.resize(queries.len() / d, Vec::new());
+            return Ok(out);
+        }
         for chunk in queries.chunks(QUERY_BATCH * d) {
-            out.extend(self.top_k_batch(corpus, chunk, k)?);
+            out.extend(self.top_k_batch(corpus, rows, chunk, k)?);
         }
         Ok(out)
     }
@@ -122,10 +205,11 @@ impl Gpu {
     fn top_k_batch(
         &self,
         corpus: &GpuCorpus,
+        n: usize,
         queries: &[f32],
         k: usize,
     ) -> GpuResult<Vec<Vec<(u32, f32)>>> {
-        let (n, d) = (corpus.rows, corpus.dim);
+        let d = corpus.dim;
         let nq = queries.len() / d;
         let m0 = n.min((4 * k).max(1 << 16));
         let cap = m0.max(k + (8 * k).max(1 << 16));

@@ -12,7 +12,8 @@ use foryou_engine::index::{
 pub enum RetrievalIndex {
     /// The live index: follows the post stream (new posts searchable
     /// after one encoder micro-batch, deletes at once, expiry, capacity);
-    /// scanned on the CPU whatever `--device`.
+    /// sealed segments searched on the GPU with `--device cuda` (see
+    /// `--index-device`), the rest scanned on the CPU.
     Live,
     /// The corpus encoded once at start and never changed; searched by the
     /// device's top-k (the GPU kernel with `--device cuda`).
@@ -40,6 +41,17 @@ pub enum IndexRescore {
     F32Rows,
     /// Kept bf16 rows (2·D bytes a post more).
     Bf16Rows,
+}
+
+/// Where the live index's sealed segments are searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IndexDevice {
+    /// On the model's device: the GPU's memory and top-k kernel with
+    /// `--device cuda` (bf16 rows, candidates re-scored on the host),
+    /// the CPU's scan otherwise.
+    Auto,
+    /// Always the CPU's scan (or `--index-ann`).
+    Cpu,
 }
 
 /// Approximate search of the live index's sealed segments.
@@ -93,6 +105,9 @@ pub struct IndexArgs {
     /// Lists an IVF search scans in each sealed segment, at least.
     #[arg(long, env = "FORYOU_INDEX_IVF_PROBES", default_value_t = DEFAULT_IVF_PROBES)]
     pub index_ivf_probes: usize,
+    /// Where sealed segments are searched.
+    #[arg(long, env = "FORYOU_INDEX_DEVICE", value_enum, default_value = "auto")]
+    pub index_device: IndexDevice,
 }
 
 impl IndexArgs {
@@ -193,5 +208,16 @@ mod tests {
             .index;
         let e = zero.config(8, 1000).expect_err("0 probes");
         assert!(e.to_string().contains("ann.probes"), "{e}");
+    }
+
+    #[test]
+    fn sealed_segments_follow_the_model_unless_told_cpu() {
+        let auto = Wrap::try_parse_from(["t"]).expect("flags").index;
+        assert_eq!(auto.index_device, IndexDevice::Auto);
+        let cpu = Wrap::try_parse_from(["t", "--index-device", "cpu"])
+            .expect("flags")
+            .index;
+        assert_eq!(cpu.index_device, IndexDevice::Cpu);
+        assert!(Wrap::try_parse_from(["t", "--index-device", "tpu"]).is_err());
     }
 }

@@ -33,6 +33,20 @@ pub const ENCODE_DURATION: &str = "foryou_index_encode_duration_seconds";
 /// posts being searchable (or its deletes applied), seconds.
 pub const ENCODE_LAG: &str = "foryou_index_encode_lag_seconds";
 
+/// Gauge: rows of sealed segments held on the device (`--device cuda`).
+pub const DEVICE_ROWS: &str = "foryou_index_device_rows";
+/// Gauge: device bytes of the sealed segments' arena and bitset.
+pub const DEVICE_BYTES: &str = "foryou_index_device_bytes";
+/// Counter: sealed segments uploaded to the device.
+pub const DEVICE_UPLOADS: &str = "foryou_index_device_segment_uploads_total";
+/// Counter: times the device arena was rebuilt (grown or defragmented).
+pub const DEVICE_REPACKS: &str = "foryou_index_device_repacks_total";
+/// Counter: queries too deep for the device's top-k, answered on the CPU.
+pub const DEVICE_CPU_FALLBACKS: &str = "foryou_index_device_cpu_fallbacks_total";
+
+/// Counter: searches the device failed, answered on the CPU instead.
+pub const DEVICE_ERRORS: &str = "foryou_index_device_errors_total";
+
 /// Registers help texts with the installed recorder (call once at start).
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -58,4 +72,22 @@ pub fn describe() {
         "encode time per micro-batch"
     );
     describe_histogram!(ENCODE_LAG, Unit::Seconds, "hand-off to searchable");
+    describe_gauge!(DEVICE_ROWS, Unit::Count, "sealed rows on the device");
+    describe_gauge!(DEVICE_BYTES, Unit::Bytes, "device bytes of sealed rows");
+    describe_counter!(
+        DEVICE_UPLOADS,
+        Unit::Count,
+        "segments uploaded to the device"
+    );
+    describe_counter!(DEVICE_REPACKS, Unit::Count, "device arena rebuilds");
+    describe_counter!(
+        DEVICE_CPU_FALLBACKS,
+        Unit::Count,
+        "queries too deep for the device, answered on the CPU"
+    );
+    describe_counter!(
+        DEVICE_ERRORS,
+        Unit::Count,
+        "searches the device failed, answered on the CPU"
+    );
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use foryou_engine::index::{IndexStats, LiveIndex, NewPost};
+use foryou_engine::index::{DeviceSegments, IndexStats, LiveIndex, NewPost};
 use foryou_engine::{CorpusItem, PhoenixRetriever, encode_posts};
 
 use super::index_metrics as m;
@@ -80,6 +80,9 @@ pub(super) struct IndexWriter {
     pub last: IndexStats,
     /// One low-priority thread for the candidate tower's ops.
     pub pool: rayon::ThreadPool,
+    /// Where searches hold the sealed segments, when on a device (its
+    /// counters are recorded with the index's).
+    pub device: Option<Arc<DeviceSegments>>,
 }
 
 /// The encoder's pool: one thread at [`WRITER_NICE`].
@@ -217,6 +220,15 @@ impl IndexWriter {
         metrics::counter!(m::DELETED).increment(s.deleted.saturating_sub(last.deleted));
         metrics::counter!(m::EXPIRED).increment(s.expired.saturating_sub(last.expired));
         metrics::counter!(m::EVICTIONS).increment(s.evictions.saturating_sub(last.evictions));
+        if let Some(d) = &self.device {
+            let d = d.stats();
+            metrics::gauge!(m::DEVICE_ROWS).set(d.rows as f64);
+            metrics::gauge!(m::DEVICE_BYTES).set(d.device_bytes as f64);
+            metrics::counter!(m::DEVICE_UPLOADS).absolute(d.segment_uploads);
+            metrics::counter!(m::DEVICE_REPACKS).absolute(d.repacks);
+            metrics::counter!(m::DEVICE_CPU_FALLBACKS).absolute(d.cpu_fallbacks);
+            metrics::counter!(m::DEVICE_ERRORS).absolute(d.device_errors);
+        }
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = s.clone();
         self.last = s;
     }

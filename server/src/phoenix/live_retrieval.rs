@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, bounded};
-use foryou_engine::index::{IndexConfig, IndexReader, IndexStats, LiveIndex, NewPost};
+use foryou_engine::index::{
+    DeviceSegments, IndexConfig, IndexReader, IndexStats, LiveIndex, NewPost, RowDevice,
+};
 use foryou_engine::{CorpusItem, EngineError, PhoenixRetriever};
 
 use super::index_writer::{IndexWriter, IndexedPost, WriterMsg, encoder_pool, offered};
@@ -74,13 +76,27 @@ pub const WRITER_UP: &str = "foryou_index_writer_up";
 
 impl LiveRetrieval {
     /// Starts the writer over an empty index of `config` (its width must
-    /// be the retriever's `emb_size`), with `initial` inserted first.
+    /// be the retriever's `emb_size`), with `initial` inserted first;
+    /// searched on the CPU.
     pub fn start(
         retriever: Arc<PhoenixRetriever>,
         config: IndexConfig,
         clock: Arc<dyn Clock>,
         max_future_skew_ms: i64,
         initial: Option<Preencoded>,
+    ) -> Result<Self, EngineError> {
+        Self::start_on(retriever, config, clock, max_future_skew_ms, initial, None)
+    }
+
+    /// [`Self::start`], with the sealed segments held and searched on
+    /// `device` when given (`PhoenixRetriever::row_device`: the GPU).
+    pub fn start_on(
+        retriever: Arc<PhoenixRetriever>,
+        config: IndexConfig,
+        clock: Arc<dyn Clock>,
+        max_future_skew_ms: i64,
+        initial: Option<Preencoded>,
+        device: Option<Box<dyn RowDevice>>,
     ) -> Result<Self, EngineError> {
         let emb = retriever.config().emb_size;
         if config.dim != emb {
@@ -112,7 +128,11 @@ impl LiveRetrieval {
             offered("inserted", r.inserted);
             offered("duplicate", r.duplicates);
         }
-        let reader = index.reader();
+        let device = device.map(|d| Arc::new(DeviceSegments::new(d, index.config())));
+        let reader = match &device {
+            Some(d) => index.reader().on_device(Arc::clone(d)),
+            None => index.reader(),
+        };
         let stats = Arc::new(Mutex::new(index.stats()));
         let (tx, rx) = bounded(QUEUE_BATCHES);
         let pool = encoder_pool()
@@ -125,6 +145,7 @@ impl LiveRetrieval {
             max_future_skew_ms,
             stats: stats.clone(),
             last: IndexStats::default(),
+            device,
         };
         let writing = Arc::new(AtomicBool::new(true));
         let alive = WriterAlive(writing.clone());
@@ -319,6 +340,55 @@ mod tests {
             assert_eq!((g.post_id, g.author_id), (w.post_id, w.author_id));
             assert!((g.score - w.score).abs() < 1e-6, "{g:?} vs {w:?}");
         }
+    }
+
+    #[test]
+    fn sealed_segments_on_a_device_answer_as_the_cpu_scan_does() {
+        use foryou_engine::index::CpuRowDevice;
+        let r = retriever();
+        let clock = Arc::new(ManualClock::new(NOW_S));
+        let mut config = IndexConfig::new(r.config().emb_size, Format::F32);
+        config.retention_ms = 3_600_000;
+        config.segment_rows = 64;
+        let on_device = LiveRetrieval::start_on(
+            r.clone(),
+            config.clone(),
+            clock.clone(),
+            DEFAULT_MAX_FUTURE_SKEW_MS,
+            None,
+            Some(Box::new(CpuRowDevice::new())),
+        )
+        .expect("start");
+        let on_cpu = start(&r, &clock, |c| c.segment_rows = 64);
+        let posts: Vec<LightPost> = (1..=300).map(|i| post(i, i % 7, NOW_S - i)).collect();
+        let del = |id| PostDelete {
+            post_id: id,
+            deleted_at: NOW_S,
+        };
+        for live in [&on_device, &on_cpu] {
+            live.publish(&posts[..150], &[]);
+            live.publish(&posts[150..], &[del(5), del(77)]);
+            assert!(live.flush(WAIT));
+        }
+        let user: Vec<f32> = (0..r.config().emb_size)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) / 10.0)
+            .collect();
+        let q = [Query {
+            k: 40,
+            excluded_authors: &[3],
+            ..Query::default()
+        }];
+        let got = on_device.reader().search(&r, &user, &q).expect("device");
+        let want = on_cpu.reader().search(&r, &user, &q).expect("cpu");
+        assert_eq!(got[0].len(), 40);
+        for (g, w) in got[0].iter().zip(&want[0]) {
+            assert_eq!(g.post_id, w.post_id);
+            assert!((g.score - w.score).abs() < 1e-5, "{g:?} vs {w:?}");
+        }
+        assert!(got[0].iter().all(|h| h.author_id != 3 && h.post_id != 5));
+        let device = on_device.reader().device().map(|d| d.stats());
+        assert_eq!(device.map(|d| d.segments), Some(4), "{device:?}");
+        assert!(on_cpu.reader().device().is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use foryou_engine::{ComputeDevice, Corpus, CorpusItem, Device};
 use super::error::RoleError;
 use crate::clock::Clock;
 use crate::config::EngineArgs;
-use crate::phoenix::index_args::RetrievalIndex;
+use crate::phoenix::index_args::{IndexDevice, RetrievalIndex};
 use crate::phoenix::live_retrieval::DEFAULT_MAX_FUTURE_SKEW_MS;
 use crate::phoenix::{
     LiveRetrieval, PhoenixEngine, PhoenixModels, Preencoded, demo_model_dir, ensure_demo_models,
@@ -83,16 +83,23 @@ pub fn build_engine(
                 None => None,
             };
             let retriever = Arc::new(models.retriever);
-            let live = LiveRetrieval::start(
+            let device = match args.index.index_device {
+                IndexDevice::Auto => retriever.row_device(),
+                IndexDevice::Cpu => None,
+            };
+            let on_device = device.is_some();
+            let live = LiveRetrieval::start_on(
                 retriever.clone(),
                 config,
                 clock,
                 DEFAULT_MAX_FUTURE_SKEW_MS,
                 initial,
+                device,
             )?;
             tracing::info!(
                 posts = live.stats().posts,
                 format = ?args.index.index_format,
+                sealed_segments_on_device = on_device,
                 "live retrieval index started"
             );
             Ok(PhoenixEngine::live(
