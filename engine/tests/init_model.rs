@@ -259,3 +259,63 @@ fn a_may_2026_model_served_by_ids_reads_post_age_and_dwell_and_predicts_continuo
         "dwell feeds the history"
     );
 }
+
+#[test]
+fn the_token_cache_gives_the_uncached_scores_cold_and_warm() {
+    for may_2026 in [false, true] {
+        let mut pc = preset_config(Preset::Demo);
+        if may_2026 {
+            common::may_2026(&mut pc, 60, false);
+            pc.num_ip_hashes = 0;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_random_model(dir.path(), &pc, 3, 512, &mut |_, _| {}).expect("write");
+        let (cfg, weights) = load_model_dir(dir.path()).expect("load");
+        let plain = PhoenixRanker::new(cfg, weights, FpropDtype::F32).expect("ranker");
+        let cached = plain.clone().with_token_cache(1_000);
+        let now = 1_800_000_000;
+        let history: Vec<HistoryItem> = (1..=7)
+            .map(|i| HistoryItem {
+                post_id: 40 + i,
+                author_id: i,
+                actions: 1 << (i % 5),
+                ..Default::default()
+            })
+            .collect();
+        // Overlapping lists, repeats within a list, a short (padded) list,
+        // and the same post at two ages.
+        let cands = |age_s: i64| -> Vec<CandidateItem> {
+            (0..9)
+                .map(|i| CandidateItem {
+                    post_id: 700 + i % 6,
+                    author_id: 3 + i % 6,
+                    product_surface: (i % 3) as u32,
+                    created_s: now - age_s,
+                    impression_s: now,
+                })
+                .collect()
+        };
+        let (young, old) = (cands(600), cands(7_200));
+        let users: Vec<(i64, &[HistoryItem])> = vec![(42, &history), (43, &history[..4])];
+        for (lists, chunk) in [
+            (vec![&young[..], &young[2..6]], 16),
+            (vec![&young[..], &old[..]], 4),
+            (vec![&old[3..], &young[..]], 16),
+        ] {
+            let want = plain.rank_ids(&users, &lists, 10, chunk).expect("plain");
+            let got = cached.rank_ids(&users, &lists, 10, chunk).expect("cached");
+            assert_eq!(got.logits.len(), want.logits.len());
+            for (g, w) in got.logits.iter().zip(&want.logits) {
+                assert!((g - w).abs() <= 1e-6, "may {may_2026}: {g} vs {w}");
+            }
+            assert_eq!(got.continuous.len(), want.continuous.len());
+        }
+        let s = cached.token_cache_stats().expect("cache on");
+        assert!(s.hits > 0 && s.misses > 0, "{s:?}");
+        // Distinct tokens: 6 posts x (2 ages with a post-age block, else 1)
+        // plus the padding slot.
+        let distinct = if may_2026 { 13 } else { 7 };
+        assert_eq!(s.entries, distinct, "{s:?}");
+        assert!(plain.token_cache_stats().is_none());
+    }
+}

@@ -404,6 +404,14 @@ pub struct EngineArgs {
         default_value = "8,64,1024,2048"
     )]
     pub rank_warm_buckets: Vec<usize>,
+    /// Candidate tokens the ranker keeps between requests (0: none): a
+    /// token depends on the candidate alone (its hash rows, product
+    /// surface and post-age bucket through the projection), so a post
+    /// ranked again skips its gather and projection; the same scores
+    /// either way. Used where tokens are built on the host (the CPU).
+    /// `D x 4` bytes each: 100 000 at D 128 are 51 MB at most.
+    #[arg(long, env = "FORYOU_RANK_TOKEN_CACHE", default_value_t = 100_000)]
+    pub rank_token_cache: usize,
     /// Dynamic batching of retrieval calls: most requests per batch (0:
     /// bypass the batcher). Default by device, as for the ranker: 1 on the
     /// CPU, 64 on a GPU (a batch of users shares one pass over the corpus).

@@ -119,11 +119,37 @@ impl Backend for CpuBackend {
         rows: TablePlacement,
     ) -> Result<RankerOutput> {
         host_rows(rows)?;
+        let x = self.candidate_tokens(cands)?;
+        self.score_tokens(ctx, x, cands, first_slot)
+    }
+
+    fn host_tokens(&self) -> bool {
+        true
+    }
+
+    fn candidate_tokens(&self, cands: &CandidateInputs) -> Result<Vec<f32>> {
+        let head = self.weights.ranker_head()?;
+        let x = self.tokens().candidates(cands, head)?;
+        Ok(x.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    fn score_tokens(
+        &self,
+        ctx: &mut Context,
+        x: Vec<f32>,
+        cands: &CandidateInputs,
+        first_slot: usize,
+    ) -> Result<RankerOutput> {
+        let n = cands.batch * cands.count * self.cfg.emb_size;
+        if x.len() != n {
+            return Err(EngineError::Input(format!(
+                "{} candidate token values, expected {n}",
+                x.len()
+            )));
+        }
         let head = self.weights.ranker_head()?;
         let len = ctx.len;
         let ctx: &mut CpuContext = ctx.state_mut()?;
-        let x = self.tokens().candidates(cands, head)?;
-        let x = x.flatten_all()?.to_vec1::<f32>()?;
         let valid = cands.valid_mask(&self.cfg);
         let positions = candidate_positions(&self.cfg, len, first_slot, cands.count, &valid);
         let h = self.stack()?.forward_candidates(x, &positions, &valid, ctx);

@@ -93,6 +93,32 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether [`Self::candidate_tokens`] and [`Self::score_tokens`] work
+    /// (the CPU: tokens are built on the host), so a ranker may keep
+    /// candidate tokens between requests.
+    fn host_tokens(&self) -> bool {
+        false
+    }
+
+    /// Candidate tokens `[B·C, D]`, the first layer's inputs (rounded as
+    /// the forward dtype rounds them), from `cands`' embeddings.
+    fn candidate_tokens(&self, _cands: &CandidateInputs) -> Result<Vec<f32>> {
+        Err(BackendError::Unsupported("candidate tokens on the host".into()).into())
+    }
+
+    /// [`Self::score_candidates`] for tokens already built
+    /// ([`Self::candidate_tokens`], `[B·C, D]`): `cands` gives the shape
+    /// and which slots are real; its embeddings are not read.
+    fn score_tokens(
+        &self,
+        _ctx: &mut Context,
+        _tokens: Vec<f32>,
+        _cands: &CandidateInputs,
+        _first_slot: usize,
+    ) -> Result<RankerOutput> {
+        Err(BackendError::Unsupported("scoring host tokens".into()).into())
+    }
+
     /// A device buffer for the live index's sealed segments, searched by
     /// the device's top-k (`crate::index::DeviceSegments`); `None` when
     /// the backend has no device memory of its own (the CPU).

@@ -9,7 +9,11 @@ use super::ops;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::numerics::Precision;
-use crate::numerics::rope::RopeTables;
+use crate::numerics::rope::{RopeRows, RopeTables};
+
+/// Positions whose RoPE rows are computed at load: a context and a
+/// serving-size candidate list (`crate::SERVING_CHUNK`) fit.
+const ROPE_ROWS: usize = 8192;
 use crate::weights::{LayerWeights, concat_columns, host};
 
 fn weight(t: &candle_core::Tensor, prec: Precision, amx: bool) -> Result<Weight> {
@@ -63,7 +67,8 @@ pub struct CpuStack {
     cfg: ModelConfig,
     prec: Precision,
     layers: Vec<CpuLayer>,
-    inv_freq: Vec<f32>,
+    /// RoPE rows of the positions a serving call uses.
+    rope: RopeRows,
 }
 
 /// The context of a batch after the stack: every layer's K/V.
@@ -99,6 +104,7 @@ impl CpuStack {
         amx: bool,
     ) -> Result<Self> {
         let inv_freq = crate::numerics::rope::Rope::new(cfg).inv_freq().to_vec();
+        let rope = RopeRows::new(inv_freq, ROPE_ROWS);
         Ok(Self {
             cfg: cfg.clone(),
             prec,
@@ -106,7 +112,7 @@ impl CpuStack {
                 .iter()
                 .map(|w| CpuLayer::new(w, prec, amx))
                 .collect::<Result<_>>()?,
-            inv_freq,
+            rope,
         })
     }
 
@@ -172,7 +178,7 @@ impl CpuStack {
     ) -> CpuContext {
         let len = valid.len() / batch.max(1);
         let rows = batch * len;
-        let rope = RopeTables::new(positions, &self.inv_freq);
+        let rope = self.rope.tables(positions);
         let mut s = self.scratch(rows);
         let mut kv = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
@@ -218,7 +224,7 @@ impl CpuStack {
     ) -> Vec<f32> {
         let (batch, count) = (ctx.batch, valid.len() / ctx.batch.max(1));
         let rows = batch * count;
-        let rope = RopeTables::new(positions, &self.inv_freq);
+        let rope = self.rope.tables(positions);
         let mut s = self.scratch(rows);
         for (layer, kv) in self.layers.iter().zip(&ctx.kv) {
             self.qkv(layer, &h, rows, &rope, &mut s);

@@ -9,6 +9,8 @@
 //!   oracle, and the route of rows whose user token is padding).
 //! * [`retriever`]: the two-tower retriever (user tower, candidate tower,
 //!   exact top-k over a corpus).
+//! * [`token_cache`]: candidate tokens kept between requests (a token
+//!   depends on the candidate alone).
 //!
 //! Numerics follow the fixtures' README: f32 everywhere in f32 mode; in bf16
 //! mode values are rounded to bf16 exactly where the reference rounds them,
@@ -18,3 +20,4 @@
 pub mod ranker;
 pub mod reference;
 pub mod retriever;
+pub mod token_cache;

@@ -11,6 +11,7 @@
 //! Such rows (garbage in any real request) are computed by the dense path so
 //! the result still matches the reference number for number.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::{Backend, Context, Device, ModelParts, Phases, TablePlacement};
@@ -21,6 +22,8 @@ use crate::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use crate::nn::tokens::TokenBuilder;
 use crate::numerics::{Precision, RankerOutput};
 use crate::weights::{PhoenixWeights, RankerHead};
+
+use super::token_cache::{TokenCache, TokenCacheStats, TokenKey};
 
 /// Candidate slots a serving call scores per chunk of the fast path: bounds
 /// the activations of a request with a huge candidate list (4096 x D floats
@@ -36,6 +39,8 @@ pub struct PhoenixRanker {
     pub(crate) parts: ModelParts,
     /// Where the fast path computes.
     backend: Arc<dyn Backend>,
+    /// Candidate tokens kept between [`Self::rank_ids`] calls, when on.
+    token_cache: Option<Arc<TokenCache>>,
 }
 
 impl PhoenixRanker {
@@ -54,7 +59,26 @@ impl PhoenixRanker {
     ) -> Result<Self> {
         let parts = ModelParts::new(ModelKind::Ranker, cfg, weights, Precision(dtype))?;
         let backend = device.load(&parts)?;
-        Ok(Self { parts, backend })
+        Ok(Self {
+            parts,
+            backend,
+            token_cache: None,
+        })
+    }
+
+    /// Keeps up to `capacity` candidate tokens between [`Self::rank_ids`]
+    /// calls (0: none). Used where the backend builds tokens on the host
+    /// (the CPU); the answers are the same, a hit skips the candidate's
+    /// hash-row gather and projection.
+    pub fn with_token_cache(mut self, capacity: usize) -> Self {
+        self.token_cache =
+            (capacity > 0).then(|| Arc::new(TokenCache::new(capacity, self.parts.cfg.emb_size)));
+        self
+    }
+
+    /// The token cache's counts, when it is on.
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.token_cache.as_ref().map(|c| c.stats())
     }
 
     /// Moves the fast path to `device`. On error (an unsupported shape, a
@@ -154,12 +178,7 @@ impl PhoenixRanker {
         rows: TablePlacement,
     ) -> Result<RankerOutput> {
         if user.batch == 0 || cands.count == 0 {
-            let nc = self.parts.cfg.continuous.map_or(0, |c| c.num_actions);
-            return Ok(RankerOutput::empty(
-                user.batch,
-                self.parts.cfg.num_actions,
-                nc,
-            ));
+            return Ok(self.empty_output(user.batch));
         }
         let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
         let mut ctx = self.encode(user, rows)?;
@@ -172,6 +191,95 @@ impl PhoenixRanker {
             chunks.push(self.score(&mut ctx, &cands.slots(&self.parts.cfg, c0, c1), c0, rows)?);
         }
         Ok(RankerOutput::concat_slots(&chunks))
+    }
+
+    /// No candidates for `batch` rows.
+    fn empty_output(&self, batch: usize) -> RankerOutput {
+        let nc = self.parts.cfg.continuous.map_or(0, |c| c.num_actions);
+        RankerOutput::empty(batch, self.parts.cfg.num_actions, nc)
+    }
+
+    /// [`Self::fast_rows`] for candidates whose tokens are built already
+    /// (`tokens: [B·C, D]`, `cands` by hashes only).
+    fn fast_tokens(
+        &self,
+        user: &UserInputs,
+        cands: &CandidateInputs,
+        tokens: Vec<f32>,
+        chunk: usize,
+    ) -> Result<RankerOutput> {
+        if user.batch == 0 || cands.count == 0 {
+            return Ok(self.empty_output(user.batch));
+        }
+        let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
+        let mut ctx = self.encode(user, TablePlacement::Host)?;
+        if chunk >= cands.count {
+            return self.backend.score_tokens(&mut ctx, tokens, cands, 0);
+        }
+        let (c, d) = (cands.count, self.parts.cfg.emb_size);
+        let mut chunks = Vec::with_capacity(c.div_ceil(chunk));
+        for c0 in (0..c).step_by(chunk) {
+            let c1 = (c0 + chunk).min(c);
+            let part: Vec<f32> = (0..cands.batch)
+                .flat_map(|b| tokens[(b * c + c0) * d..(b * c + c1) * d].iter().copied())
+                .collect();
+            let slots = cands.slots(&self.parts.cfg, c0, c1);
+            chunks.push(self.backend.score_tokens(&mut ctx, part, &slots, c0)?);
+        }
+        Ok(RankerOutput::concat_slots(&chunks))
+    }
+
+    /// The candidate tokens `[B·width, D]` of `cands` (padded to `width`
+    /// slots): from `cache` where held, the rest built in one call (each
+    /// distinct candidate once) and kept.
+    fn cached_tokens(
+        &self,
+        cache: &TokenCache,
+        tables: &crate::hash_embed::HashTables,
+        cands: &[&[CandidateItem]],
+        width: usize,
+    ) -> Result<Vec<f32>> {
+        let cfg = &self.parts.cfg;
+        let d = cfg.emb_size;
+        let pad = CandidateItem::default();
+        let mut out = vec![0.0f32; cands.len() * width * d];
+        let mut missing: Vec<CandidateItem> = Vec::new();
+        let mut index: HashMap<TokenKey, usize> = HashMap::new();
+        let mut fill: Vec<(usize, usize)> = Vec::new();
+        for (r, items) in cands.iter().enumerate() {
+            for c in 0..width {
+                let item = items.get(c).unwrap_or(&pad);
+                let slot = r * width + c;
+                let key = TokenKey::of(cfg.post_age, item);
+                if cache.get(&key, &mut out[slot * d..(slot + 1) * d]) {
+                    continue;
+                }
+                let i = *index.entry(key).or_insert_with(|| {
+                    missing.push(item.clone());
+                    missing.len() - 1
+                });
+                fill.push((slot, i));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let inputs = tables.candidate_inputs(cfg, &[&missing], missing.len())?;
+        let built = self.backend.candidate_tokens(&inputs)?;
+        if built.len() != missing.len() * d {
+            return Err(EngineError::Input(format!(
+                "{} token values for {} candidates",
+                built.len(),
+                missing.len()
+            )));
+        }
+        for &(slot, i) in &fill {
+            out[slot * d..(slot + 1) * d].copy_from_slice(&built[i * d..(i + 1) * d]);
+        }
+        for (item, token) in missing.iter().zip(built.chunks_exact(d)) {
+            cache.insert(TokenKey::of(cfg.post_age, item), token);
+        }
+        Ok(out)
     }
 
     /// Fast path over the whole batch, all candidates in one chunk (as far
@@ -261,6 +369,17 @@ impl PhoenixRanker {
         }
         let s = cfg.history_seq_len;
         let rows = self.backend.table_placement();
+        if let Some(cache) = &self.token_cache
+            && rows == TablePlacement::Host
+            && self.backend.host_tokens()
+        {
+            let user = tables.user_inputs(cfg, users, s)?;
+            if (0..user.batch).all(|b| user.user_valid(cfg, b)) {
+                let hashes = tables.candidate_hashes(cfg, cands, width)?;
+                let tokens = self.cached_tokens(cache, tables, cands, width)?;
+                return self.fast_tokens(&user, &hashes, tokens, chunk);
+            }
+        }
         let (user, candidates) = match rows {
             TablePlacement::Device => (
                 tables.user_hashes(cfg, users, s)?,

@@ -82,6 +82,55 @@ impl RopeTables {
     }
 }
 
+/// The angle tables of positions `0..limit`, computed once at load, so a
+/// pass copies its rows instead of evaluating `cos` and `sin` for every
+/// token (1.7 % of a CPU ranker's samples at 1 150 candidates); positions
+/// from `limit` on are computed as [`RopeTables::new`] computes them. The
+/// same values either way.
+#[derive(Debug, Clone)]
+pub struct RopeRows {
+    inv_freq: Vec<f32>,
+    /// `[limit, K/2]` each.
+    table: RopeTables,
+}
+
+impl RopeRows {
+    /// Rows of positions `0..limit` for `inv_freq`.
+    pub fn new(inv_freq: Vec<f32>, limit: usize) -> Self {
+        let positions: Vec<usize> = (0..limit).collect();
+        let table = RopeTables::new(&positions, &inv_freq);
+        Self { inv_freq, table }
+    }
+
+    /// The inverse frequencies `[K/2]`.
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
+    /// [`RopeTables::new`]`(positions, inv_freq)`.
+    pub fn tables(&self, positions: &[usize]) -> RopeTables {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(cos.capacity());
+        for &p in positions {
+            if p < self.table.tokens {
+                cos.extend_from_slice(&self.table.cos[p * half..(p + 1) * half]);
+                sin.extend_from_slice(&self.table.sin[p * half..(p + 1) * half]);
+            } else {
+                let one = RopeTables::new(&[p], &self.inv_freq);
+                cos.extend_from_slice(&one.cos);
+                sin.extend_from_slice(&one.sin);
+            }
+        }
+        RopeTables {
+            cos,
+            sin,
+            half,
+            tokens: positions.len(),
+        }
+    }
+}
+
 /// RoPE positions of the context tokens `[user | history]` of `batch` rows
 /// of `len` tokens, `valid` `[B, len]`: `0..len`, shared by every row
 /// (`len` values), or with right-anchored RoPE (May 2026) one row each
@@ -133,6 +182,20 @@ pub fn candidate_positions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precomputed_rows_equal_fresh_tables_inside_and_past_the_limit() {
+        let inv: Vec<f32> = (0..8)
+            .map(|i| 1.0 / 10_000f32.powf(i as f32 / 8.0))
+            .collect();
+        let rows = RopeRows::new(inv.clone(), 100);
+        let positions = [0, 5, 99, 100, 4_000, 7, 7];
+        let got = rows.tables(&positions);
+        let want = RopeTables::new(&positions, &inv);
+        assert_eq!((got.half, got.tokens), (8, positions.len()));
+        assert_eq!(got.cos, want.cos);
+        assert_eq!(got.sin, want.sin);
+    }
 
     fn cfg(right_anchored: bool) -> ModelConfig {
         let json = serde_json::json!({

@@ -18,6 +18,12 @@ use super::status::ServiceError;
 use crate::config::EngineArgs;
 use crate::phoenix::{EngineFailure, PhoenixEngine, ScoringHealth};
 
+/// Counter: candidates whose ranker token came from the ranker's token
+/// cache (`--rank-token-cache`).
+pub const TOKEN_CACHE_HITS: &str = "foryou_ranker_token_cache_hits_total";
+/// Counter: candidates whose ranker token was built (cache misses).
+pub const TOKEN_CACHE_MISSES: &str = "foryou_ranker_token_cache_misses_total";
+
 /// Both Phoenix services over one engine.
 ///
 /// Engine calls run on rayon's pool (one worker per core), so the engine's
@@ -237,6 +243,10 @@ impl PhoenixService {
                 }
             },
         };
+        if let Some(s) = self.engine.ranker().token_cache_stats() {
+            metrics::counter!(TOKEN_CACHE_HITS).absolute(s.hits);
+            metrics::counter!(TOKEN_CACHE_MISSES).absolute(s.misses);
+        }
         finite(out)
     }
 

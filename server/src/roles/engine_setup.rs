@@ -61,7 +61,8 @@ pub fn build_engine(
             dir
         }
     };
-    let models = load_on_device(&dir, &open_device(args))?;
+    let mut models = load_on_device(&dir, &open_device(args))?;
+    models.ranker = models.ranker.with_token_cache(args.rank_token_cache);
     tracing::info!(device = %models.ranker.device(), "engine device");
     let dim = models.retriever.config().emb_size;
     let t = Instant::now();
