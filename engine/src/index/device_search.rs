@@ -229,12 +229,10 @@ impl Arena {
     /// Uploads each sealed segment of `snap` not yet placed into a free
     /// range; false when one found none (those after it are not tried).
     fn place_missing(&mut self, snap: &Snapshot) -> Result<bool, IndexError> {
+        // Each segment appears once in a snapshot: the set need not grow.
+        let placed: HashSet<usize> = self.placements.iter().map(|p| seg_key(&p.seg)).collect();
         for (_, view) in sealed(snap) {
-            if self
-                .placements
-                .iter()
-                .any(|p| Arc::ptr_eq(&p.seg, &view.data))
-            {
+            if placed.contains(&seg_key(&view.data)) {
                 continue;
             }
             match self.find_gap(view.data.len()) {
