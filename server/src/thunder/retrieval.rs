@@ -438,16 +438,47 @@ impl NewestK {
         self.compact_at = self.compact_at.max(2 * self.keys.len());
     }
 
-    fn into_newest_first(mut self) -> Vec<LightPost> {
-        if self.keys.len() > self.k {
-            self.keys.select_nth_unstable_by(self.k - 1, newest_first);
-            self.keys.truncate(self.k);
+    /// The newest `k`, newest first. The histogram already orders the
+    /// keys by bucket: a counting sort puts the buckets from the floor
+    /// up in descending order, then each bucket (a few dozen keys) is
+    /// sorted on its own and the list cut at `k` (a selection and a sort
+    /// of all the keys were 14 % of a 1000-follow request).
+    fn into_newest_first(self) -> Vec<LightPost> {
+        if self.k == 0 {
+            return Vec::new();
         }
-        self.keys.sort_unstable_by(newest_first);
-        self.keys
-            .iter()
-            .map(|&(_, _, slot)| self.arena[slot as usize])
-            .collect()
+        let first = self.floor_bucket;
+        let buckets = self.counts.len() - first;
+        // Where bucket `first + r` starts in `sorted`: the newest bucket
+        // at 0, each older one after the newer ones.
+        let mut start = vec![0usize; buckets];
+        let mut acc = 0usize;
+        for r in (0..buckets).rev() {
+            start[r] = acc;
+            acc += self.counts[first + r] as usize;
+        }
+        let mut next = start.clone();
+        let mut sorted = vec![(0i64, 0i64, 0u32); acc];
+        for &key in &self.keys {
+            let b = self.bucket(key.0);
+            if b >= first {
+                let at = &mut next[b - first];
+                sorted[*at] = key;
+                *at += 1;
+            }
+        }
+        let mut out = Vec::with_capacity(self.k.min(acc));
+        for r in (0..buckets).rev() {
+            let run = &mut sorted[start[r]..next[r]];
+            run.sort_unstable_by(newest_first);
+            for &(_, _, slot) in run.iter() {
+                if out.len() == self.k {
+                    return out;
+                }
+                out.push(self.arena[slot as usize]);
+            }
+        }
+        out
     }
 }
 
