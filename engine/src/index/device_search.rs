@@ -407,7 +407,11 @@ impl DeviceSegments {
                     }
                     Err(_) => 0,
                 };
-                tracing::warn!(error = %why, errors, "index device failed: searched on the CPU");
+                // Said at the 1st, 2nd, 4th, ... failure: a device that
+                // stays down does not flood the log at the request rate.
+                if errors.is_power_of_two() {
+                    tracing::warn!(error = %why, errors, "index device failed: searched on the CPU");
+                }
                 snap.search(queries, qs)
             }
             other => other,

@@ -462,9 +462,14 @@ impl NewestK {
         for &key in &self.keys {
             let b = self.bucket(key.0);
             if b >= first {
+                // The histogram counts exactly the keys at or above the
+                // floor bucket (compaction drops only keys under it).
                 let at = &mut next[b - first];
-                sorted[*at] = key;
-                *at += 1;
+                debug_assert!(*at < sorted.len());
+                if let Some(slot) = sorted.get_mut(*at) {
+                    *slot = key;
+                    *at += 1;
+                }
             }
         }
         let mut out = Vec::with_capacity(self.k.min(acc));
