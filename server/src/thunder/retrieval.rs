@@ -130,8 +130,10 @@ impl PostStore {
         out: &mut impl Sink,
     ) -> bool {
         let p = &self.params;
-        let mut pass =
-            |pass, cap, following| self.posts_from_map(pass, q, order, cap, following, out);
+        let excluded = Excluded::new(q.exclude);
+        let mut pass = |pass, cap, following| {
+            self.posts_from_map(pass, q, &excluded, order, cap, following, out)
+        };
         if video {
             return pass(Pass::Video, p.max_video_posts_per_author, None);
         }
@@ -156,10 +158,12 @@ impl PostStore {
     /// One pass over the authors in `order` (each run under one shard read
     /// guard); offers each survivor to `out` and returns true if the budget
     /// ran out.
+    #[allow(clippy::too_many_arguments)]
     fn posts_from_map(
         &self,
         pass: Pass,
         q: &RetrievalQuery<'_>,
+        excluded: &Excluded<'_>,
         order: &ShardOrder,
         max_per_user: usize,
         following: Option<&IdSet>,
@@ -204,7 +208,14 @@ impl PostStore {
                 if out.floor().is_some_and(|(t, _)| timeline.newest() < t) {
                     continue;
                 }
-                self.walk_timeline(timeline.entries(), q, max_per_user, following, out);
+                self.walk_timeline(
+                    timeline.entries(),
+                    q,
+                    excluded,
+                    max_per_user,
+                    following,
+                    out,
+                );
             }
         }
         self.finish_pass(pass, out, first, total_eligible, false)
@@ -234,6 +245,7 @@ impl PostStore {
         &self,
         timeline: &VecDeque<LightPost>,
         q: &RetrievalQuery<'_>,
+        excluded: &Excluded<'_>,
         max_per_user: usize,
         following: Option<&IdSet>,
         out: &mut impl Sink,
@@ -249,7 +261,7 @@ impl PostStore {
                 break;
             }
             // Excluded ids do not count toward the scan cap.
-            if q.exclude.contains(&entry.post_id) {
+            if excluded.contains(entry.post_id) {
                 continue;
             }
             if kept == max_per_user || scanned == self.params.max_tiny_posts_per_user_scan {
@@ -302,6 +314,39 @@ impl PostStore {
 
 fn record_retrieved(n: usize) {
     metrics::histogram!(super::metrics::POSTS_RETRIEVED).record(n as f64);
+}
+
+/// A request's excluded ids behind a bit filter: most walked entries are
+/// not excluded, and one bit of a 512-byte table answers them without
+/// hashing into the set (the set lookup was ~8 % of a 1000-follow
+/// request with 100 excluded ids). A set bit falls through to the set,
+/// so the answer is the set's.
+struct Excluded<'a> {
+    set: &'a IdSet,
+    bits: [u64; 64],
+}
+
+impl<'a> Excluded<'a> {
+    fn new(set: &'a IdSet) -> Self {
+        let mut bits = [0u64; 64];
+        for &id in set {
+            let s = Self::slot(id);
+            bits[s >> 6] |= 1 << (s & 63);
+        }
+        Self { set, bits }
+    }
+
+    /// One of 4096 bits.
+    #[inline]
+    fn slot(id: i64) -> usize {
+        ((id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
+    }
+
+    #[inline]
+    fn contains(&self, id: i64) -> bool {
+        let s = Self::slot(id);
+        (self.bits[s >> 6] >> (s & 63)) & 1 == 1 && self.set.contains(&id)
+    }
 }
 
 /// Authors scanned between two checks of the request's time budget.
@@ -872,6 +917,18 @@ mod tests {
             let got = s.newest_posts_by_users(&q, video, max_results);
             proptest::prop_assert_eq!(&got.posts, &want);
             proptest::prop_assert!(!got.timed_out);
+        }
+    }
+
+    #[test]
+    fn the_exclusion_filter_answers_as_its_set_even_when_saturated() {
+        for n in [0i64, 1, 100, 10_000] {
+            let set: IdSet = (0..n).map(|i| i * 7919 - 3).collect();
+            let f = Excluded::new(&set);
+            for id in -20_000i64..80_000 {
+                assert_eq!(f.contains(id), set.contains(&id), "n {n} id {id}");
+            }
+            assert!(!f.contains(i64::MIN) && !f.contains(i64::MAX));
         }
     }
 
