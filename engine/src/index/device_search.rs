@@ -386,6 +386,12 @@ impl DeviceSegments {
         }
     }
 
+    /// [`Self::stats`] unless a search holds the arena now (a metrics
+    /// recorder need not wait behind a device call).
+    pub fn try_stats(&self) -> Option<DeviceIndexStats> {
+        self.arena.try_lock().ok().map(|a| a.stats())
+    }
+
     /// [`Snapshot::search`]'s answer for `snap`, with its sealed segments
     /// searched on the device: the same posts, except that the device
     /// picks each query's candidates by bf16 score (see the module docs),

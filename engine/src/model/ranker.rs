@@ -76,9 +76,14 @@ impl PhoenixRanker {
         self
     }
 
-    /// The token cache's counts, when it is on.
+    /// The token cache's counts and size, when it is on.
     pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
         self.token_cache.as_ref().map(|c| c.stats())
+    }
+
+    /// The token cache's hits and misses, when it is on (no lock).
+    pub fn token_cache_counts(&self) -> Option<(u64, u64)> {
+        self.token_cache.as_ref().map(|c| c.counts())
     }
 
     /// Moves the fast path to `device`. On error (an unsupported shape, a
@@ -177,18 +182,38 @@ impl PhoenixRanker {
         chunk: usize,
         rows: TablePlacement,
     ) -> Result<RankerOutput> {
-        if user.batch == 0 || cands.count == 0 {
+        self.over_chunks(user, cands.count, chunk, rows, |ctx, slots| {
+            if slots.len() == cands.count {
+                return self.score(ctx, cands, 0, rows); // one chunk: no copy
+            }
+            let part = cands.slots(&self.parts.cfg, slots.start, slots.end);
+            self.score(ctx, &part, slots.start, rows)
+        })
+    }
+
+    /// Context once (rows placed as `rows` say), then `score(ctx, slots)`
+    /// for the candidate slots `0..count` in chunks of `chunk` (at most
+    /// what the backend takes per call; all of them in one call when they
+    /// fit), answers concatenated.
+    fn over_chunks(
+        &self,
+        user: &UserInputs,
+        count: usize,
+        chunk: usize,
+        rows: TablePlacement,
+        mut score: impl FnMut(&mut Context, std::ops::Range<usize>) -> Result<RankerOutput>,
+    ) -> Result<RankerOutput> {
+        if user.batch == 0 || count == 0 {
             return Ok(self.empty_output(user.batch));
         }
         let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
         let mut ctx = self.encode(user, rows)?;
-        if chunk >= cands.count {
-            return self.score(&mut ctx, cands, 0, rows); // one chunk: no copy
+        if chunk >= count {
+            return score(&mut ctx, 0..count);
         }
-        let mut chunks = Vec::with_capacity(cands.count.div_ceil(chunk));
-        for c0 in (0..cands.count).step_by(chunk) {
-            let c1 = (c0 + chunk).min(cands.count);
-            chunks.push(self.score(&mut ctx, &cands.slots(&self.parts.cfg, c0, c1), c0, rows)?);
+        let mut chunks = Vec::with_capacity(count.div_ceil(chunk));
+        for c0 in (0..count).step_by(chunk) {
+            chunks.push(score(&mut ctx, c0..(c0 + chunk).min(count))?);
         }
         Ok(RankerOutput::concat_slots(&chunks))
     }
@@ -208,25 +233,23 @@ impl PhoenixRanker {
         tokens: Vec<f32>,
         chunk: usize,
     ) -> Result<RankerOutput> {
-        if user.batch == 0 || cands.count == 0 {
-            return Ok(self.empty_output(user.batch));
-        }
-        let chunk = chunk.min(self.backend.max_chunk(user.batch)).max(1);
-        let mut ctx = self.encode(user, TablePlacement::Host)?;
-        if chunk >= cands.count {
-            return self.backend.score_tokens(&mut ctx, tokens, cands, 0);
-        }
         let (c, d) = (cands.count, self.parts.cfg.emb_size);
-        let mut chunks = Vec::with_capacity(c.div_ceil(chunk));
-        for c0 in (0..c).step_by(chunk) {
-            let c1 = (c0 + chunk).min(c);
+        let mut tokens = tokens;
+        self.over_chunks(user, c, chunk, TablePlacement::Host, |ctx, slots| {
+            if slots.len() == c {
+                let all = std::mem::take(&mut tokens); // one chunk: no copy
+                return self.backend.score_tokens(ctx, all, cands, 0);
+            }
             let part: Vec<f32> = (0..cands.batch)
-                .flat_map(|b| tokens[(b * c + c0) * d..(b * c + c1) * d].iter().copied())
+                .flat_map(|b| {
+                    tokens[(b * c + slots.start) * d..(b * c + slots.end) * d]
+                        .iter()
+                        .copied()
+                })
                 .collect();
-            let slots = cands.slots(&self.parts.cfg, c0, c1);
-            chunks.push(self.backend.score_tokens(&mut ctx, part, &slots, c0)?);
-        }
-        Ok(RankerOutput::concat_slots(&chunks))
+            let picked = cands.slots(&self.parts.cfg, slots.start, slots.end);
+            self.backend.score_tokens(ctx, part, &picked, slots.start)
+        })
     }
 
     /// The candidate tokens `[B·width, D]` of `cands` (padded to `width`
@@ -243,7 +266,7 @@ impl PhoenixRanker {
         let d = cfg.emb_size;
         let pad = CandidateItem::default();
         let mut out = vec![0.0f32; cands.len() * width * d];
-        let mut missing: Vec<CandidateItem> = Vec::new();
+        let mut missing: Vec<(TokenKey, CandidateItem)> = Vec::new();
         let mut index: HashMap<TokenKey, usize> = HashMap::new();
         let mut fill: Vec<(usize, usize)> = Vec::new();
         for (r, items) in cands.iter().enumerate() {
@@ -255,7 +278,7 @@ impl PhoenixRanker {
                     continue;
                 }
                 let i = *index.entry(key).or_insert_with(|| {
-                    missing.push(item.clone());
+                    missing.push((key, item.clone()));
                     missing.len() - 1
                 });
                 fill.push((slot, i));
@@ -264,7 +287,8 @@ impl PhoenixRanker {
         if missing.is_empty() {
             return Ok(out);
         }
-        let inputs = tables.candidate_inputs(cfg, &[&missing], missing.len())?;
+        let items: Vec<CandidateItem> = missing.iter().map(|(_, item)| item.clone()).collect();
+        let inputs = tables.candidate_inputs(cfg, &[&items], items.len())?;
         let built = self.backend.candidate_tokens(&inputs)?;
         if built.len() != missing.len() * d {
             return Err(EngineError::Input(format!(
@@ -276,8 +300,8 @@ impl PhoenixRanker {
         for &(slot, i) in &fill {
             out[slot * d..(slot + 1) * d].copy_from_slice(&built[i * d..(i + 1) * d]);
         }
-        for (item, token) in missing.iter().zip(built.chunks_exact(d)) {
-            cache.insert(TokenKey::of(cfg.post_age, item), token);
+        for ((key, _), token) in missing.iter().zip(built.chunks_exact(d)) {
+            cache.insert(*key, token);
         }
         Ok(out)
     }

@@ -137,11 +137,21 @@ impl TokenCache {
         g.current.insert(key, token);
     }
 
-    /// Counts and size now.
+    /// Hits and misses since start: two atomic loads, no lock (for a
+    /// per-request metric).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Counts and size now (locks every shard to count the entries).
     pub fn stats(&self) -> TokenCacheStats {
+        let (hits, misses) = self.counts();
         TokenCacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits,
+            misses,
             entries: self
                 .shards
                 .iter()

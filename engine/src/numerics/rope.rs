@@ -102,11 +102,6 @@ impl RopeRows {
         Self { inv_freq, table }
     }
 
-    /// The inverse frequencies `[K/2]`.
-    pub fn inv_freq(&self) -> &[f32] {
-        &self.inv_freq
-    }
-
     /// [`RopeTables::new`]`(positions, inv_freq)`.
     pub fn tables(&self, positions: &[usize]) -> RopeTables {
         let half = self.inv_freq.len();

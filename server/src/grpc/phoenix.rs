@@ -243,9 +243,9 @@ impl PhoenixService {
                 }
             },
         };
-        if let Some(s) = self.engine.ranker().token_cache_stats() {
-            metrics::counter!(TOKEN_CACHE_HITS).absolute(s.hits);
-            metrics::counter!(TOKEN_CACHE_MISSES).absolute(s.misses);
+        if let Some((hits, misses)) = self.engine.ranker().token_cache_counts() {
+            metrics::counter!(TOKEN_CACHE_HITS).absolute(hits);
+            metrics::counter!(TOKEN_CACHE_MISSES).absolute(misses);
         }
         finite(out)
     }

@@ -220,8 +220,9 @@ impl IndexWriter {
         metrics::counter!(m::DELETED).increment(s.deleted.saturating_sub(last.deleted));
         metrics::counter!(m::EXPIRED).increment(s.expired.saturating_sub(last.expired));
         metrics::counter!(m::EVICTIONS).increment(s.evictions.saturating_sub(last.evictions));
-        if let Some(d) = &self.device {
-            let d = d.stats();
+        // The index writer does not wait for a search's device call to
+        // record; a busy arena is recorded at the next step.
+        if let Some(d) = self.device.as_ref().and_then(|d| d.try_stats()) {
             metrics::gauge!(m::DEVICE_ROWS).set(d.rows as f64);
             metrics::gauge!(m::DEVICE_BYTES).set(d.device_bytes as f64);
             metrics::counter!(m::DEVICE_UPLOADS).absolute(d.segment_uploads);
