@@ -22,13 +22,58 @@ use crate::thunder::PostStore;
 #[derive(Debug, Clone)]
 pub struct WorldServices {
     world: Arc<World>,
+    answers: Arc<Precomputed>,
     streamed: Option<Arc<PostStore>>,
+}
+
+/// Answers made once from the (immutable) world instead of on every
+/// request: each feed request asks for ~1150 posts' texts and authors.
+#[derive(Debug, Default)]
+struct Precomputed {
+    /// "RT @source: text" of every retweet (formatting it per request was
+    /// the largest item of the request threads' profile), shared like an
+    /// original's text so the token cache recognises it by pointer.
+    retweet_texts: IdMap<Arc<str>>,
+    /// Every user's profile, screen name shared.
+    profiles: IdMap<UserProfile>,
+}
+
+impl Precomputed {
+    fn of(w: &World) -> Self {
+        Self {
+            retweet_texts: w
+                .posts
+                .values()
+                .filter(|p| p.retweet_of.is_some())
+                .map(|p| (p.id, w.display_text(p)))
+                .collect(),
+            profiles: w
+                .users
+                .values()
+                .map(|u| {
+                    let profile = UserProfile {
+                        screen_name: u.screen_name.as_str().into(),
+                        followers_count: w.followers_count(u.id),
+                    };
+                    (u.id, profile)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `pairs` as a map sized for `n` entries (no rehash while it fills).
+fn sized_map<V>(n: usize, pairs: impl Iterator<Item = (i64, V)>) -> IdMap<V> {
+    let mut map = IdMap::with_capacity_and_hasher(n, Default::default());
+    map.extend(pairs);
+    map
 }
 
 impl WorldServices {
     /// Services answering from `world`.
     pub fn new(world: Arc<World>) -> Self {
         Self {
+            answers: Arc::new(Precomputed::of(&world)),
             world,
             streamed: None,
         }
@@ -99,44 +144,40 @@ impl UserFeaturesClient for WorldServices {
 impl TweetEntityClient for WorldServices {
     async fn core_data(&self, ids: &[i64]) -> Result<IdMap<CoreData>, ClientError> {
         let w = &self.world;
-        Ok(ids
-            .iter()
-            .filter_map(|id| {
-                let data = match w.posts.get(id) {
-                    None => self.streamed_core_data(*id),
-                    Some(p) => Some(CoreData {
-                        text: w.display_text(p),
-                        retweeted_tweet_id: p.retweet_of,
-                        retweeted_user_id: p
-                            .retweet_of
-                            .and_then(|s| w.posts.get(&s))
-                            .map(|s| s.author),
-                        in_reply_to_tweet_id: p.in_reply_to,
-                    }),
-                };
-                Some((*id, data?))
-            })
-            .collect())
+        let pairs = ids.iter().filter_map(|id| {
+            let data = match w.posts.get(id) {
+                None => self.streamed_core_data(*id),
+                Some(p) => Some(CoreData {
+                    text: match self.answers.retweet_texts.get(id) {
+                        Some(shown) => shown.clone(),
+                        None => w.display_text(p),
+                    },
+                    retweeted_tweet_id: p.retweet_of,
+                    retweeted_user_id: p.retweet_of.and_then(|s| w.posts.get(&s)).map(|s| s.author),
+                    in_reply_to_tweet_id: p.in_reply_to,
+                }),
+            };
+            Some((*id, data?))
+        });
+        Ok(sized_map(ids.len(), pairs))
     }
 
     async fn media(&self, ids: &[i64]) -> Result<IdMap<Vec<MediaEntity>>, ClientError> {
         let w = &self.world;
-        Ok(ids
-            .iter()
-            .filter_map(|id| {
-                let p = w.posts.get(id)?;
-                // A retweet shows its source's media.
-                let shown = p.retweet_of.and_then(|s| w.posts.get(&s)).unwrap_or(p);
-                let media = shown
-                    .video_duration_ms
-                    .map(|d| MediaEntity {
-                        video_duration_ms: Some(d),
-                    })
-                    .into_iter()
-                    .collect();
-                Some((*id, media))
-            })
-            .collect())
+        let pairs = ids.iter().filter_map(|id| {
+            let p = w.posts.get(id)?;
+            // A retweet shows its source's media.
+            let shown = p.retweet_of.and_then(|s| w.posts.get(&s)).unwrap_or(p);
+            let media = shown
+                .video_duration_ms
+                .map(|d| MediaEntity {
+                    video_duration_ms: Some(d),
+                })
+                .into_iter()
+                .collect();
+            Some((*id, media))
+        });
+        Ok(sized_map(ids.len(), pairs))
     }
 
     async fn subscription_author_ids(&self, ids: &[i64]) -> Result<IdMap<i64>, ClientError> {
@@ -154,20 +195,11 @@ impl TweetEntityClient for WorldServices {
 #[async_trait]
 impl GizmoduckClient for WorldServices {
     async fn users(&self, ids: &[i64]) -> Result<IdMap<UserProfile>, ClientError> {
-        let w = &self.world;
-        Ok(ids
+        let profiles = &self.answers.profiles;
+        let pairs = ids
             .iter()
-            .filter_map(|id| {
-                let u = w.users.get(id)?;
-                Some((
-                    *id,
-                    UserProfile {
-                        screen_name: u.screen_name.as_str().into(),
-                        followers_count: w.followers_count(*id),
-                    },
-                ))
-            })
-            .collect())
+            .filter_map(|id| Some((*id, profiles.get(id)?.clone())));
+        Ok(sized_map(ids.len(), pairs))
     }
 }
 

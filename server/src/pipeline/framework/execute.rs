@@ -231,7 +231,14 @@ impl<Q: PipelineQuery, C: Clone + Send + Sync + 'static> CandidatePipeline<Q, C>
             )
         }))
         .await;
-        let mut out = Vec::new();
+        // One allocation of the final size: growing the list source by
+        // source copied the candidates (a few hundred KB) and faulted in
+        // fresh pages at each step.
+        let total = runs
+            .iter()
+            .map(|(r, _)| r.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut out = Vec::with_capacity(total);
         for (s, (result, run)) in enabled.iter().zip(runs) {
             match result {
                 Ok(mut c) => {

@@ -10,6 +10,8 @@
 //! its token hashes. A hash is only a shortcut: a phrase matches when the
 //! token strings themselves are equal, exactly as without hashes.
 
+use std::sync::Arc;
+
 use unicode_normalization::UnicodeNormalization;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -71,7 +73,7 @@ fn token_hash(token: &str) -> u64 {
 /// back to back, where each ends, and each one's hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TweetTokens {
-    text: Box<str>,
+    text: Arc<str>,
     chars: Box<str>,
     ends: Box<[usize]>,
     hashes: Box<[u64]>,
@@ -80,7 +82,13 @@ pub struct TweetTokens {
 impl TweetTokens {
     /// Tokenises `text`.
     pub fn new(text: &str) -> Self {
-        let (chars, ends) = tokens_back_to_back(text);
+        Self::of_shared(text.into())
+    }
+
+    /// Tokenises `text`, keeping that allocation as its text (so
+    /// [`Self::is_of`] recognises the same `Arc` by its address).
+    pub fn of_shared(text: Arc<str>) -> Self {
+        let (chars, ends) = tokens_back_to_back(&text);
         let mut start = 0;
         let hashes = ends
             .iter()
@@ -91,7 +99,7 @@ impl TweetTokens {
             })
             .collect();
         Self {
-            text: text.into(),
+            text,
             chars: chars.into_boxed_str(),
             ends: ends.into_boxed_slice(),
             hashes,
@@ -101,6 +109,13 @@ impl TweetTokens {
     /// The text these are the tokens of.
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// True when these are the tokens of `text`: the same allocation
+    /// (a pointer check: posts share their text), else equal contents.
+    pub fn is_of(&self, text: &str) -> bool {
+        std::ptr::eq(self.text.as_ptr(), text.as_ptr()) && self.text.len() == text.len()
+            || *self.text == *text
     }
 
     /// Number of tokens.

@@ -53,8 +53,8 @@ impl TweetTokenCache {
     }
 
     /// The tokens of each `(post id, text)`, in order: kept ones when they
-    /// are of that text, otherwise made now and kept.
-    pub fn tokens(&self, posts: &[(i64, &str)]) -> Vec<Arc<TweetTokens>> {
+    /// are of that text, otherwise made now (sharing the text) and kept.
+    pub fn tokens(&self, posts: &[(i64, &Arc<str>)]) -> Vec<Arc<TweetTokens>> {
         let mut found: Vec<Option<Arc<TweetTokens>>> = Vec::with_capacity(posts.len());
         // Entries to (re)insert into the current generation: promoted from
         // the previous one, or made below.
@@ -62,7 +62,7 @@ impl TweetTokenCache {
         {
             let g = self.generations.read();
             for &(id, text) in posts {
-                let of_text = |t: &&Arc<TweetTokens>| t.text() == text;
+                let of_text = |t: &&Arc<TweetTokens>| t.is_of(text);
                 if let Some(t) = g.current.get(&id).filter(of_text) {
                     found.push(Some(t.clone()));
                 } else if let Some(t) = g.previous.get(&id).filter(of_text) {
@@ -78,7 +78,7 @@ impl TweetTokenCache {
             .zip(found)
             .map(|(&(id, text), t)| {
                 t.unwrap_or_else(|| {
-                    let made = Arc::new(TweetTokens::new(text));
+                    let made = Arc::new(TweetTokens::of_shared(text.clone()));
                     keep.push((id, made.clone()));
                     made
                 })
@@ -127,11 +127,33 @@ impl std::fmt::Debug for TweetTokenCache {
 mod tests {
     use super::*;
 
+    /// `cache.tokens` of `(id, text)` pairs given as literals.
+    fn tokens(cache: &TweetTokenCache, posts: &[(i64, &str)]) -> Vec<Arc<TweetTokens>> {
+        let texts: Vec<(i64, Arc<str>)> = posts.iter().map(|&(id, t)| (id, t.into())).collect();
+        let refs: Vec<(i64, &Arc<str>)> = texts.iter().map(|(id, t)| (*id, t)).collect();
+        cache.tokens(&refs)
+    }
+
+    #[test]
+    fn an_entry_made_from_a_shared_text_is_recognised_by_its_address() {
+        let cache = TweetTokenCache::default();
+        let text: Arc<str> = "New York".into();
+        let made = cache.tokens(&[(1, &text)]);
+        assert!(std::ptr::eq(made[0].text().as_ptr(), text.as_ptr()));
+        assert!(made[0].is_of(&text));
+        assert!(made[0].is_of("New York"), "an equal copy is its text too");
+        assert!(!made[0].is_of("New Yorc"));
+        assert!(
+            !made[0].is_of(&text[..3]),
+            "a prefix at the same address is not"
+        );
+    }
+
     #[test]
     fn a_post_is_tokenised_once_and_shared() {
         let cache = TweetTokenCache::default();
-        let first = cache.tokens(&[(1, "New York"), (2, "#cats")]);
-        let again = cache.tokens(&[(2, "#cats"), (1, "New York")]);
+        let first = tokens(&cache, &[(1, "New York"), (2, "#cats")]);
+        let again = tokens(&cache, &[(2, "#cats"), (1, "New York")]);
         assert!(Arc::ptr_eq(&first[0], &again[1]));
         assert!(Arc::ptr_eq(&first[1], &again[0]));
         assert_eq!(again[1].iter().collect::<Vec<_>>(), ["new", "york"]);
@@ -141,24 +163,24 @@ mod tests {
     #[test]
     fn a_changed_text_is_tokenised_again() {
         let cache = TweetTokenCache::default();
-        let old = cache.tokens(&[(1, "cats")]);
-        let new = cache.tokens(&[(1, "dogs")]);
+        let old = tokens(&cache, &[(1, "cats")]);
+        let new = tokens(&cache, &[(1, "dogs")]);
         assert_eq!(new[0].text(), "dogs");
         assert_eq!(new[0].iter().collect::<Vec<_>>(), ["dogs"]);
         assert!(!Arc::ptr_eq(&old[0], &new[0]));
-        assert!(Arc::ptr_eq(&new[0], &cache.tokens(&[(1, "dogs")])[0]));
+        assert!(Arc::ptr_eq(&new[0], &tokens(&cache, &[(1, "dogs")])[0]));
     }
 
     #[test]
     fn holds_at_most_two_generations_and_keeps_posts_in_use() {
         let cache = TweetTokenCache::new(2);
-        let first = cache.tokens(&[(1, "a"), (2, "b")]);
-        cache.tokens(&[(3, "c")]); // {3} and previous {1, 2}
-        let promoted = cache.tokens(&[(1, "a")]); // {3, 1} and previous {1, 2}
+        let first = tokens(&cache, &[(1, "a"), (2, "b")]);
+        tokens(&cache, &[(3, "c")]); // {3} and previous {1, 2}
+        let promoted = tokens(&cache, &[(1, "a")]); // {3, 1} and previous {1, 2}
         assert!(Arc::ptr_eq(&first[0], &promoted[0]));
-        cache.tokens(&[(4, "d")]); // {4} and previous {3, 1}: 2 is gone
+        tokens(&cache, &[(4, "d")]); // {4} and previous {3, 1}: 2 is gone
         assert!(cache.len() <= 4);
-        assert!(Arc::ptr_eq(&first[0], &cache.tokens(&[(1, "a")])[0]));
-        assert!(!Arc::ptr_eq(&first[1], &cache.tokens(&[(2, "b")])[0]));
+        assert!(Arc::ptr_eq(&first[0], &tokens(&cache, &[(1, "a")])[0]));
+        assert!(!Arc::ptr_eq(&first[1], &tokens(&cache, &[(2, "b")])[0]));
     }
 }

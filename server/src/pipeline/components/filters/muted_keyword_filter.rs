@@ -29,7 +29,7 @@ impl Filter<ScoredPostsQuery, PostCandidate> for MutedKeywordFilter {
         }
         Ok(FilterOutput::partition(candidates, |c| {
             match &c.tweet_tokens {
-                Some(tokens) if tokens.text() == &*c.tweet_text => !muted.matches_tokens(tokens),
+                Some(tokens) if tokens.is_of(&c.tweet_text) => !muted.matches_tokens(tokens),
                 _ => !muted.matches(&c.tweet_text),
             }
         }))
@@ -106,13 +106,16 @@ mod tests {
                 .zip(&cases)
                 .map(|(id, (text, _))| (id, text.as_str()))
                 .collect();
+            let shared: Vec<(i64, Arc<str>)> =
+                posts.iter().map(|&(id, text)| (id, text.into())).collect();
+            let shared: Vec<(i64, &Arc<str>)> = shared.iter().map(|(id, t)| (*id, t)).collect();
             // Twice: tokens made now, then tokens found in the cache.
             for _ in 0..2 {
-                let candidates = posts
+                let candidates = shared
                     .iter()
-                    .zip(cache.tokens(&posts))
+                    .zip(cache.tokens(&shared))
                     .map(|(&(id, text), tokens)| PostCandidate {
-                        tweet_text: text.into(),
+                        tweet_text: text.clone(),
                         tweet_tokens: Some(tokens),
                         ..post(id, 9)
                     })

@@ -57,10 +57,10 @@ impl Hydrator<ScoredPostsQuery, PostCandidate> for CoreDataCandidateHydrator {
             .await
             .map_err(|e| ComponentError::failed(e.to_string()))?;
         let found: Vec<_> = candidates.iter().map(|c| data.get(&c.tweet_id)).collect();
-        let texts: Vec<(i64, &str)> = candidates
+        let texts: Vec<(i64, &std::sync::Arc<str>)> = candidates
             .iter()
             .zip(&found)
-            .filter_map(|(c, d)| d.map(|d| (c.tweet_id, &*d.text)))
+            .filter_map(|(c, d)| d.map(|d| (c.tweet_id, &d.text)))
             .collect();
         // One per known post, in candidate order.
         let mut tokens = self.tokens.tokens(&texts).into_iter();
@@ -170,5 +170,7 @@ mod tests {
             _ => false,
         };
         assert!(shared(&first[0], &again[1]) && shared(&first[1], &again[0]));
+        // A retweet's shown text is made once too, not per request.
+        assert!(Arc::ptr_eq(&first[1].tweet_text, &again[0].tweet_text));
     }
 }
