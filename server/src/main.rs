@@ -24,12 +24,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// apart, the default gave back each request's working memory (the
 /// candidate lists, a few hundred KB each) before the next one came, and
 /// the next one faulted and cleared every page again: page faults were
-/// 12 % of the request threads' samples and the shell's p99 at 50 QPS was
-/// 4.4-9.7 ms; with 1000 ms, 3.4-4.3 ms
-/// (`benches/results/feed_shell_*_2026-12-04.md`). Idle memory still goes
-/// back a second after a load ends. `MIMALLOC_PURGE_DELAY` set in the
-/// environment wins.
-const PURGE_DELAY_MS: std::ffi::c_long = 1000;
+/// 12 % of the request threads' samples. 100 ms keeps it between requests
+/// (the shell's p99 at 50 QPS as low as with 1000 ms) and holds less at
+/// the peak of an overload (peak/idle RSS 1.36-1.41 against 1.38-1.50
+/// with 1000 ms; `benches/results/feed_shell_allocator_cpu_2026-12-04.md`).
+/// `MIMALLOC_PURGE_DELAY` set in the environment wins.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 /// Applies [`PURGE_DELAY_MS`] unless the environment sets the option.
 fn keep_freed_pages() {
