@@ -15,9 +15,11 @@
 //! over the reference. The request path keeps a running floor (a time at or
 //! under the `max_results`-th newest survivor so far), skips an author
 //! whose newest entry is under it and stops walking a timeline at the first
-//! entry under it, so most entries are never touched. It visits authors
-//! grouped by lock shard (`timelines.rs`), so on a timeout its partial
-//! result differs from the reference's (spec §4.4). Timelines are kept
+//! entry under it, so most entries are never touched. It looks every author
+//! up first (grouped by lock shard, `timelines.rs`) and then walks them
+//! newest timeline first, so the floor is high from the start and the pass
+//! ends at the first author under it; on a timeout its partial result
+//! therefore differs from the reference's (spec §4.4). Timelines are kept
 //! ascending by creation time (see `post_store.rs`), which is what makes the
 //! early stop exact.
 
@@ -28,7 +30,7 @@ use foldhash::fast::RandomState;
 
 use super::light_post::LightPost;
 use super::post_store::PostStore;
-use super::timelines::{ShardOrder, Timelines};
+use super::timelines::{ShardOrder, Timeline, Timelines};
 
 /// A set of ids with the store's fast hasher.
 pub type IdSet = HashSet<i64, RandomState>;
@@ -159,7 +161,7 @@ impl PostStore {
     /// guard); offers each survivor to `out` and returns true if the budget
     /// ran out.
     #[allow(clippy::too_many_arguments)]
-    fn posts_from_map(
+    fn posts_from_map<S: Sink>(
         &self,
         pass: Pass,
         q: &RetrievalQuery<'_>,
@@ -167,8 +169,19 @@ impl PostStore {
         order: &ShardOrder,
         max_per_user: usize,
         following: Option<&IdSet>,
-        out: &mut impl Sink,
+        out: &mut S,
     ) -> bool {
+        if S::ORDER_FREE && order.is_grouped() {
+            return self.posts_newest_authors_first(
+                pass,
+                q,
+                excluded,
+                order,
+                max_per_user,
+                following,
+                out,
+            );
+        }
         let timeout = self.params.request_timeout;
         let timelines = self.timelines(pass);
         let first = out.offered();
@@ -217,6 +230,91 @@ impl PostStore {
                     out,
                 );
             }
+        }
+        self.finish_pass(pass, out, first, total_eligible, false)
+    }
+
+    /// [`Self::posts_from_map`] into a sink whose result does not depend
+    /// on the order of its offers (the newest k). Every author's timeline
+    /// is found first, under the pass's shard read guards (each shard once,
+    /// in ascending order, so guards cannot form a cycle; held for the
+    /// pass), then the authors are walked newest timeline first. The floor
+    /// then reaches nearly its final height within the first few dozen
+    /// authors, and the walk ends at the first author whose newest entry
+    /// is under it: every later one is older still. (In shard order, the
+    /// floor rose author by author: ~5 000 offers for 1 200 kept at 1000
+    /// follows.)
+    #[allow(clippy::too_many_arguments)]
+    fn posts_newest_authors_first(
+        &self,
+        pass: Pass,
+        q: &RetrievalQuery<'_>,
+        excluded: &Excluded<'_>,
+        order: &ShardOrder,
+        max_per_user: usize,
+        following: Option<&IdSet>,
+        out: &mut impl Sink,
+    ) -> bool {
+        let timeout = self.params.request_timeout;
+        let timelines = self.timelines(pass);
+        let first = out.offered();
+        let runs: Vec<(usize, &[u32])> = order.runs().collect();
+        let guards: Vec<_> = runs
+            .iter()
+            .map(|&(shard, _)| timelines.read_shard(shard))
+            .collect();
+        let mut total_eligible = 0usize;
+        let mut found: Vec<(i64, &Timeline)> = Vec::with_capacity(q.user_ids.len());
+        for ((_, run), guard) in runs.iter().zip(&guards) {
+            for &i in *run {
+                if let Some(timeline) = guard.get(&q.user_ids[i as usize]) {
+                    total_eligible += timeline.len();
+                    found.push((timeline.newest(), timeline));
+                }
+            }
+        }
+        // Sorted lazily, a block at a time (128 authors, then twice as
+        // many each time): the walk usually ends within the first block,
+        // and sorting all the authors twice a request was 14 % of it.
+        let newest_first = |a: &(i64, &Timeline), b: &(i64, &Timeline)| b.0.cmp(&a.0);
+        let mut sorted = 0;
+        let mut block = 128;
+        for scanned in 0..found.len() {
+            if scanned == sorted {
+                sorted = (scanned + block).min(found.len());
+                block *= 2;
+                let rest = &mut found[scanned..];
+                if sorted - scanned < rest.len() {
+                    rest.select_nth_unstable_by(sorted - scanned - 1, newest_first);
+                }
+                rest[..sorted - scanned].sort_unstable_by(newest_first);
+            }
+            let (newest, timeline) = found[scanned];
+            if !timeout.is_zero()
+                && scanned.is_multiple_of(BUDGET_CHECK_EVERY)
+                && self.clock.monotonic().saturating_sub(q.start) >= timeout
+            {
+                tracing::error!(
+                    requester = q.requester,
+                    processed = scanned,
+                    total = q.user_ids.len(),
+                    stage = pass.name(),
+                    "timed out fetching in-network posts; returning a partial result"
+                );
+                metrics::counter!(super::metrics::REQUEST_TIMEOUTS).increment(1);
+                return self.finish_pass(pass, out, first, total_eligible, true);
+            }
+            if out.floor().is_some_and(|(t, _)| newest < t) {
+                break;
+            }
+            self.walk_timeline(
+                timeline.entries(),
+                q,
+                excluded,
+                max_per_user,
+                following,
+                out,
+            );
         }
         self.finish_pass(pass, out, first, total_eligible, false)
     }
@@ -359,6 +457,9 @@ fn newest_key(p: &LightPost) -> (i64, i64) {
 
 /// Where a pass puts its survivors.
 trait Sink {
+    /// True when what the sink ends up with does not depend on the order
+    /// of the offers (so a pass may visit authors in any order).
+    const ORDER_FREE: bool;
     /// Posts newer than this key can still be kept; `None`: all can.
     fn floor(&self) -> Option<(i64, i64)>;
     /// Takes one survivor.
@@ -370,6 +471,7 @@ trait Sink {
 
 /// The reference passes keep every survivor, in pass order.
 impl Sink for Vec<LightPost> {
+    const ORDER_FREE: bool = false;
     fn floor(&self) -> Option<(i64, i64)> {
         None
     }
@@ -533,6 +635,8 @@ impl NewestK {
 }
 
 impl Sink for NewestK {
+    /// The newest k of everything offered, ties by id: any order.
+    const ORDER_FREE: bool = true;
     fn floor(&self) -> Option<(i64, i64)> {
         if self.k == 0 {
             // Keeps nothing: a floor above every key stops each walk at once.

@@ -287,6 +287,13 @@ impl ShardOrder {
         Self { idx, runs }
     }
 
+    /// True when each shard has at most one run and the runs ascend by
+    /// shard ([`Self::grouped`]): a pass may then hold all their guards at
+    /// once without risking a cycle with another such pass.
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.runs.windows(2).all(|w| w[0].0 < w[1].0)
+    }
+
     /// The runs: (shard, indices into the request's author list).
     pub(crate) fn runs(&self) -> impl Iterator<Item = (usize, &[u32])> {
         let mut begin = 0usize;
@@ -322,6 +329,7 @@ mod tests {
         assert!(seen.iter().all(|&n| n == 1), "every author once");
         assert!(shards.windows(2).all(|w| w[0] < w[1]), "each shard once");
         assert!(shards.len() > TIMELINE_SHARDS / 2, "ids spread over shards");
+        assert!(order.is_grouped());
     }
 
     #[test]
@@ -336,6 +344,9 @@ mod tests {
                 .all(|(s, r)| shard_of(authors[r[0] as usize]) == s)
         );
         assert_eq!(ShardOrder::grouped(&[]).runs().count(), 0);
+        // 9 twice: its shard has two runs, so guards must not be held
+        // across runs.
+        assert!(!order.is_grouped());
     }
 
     #[test]
