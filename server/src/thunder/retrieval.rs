@@ -182,7 +182,6 @@ impl PostStore {
                 out,
             );
         }
-        let timeout = self.params.request_timeout;
         let timelines = self.timelines(pass);
         let first = out.offered();
         let mut total_eligible = 0usize;
@@ -193,22 +192,7 @@ impl PostStore {
             // waits for a timeline shard.
             let guard = timelines.read_shard(shard);
             for &i in run {
-                // The budget is checked before every BUDGET_CHECK_EVERY-th
-                // author: a clock read per author was 8% of a 1000-follow
-                // request, and a 100 ms budget needs no finer grain.
-                if !timeout.is_zero()
-                    && scanned.is_multiple_of(BUDGET_CHECK_EVERY)
-                    && self.clock.monotonic().saturating_sub(q.start) >= timeout
-                {
-                    drop(guard);
-                    tracing::error!(
-                        requester = q.requester,
-                        processed = scanned,
-                        total = q.user_ids.len(),
-                        stage = pass.name(),
-                        "timed out fetching in-network posts; returning a partial result"
-                    );
-                    metrics::counter!(super::metrics::REQUEST_TIMEOUTS).increment(1);
+                if self.out_of_time(q, pass, scanned) {
                     return self.finish_pass(pass, out, first, total_eligible, true);
                 }
                 scanned += 1;
@@ -255,7 +239,6 @@ impl PostStore {
         following: Option<&IdSet>,
         out: &mut impl Sink,
     ) -> bool {
-        let timeout = self.params.request_timeout;
         let timelines = self.timelines(pass);
         let first = out.offered();
         let runs: Vec<(usize, &[u32])> = order.runs().collect();
@@ -290,18 +273,7 @@ impl PostStore {
                 rest[..sorted - scanned].sort_unstable_by(newest_first);
             }
             let (newest, timeline) = found[scanned];
-            if !timeout.is_zero()
-                && scanned.is_multiple_of(BUDGET_CHECK_EVERY)
-                && self.clock.monotonic().saturating_sub(q.start) >= timeout
-            {
-                tracing::error!(
-                    requester = q.requester,
-                    processed = scanned,
-                    total = q.user_ids.len(),
-                    stage = pass.name(),
-                    "timed out fetching in-network posts; returning a partial result"
-                );
-                metrics::counter!(super::metrics::REQUEST_TIMEOUTS).increment(1);
+            if self.out_of_time(q, pass, scanned) {
                 return self.finish_pass(pass, out, first, total_eligible, true);
             }
             if out.floor().is_some_and(|(t, _)| newest < t) {
@@ -317,6 +289,30 @@ impl PostStore {
             );
         }
         self.finish_pass(pass, out, first, total_eligible, false)
+    }
+
+    /// True, logged and counted, when the request's time budget is spent
+    /// before the pass's `scanned`-th author. Checked before every
+    /// [`BUDGET_CHECK_EVERY`]-th author only: a clock read per author was
+    /// 8 % of a 1000-follow request, and a 100 ms budget needs no finer
+    /// grain.
+    fn out_of_time(&self, q: &RetrievalQuery<'_>, pass: Pass, scanned: usize) -> bool {
+        let timeout = self.params.request_timeout;
+        if timeout.is_zero()
+            || !scanned.is_multiple_of(BUDGET_CHECK_EVERY)
+            || self.clock.monotonic().saturating_sub(q.start) < timeout
+        {
+            return false;
+        }
+        tracing::error!(
+            requester = q.requester,
+            processed = scanned,
+            total = q.user_ids.len(),
+            stage = pass.name(),
+            "timed out fetching in-network posts; returning a partial result"
+        );
+        metrics::counter!(super::metrics::REQUEST_TIMEOUTS).increment(1);
+        true
     }
 
     /// Records the pass's returned ratio; passes `timed_out` through.
