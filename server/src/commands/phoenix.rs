@@ -127,7 +127,6 @@ pub fn run(command: PhoenixCommand) -> anyhow::Result<()> {
     match command {
         PhoenixCommand::Serve(cfg) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
-                .on_thread_start(foryou_server::roles::priority::favour_latency)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;

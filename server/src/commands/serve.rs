@@ -8,7 +8,6 @@ use foryou_server::roles::shutdown::shutdown_signal;
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .on_thread_start(foryou_server::roles::priority::favour_latency)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -72,7 +72,6 @@ enum ThunderCommand {
 /// Runs a `foryou thunder` invocation.
 pub fn run(args: ThunderArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .on_thread_start(foryou_server::roles::priority::favour_latency)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
