@@ -32,7 +32,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 /// Applies [`PURGE_DELAY_MS`] unless the environment sets the option.
-fn keep_freed_pages() {
+fn delay_mimalloc_purge() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
@@ -111,7 +111,7 @@ fn set_engine_threads(n: usize) {
 
 fn main() -> std::process::ExitCode {
     foryou_engine::cpu::keep_freed_memory();
-    keep_freed_pages();
+    delay_mimalloc_purge();
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(cfg) => set_engine_threads(cfg.engine.engine_threads),

@@ -148,9 +148,11 @@ impl TweetEntityClient for WorldServices {
             let data = match w.posts.get(id) {
                 None => self.streamed_core_data(*id),
                 Some(p) => Some(CoreData {
+                    // A retweet's shown text was made at start; any other
+                    // post shows its own.
                     text: match self.answers.retweet_texts.get(id) {
                         Some(shown) => shown.clone(),
-                        None => w.display_text(p),
+                        None => p.text.clone(),
                     },
                     retweeted_tweet_id: p.retweet_of,
                     retweeted_user_id: p.retweet_of.and_then(|s| w.posts.get(&s)).map(|s| s.author),

@@ -114,7 +114,7 @@ impl TweetTokens {
     /// True when these are the tokens of `text`: the same allocation
     /// (a pointer check: posts share their text), else equal contents.
     pub fn is_of(&self, text: &str) -> bool {
-        std::ptr::eq(self.text.as_ptr(), text.as_ptr()) && self.text.len() == text.len()
+        (std::ptr::eq(self.text.as_ptr(), text.as_ptr()) && self.text.len() == text.len())
             || *self.text == *text
     }
 
