@@ -1,6 +1,7 @@
 //! foryou-server: Thunder (the in-network post store), the gRPC services and
 //! the process plumbing behind the `foryou` binary.
 
+pub mod allocator;
 pub mod clients;
 pub mod clock;
 pub mod config;

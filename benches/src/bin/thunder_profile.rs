@@ -2,7 +2,8 @@
 //! `perf record -g target/release/thunder-profile`. The requests are
 //! thunder-report's at 1000 follows: the follow list shuffled and 100
 //! random stored ids excluded per request. `thunder-profile ingest N`
-//! instead applies thunder-report's ingest stream on N threads, ten times.
+//! instead measures thunder-report's ingest on one thread, on N sharing a
+//! store and on N with a store each (seven rounds).
 
 use foryou_benches::thunder::{in_process_request, thunder_store};
 use foryou_server::thunder::IdSet;
@@ -14,6 +15,8 @@ use rand_chacha::ChaCha8Rng;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // The server's allocator settings (the `foryou` binary applies them too).
+    foryou_server::allocator::delay_mimalloc_purge();
     if std::env::args().nth(1).as_deref() == Some("ingest") {
         let threads = std::env::args()
             .nth(2)
@@ -42,25 +45,41 @@ fn main() {
         n += in_process_request(&store, following, exclude, 5000 + i as i64).len();
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // The median of each run of 500 requests, in time order: the VM has
+    // been seen to switch between a fast and a ~1.5x slower state for whole
+    // seconds, which moves the p99 of the run with it.
+    let windows: Vec<String> = us
+        .chunks(500)
+        .map(|w| format!("{:.0}", median(&mut w.to_vec())))
+        .collect();
     us.sort_by(f64::total_cmp);
     let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
     println!(
-        "{n} posts; per request p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} us",
+        "{n} posts; per request p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} us; \
+         p50 of each 500 requests in order: {}",
         at(0.5),
         at(0.9),
         at(0.99),
-        at(1.0)
+        at(1.0),
+        windows.join(" ")
     );
 }
 
-/// Ingest of ~1M events on one thread against `threads` (see
-/// `ingest_rates`), seven alternating rounds.
+/// The median of `v` (reordered).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Ingest of ~1M events on one thread against `threads` sharing a store
+/// and `threads` with a store each (see `ingest_rates`), seven
+/// alternating rounds.
 fn ingest(threads: usize) {
     let events = foryou_benches::thunder::thunder_events(20_000, 50, 3);
     let r = foryou_benches::thunder::ingest_rates(&events, threads, 7);
     println!(
-        "{} events; 1 thread {:.0}/s, {threads} threads {:.0}/s, ratio {:.2} \
-         (medians of 7 alternating rounds)",
-        r.events, r.one, r.many, r.ratio
+        "{} events; 1 thread {:.0}/s; {threads} threads, one store {:.0}/s, ratio {:.2}; \
+         a store each {:.0}/s, ratio {:.2} (medians of 7 alternating rounds)",
+        r.events, r.one, r.many, r.ratio, r.apart, r.apart_ratio
     );
 }
