@@ -83,50 +83,90 @@ pub fn fresh_store() -> Arc<PostStore> {
 }
 
 /// Ingest throughput of one thread against `threads`, measured in
-/// alternating rounds (one, many, many apart, `rounds` times) so the VM's
-/// slow drifts hit all alike.
+/// alternating rounds (one, then each way of splitting the stream over
+/// `threads`, `rounds` times) so the VM's slow drifts hit all alike.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestRates {
     /// Events in the stream.
     pub events: usize,
     /// Median events/s on one thread.
     pub one: f64,
-    /// Median events/s on `threads` sharing one store.
+    /// Median events/s on `threads` sharing one store, each applying every
+    /// `threads`-th batch of the stream: a topic whose partitions are not
+    /// keyed by author, so both threads write every author's timeline.
     pub many: f64,
     /// Median of the per-round ratios many / one.
     pub ratio: f64,
+    /// Median events/s on `threads` sharing one store, each applying the
+    /// creates of its own authors (and the deletes of its own post ids) in
+    /// batches of 1000: a topic keyed by author id, each thread reading
+    /// its own partitions.
+    pub by_author: f64,
+    /// Median of the per-round ratios by_author / one.
+    pub by_author_ratio: f64,
     /// Median events/s on `threads` that each apply the whole stream to a
     /// store of their own (the one-thread round's work, once per thread):
     /// nothing shared but the machine, so `apart_ratio` is what this
     /// machine allows for this work (its cores' shared cache, memory and
-    /// page faults), the ceiling for `ratio`.
+    /// page faults), the ceiling for the other ratios.
     pub apart: f64,
     /// Median of the per-round ratios apart / one.
     pub apart_ratio: f64,
 }
 
-/// Applies `events` (batches of 1000, round-robin over the threads) to a
-/// fresh store on one thread, then on `threads` sharing a store, then the
-/// whole stream on each of `threads` with a store each, `rounds` times.
+/// How a round splits the stream over its threads (see [`IngestRates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    Interleaved,
+    ByAuthor,
+    Apart,
+}
+
+/// The thread (of `threads`) whose partitions hold `event` when the topic
+/// is keyed by author: creates by author id, deletes (which name no
+/// author) by post id.
+fn partition_of(event: &PostEvent, threads: usize) -> usize {
+    let key = match event {
+        PostEvent::Create(p) => p.author_id,
+        PostEvent::Delete(d) => d.post_id,
+    };
+    ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % threads
+}
+
+/// Applies `events` in batches of 1000 to a fresh store on one thread,
+/// then on `threads` split each way of [`Split`], `rounds` times.
 pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> IngestRates {
+    let threads = threads.max(1);
     let chunks: Vec<&[PostEvent]> = events.chunks(1000).collect();
-    // `apart`: every thread applies the whole stream to a store of its own.
-    let rate = |threads: usize, apart: bool| {
-        let stores: Vec<Arc<PostStore>> = (0..if apart { threads } else { 1 })
+    let keyed: Vec<Vec<PostEvent>> = (0..threads)
+        .map(|t| {
+            let mine = events.iter().filter(|e| partition_of(e, threads) == t);
+            mine.cloned().collect()
+        })
+        .collect();
+    let rate = |threads: usize, split: Split| {
+        let stores: Vec<Arc<PostStore>> = (0..if split == Split::Apart { threads } else { 1 })
             .map(|_| fresh_store())
             .collect();
+        let batches = |tid: usize| -> Vec<&[PostEvent]> {
+            match split {
+                Split::Interleaved => chunks.iter().copied().skip(tid).step_by(threads).collect(),
+                Split::ByAuthor => keyed[tid].chunks(1000).collect(),
+                Split::Apart => chunks.clone(),
+            }
+        };
+        let plans: Vec<Vec<&[PostEvent]>> = (0..threads).map(batches).collect();
         let t = std::time::Instant::now();
         std::thread::scope(|s| {
-            for tid in 0..threads {
-                let (store, chunks) = (&stores[tid % stores.len()], &chunks);
-                let (skip, step) = if apart { (0, 1) } else { (tid, threads) };
+            for (tid, plan) in plans.into_iter().enumerate() {
+                let store = &stores[tid % stores.len()];
                 // Named by the round's kind, so a profile can tell the
                 // rounds apart.
                 std::thread::Builder::new()
-                    .name(format!("ingest-{threads}-on-{}", stores.len()))
+                    .name(format!("ingest-{threads}-{split:?}"))
                     .spawn_scoped(s, move || {
-                        for c in chunks.iter().skip(skip).step_by(step) {
-                            apply_events(store, c.to_vec());
+                        for batch in plan {
+                            apply_events(store, batch.to_vec());
                         }
                     })
                     .expect("spawn an ingest thread");
@@ -134,11 +174,12 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
         });
         (stores.len() * events.len()) as f64 / t.elapsed().as_secs_f64()
     };
-    let (mut one, mut many, mut apart) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut one, mut many, mut by_author, mut apart) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds.max(1) {
-        one.push(rate(1, false));
-        many.push(rate(threads, false));
-        apart.push(rate(threads, true));
+        one.push(rate(1, Split::Interleaved));
+        many.push(rate(threads, Split::Interleaved));
+        by_author.push(rate(threads, Split::ByAuthor));
+        apart.push(rate(threads, Split::Apart));
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -148,9 +189,11 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
     IngestRates {
         events: events.len(),
         ratio: median(ratios(&many)),
+        by_author_ratio: median(ratios(&by_author)),
         apart_ratio: median(ratios(&apart)),
         one: median(one.clone()),
         many: median(many),
+        by_author: median(by_author),
         apart: median(apart),
     }
 }

@@ -2,8 +2,9 @@
 //! `perf record -g target/release/thunder-profile`. The requests are
 //! thunder-report's at 1000 follows: the follow list shuffled and 100
 //! random stored ids excluded per request. `thunder-profile ingest N`
-//! instead measures thunder-report's ingest on one thread, on N sharing a
-//! store and on N with a store each (seven rounds).
+//! instead measures thunder-report's ingest on one thread and on N
+//! (sharing a store, batches interleaved or keyed by author; a store
+//! each), seven rounds.
 
 use foryou_benches::thunder::{in_process_request, thunder_store};
 use foryou_server::thunder::IdSet;
@@ -71,15 +72,15 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Ingest of ~1M events on one thread against `threads` sharing a store
-/// and `threads` with a store each (see `ingest_rates`), seven
-/// alternating rounds.
+/// Ingest of ~1M events on one thread against `threads` split each way
+/// of `ingest_rates`, seven alternating rounds.
 fn ingest(threads: usize) {
     let events = foryou_benches::thunder::thunder_events(20_000, 50, 3);
     let r = foryou_benches::thunder::ingest_rates(&events, threads, 7);
     println!(
-        "{} events; 1 thread {:.0}/s; {threads} threads, one store {:.0}/s, ratio {:.2}; \
-         a store each {:.0}/s, ratio {:.2} (medians of 7 alternating rounds)",
-        r.events, r.one, r.many, r.ratio, r.apart, r.apart_ratio
+        "{} events; 1 thread {:.0}/s; {threads} threads, one store: batches interleaved \
+         {:.0}/s (ratio {:.2}), keyed by author {:.0}/s (ratio {:.2}); a store each {:.0}/s \
+         (ratio {:.2}) (medians of 7 alternating rounds)",
+        r.events, r.one, r.many, r.ratio, r.by_author, r.by_author_ratio, r.apart, r.apart_ratio
     );
 }

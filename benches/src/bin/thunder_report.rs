@@ -205,18 +205,24 @@ fn main() -> anyhow::Result<()> {
     }
     md += &format!(
         "\n## Ingest (batches of 1000, {} events: creates + deletes, a fresh store each run)\n\n\
-         One thread; {cores} sharing a store; {cores} with a store each, each applying the whole \
-         stream (nothing shared but the machine, so their ratio is this machine's ceiling). \
-         Seven alternating rounds; medians.\n\n\
+         One thread, then {cores} threads three ways: sharing a store with the batches \
+         interleaved (a topic not keyed by author: both threads write every author's \
+         timeline); sharing a store with the stream keyed by author (creates by author, \
+         deletes by post id; each thread its own authors); and a store each, each applying \
+         the whole stream (nothing shared but the machine: this machine's ceiling). Seven \
+         alternating rounds; medians, and medians of the per-round ratios.\n\n\
          | threads | events/s | / 1 thread |\n|---|---|---|\n| 1 | {:.0} | |\n\
-         | {cores}, one store | {:.0} | **{:.2}x** |\n| {cores}, a store each | {:.0} | {:.2}x |\n\n\
-         (Ratios: medians of the per-round ratios.)\n\n\
+         | {cores}, one store, batches interleaved | {:.0} | **{:.2}x** |\n\
+         | {cores}, one store, keyed by author | {:.0} | **{:.2}x** |\n\
+         | {cores}, a store each | {:.0} | {:.2}x |\n\n\
          ## Memory\n\n{posts} posts stored: {:.1} MB live heap, **{per_post:.0} bytes per post** \
          (post map, three timelines, deleted set).\n",
         ingest.events,
         ingest.one,
         ingest.many,
         ingest.ratio,
+        ingest.by_author,
+        ingest.by_author_ratio,
         ingest.apart,
         ingest.apart_ratio,
         bytes as f64 / 1e6
@@ -234,6 +240,8 @@ fn main() -> anyhow::Result<()> {
         "ingest_events": ingest.events,
         "ingest_events_per_s": {"threads_1": ingest.one, format!("threads_{cores}"): ingest.many},
         "ingest_ratio": ingest.ratio,
+        "ingest_by_author_events_per_s": ingest.by_author,
+        "ingest_by_author_ratio": ingest.by_author_ratio,
         "ingest_apart_events_per_s": ingest.apart,
         "ingest_apart_ratio": ingest.apart_ratio,
         "bytes_per_post": per_post,
