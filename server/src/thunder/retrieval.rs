@@ -445,7 +445,7 @@ impl<'t> NewestBuckets<'t> {
             if t <= oldest {
                 return 0;
             }
-            (((t - oldest) >> shift) as u64).min(n as u64 - 1) as usize
+            (t.abs_diff(oldest) >> shift).min(n as u64 - 1) as usize
         };
         let mut ends = vec![0u32; n];
         for &(t, _) in &found {
@@ -630,7 +630,9 @@ impl NewestK {
         if t <= self.base {
             return 0;
         }
-        let b = ((t - self.base) >> self.shift) as u64;
+        // abs_diff: `t - base` overflows for a base far below zero (a
+        // retention longer than the clock's age).
+        let b = t.abs_diff(self.base) >> self.shift;
         b.min(self.counts.len() as u64 - 1) as usize
     }
 
@@ -1184,10 +1186,17 @@ mod tests {
                 0..300,
             ),
             window_end in 1_001i64..2_000_000,
+            // A window reaching far below zero (a retention longer than the
+            // clock's age): no time difference may overflow.
+            window_start in proptest::prop_oneof![
+                proptest::strategy::Just(1_000i64),
+                proptest::strategy::Just(i64::MIN),
+                -1_000_000i64..1_000,
+            ],
         ) {
             let timeline = crate::thunder::timelines::Timeline::default();
             let found: Vec<(i64, &Timeline)> = times.iter().map(|&t| (t, &timeline)).collect();
-            let buckets = NewestBuckets::new(found, (1_000, window_end));
+            let buckets = NewestBuckets::new(found, (window_start, window_end));
             let mut seen: Vec<i64> = Vec::new();
             for (upper, run) in buckets.newest_first() {
                 proptest::prop_assert!(!run.is_empty());
@@ -1205,6 +1214,23 @@ mod tests {
             seen.sort_unstable();
             proptest::prop_assert_eq!(seen, want);
         }
+    }
+
+    #[test]
+    fn newest_k_takes_any_time_with_a_window_far_below_zero() {
+        let mut top = NewestK::new(3, (i64::MIN, 100));
+        for (id, t) in [
+            (1, i64::MAX),
+            (2, 5),
+            (3, 7),
+            (4, i64::MIN),
+            (5, 6),
+            (6, -3),
+        ] {
+            top.offer(LightPost::original(id, 1, t));
+        }
+        let got: Vec<i64> = top.into_newest_first().iter().map(|p| p.post_id).collect();
+        assert_eq!(got, [1, 3, 5]);
     }
 
     #[test]
