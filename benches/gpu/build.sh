@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds, on this (GPU-less) machine, everything benches/gpu/run.sh runs on
 # the device and packs it, stripped and xz-compressed, into .gpu/bins.tar.xz
-# (git-ignored; carry .gpu with the call): the `foryou`, `gpu-bench` and
-# `index-device` binaries and the GPU test executables, all with the `cuda` feature (the
+# (git-ignored; carry .gpu with the call): the `foryou`, `gpu-bench`,
+# `index-device` and `thunder-profile` binaries and the GPU test executables,
+# all with the `cuda` feature (the
 # CUDA libraries are loaded at run time, so nothing CUDA is linked).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu && mkdir -p .gpu/bin
 cargo build --release -p foryou-server -p foryou-benches --features foryou-server/cuda,foryou-benches/cuda \
-    --bin foryou --bin gpu-bench --bin index-device
-cp target/release/foryou target/release/gpu-bench target/release/index-device .gpu/bin/
+    --bin foryou --bin gpu-bench --bin index-device --bin thunder-profile
+cp target/release/foryou target/release/gpu-bench target/release/index-device \
+    target/release/thunder-profile .gpu/bin/
 cargo test --release -p foryou-kernels -p foryou-engine --features foryou-kernels/cuda,foryou-engine/cuda \
     --test gpu_contract --test gpu_parity --no-run --message-format=json \
     | python3 -c '

@@ -8,7 +8,9 @@
 #   OUT=/some/dir bash benches/gpu/run.sh [quick]
 #
 # `quick` runs only the correctness tests, `ours` adds our benchmarks but
-# not the PyTorch / JAX baselines. Each step has its own time limit,
+# not the PyTorch / JAX baselines, `thunder` runs only the Thunder CPU
+# benchmark on the host's CPU (issue 19 wants it on an Intel CPU with AMX
+# as well as on AMD; `ours` and `full` run it too, last). Each step has its own time limit,
 # so one hang cannot eat the lease. $OUT gets summary.txt, gpu_bench.json
 # and logs.tgz (every log and JSON), refreshed after each step.
 set -uo pipefail
@@ -38,6 +40,20 @@ export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:-}"
 # The engine's tests find the fixtures at the path they were built in.
 if [ ! -e /work/main ]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
 export FORYOU_REQUIRE_GPU=1 RUST_BACKTRACE=1 PYTHONUNBUFFERED=1
+
+# Thunder on the host's CPU (no GPU involved): GetInNetworkPosts at 1000
+# follows and ingest on one against two threads (thunder-profile).
+thunder_on_host() {
+    step "Thunder on the host's CPU: requests at 1000 follows, ingest on 2 threads"
+    note "cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) cores, amx: $(grep -qw amx_tile /proc/cpuinfo && echo yes || echo no)"
+    timeout 60 "$BIN/thunder-profile" >"$W/thunder_request.log" 2>&1 \
+        || note "thunder-profile failed (thunder_request.log)"
+    timeout 180 "$BIN/thunder-profile" ingest 2 >"$W/thunder_ingest.log" 2>&1 \
+        || note "thunder-profile ingest failed (thunder_ingest.log)"
+    cat "$W/thunder_request.log" "$W/thunder_ingest.log" | tee -a "$W/summary.txt"
+    pack
+}
+if [ "$MODE" = thunder ]; then thunder_on_host; step done; exit 0; fi
 
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$W/device.txt"
@@ -80,6 +96,8 @@ timeout 240 "$BIN/index-device" --device cuda --n 1000000,10000000 --reps 20 \
     --json "$W/index_device.json" >"$W/index_device.log" 2>&1 || note "index-device failed (index_device.log)"
 grep -vE "^\s*$" "$W/index_device.log" | tee -a "$W/summary.txt"
 pack
+
+thunder_on_host
 
 [ "$MODE" = ours ] && { step done; pack; exit 0; }
 
