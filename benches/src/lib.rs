@@ -10,6 +10,16 @@ use foryou_engine::init::{Preset, preset_config, write_random_model};
 use foryou_engine::inputs::RecsysInputs;
 use foryou_engine::{FpropDtype, PhoenixRanker};
 
+/// The middle value of `v` after sorting it (the upper middle for an even
+/// count), as every bench here quotes medians.
+///
+/// # Panics
+/// When `v` is empty (a bench that measured nothing).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// A ranker with seeded random weights at `preset`'s shape (its temp dir
 /// lives as long as the returned guard).
 pub fn bench_ranker(

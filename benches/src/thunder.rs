@@ -181,10 +181,7 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
         by_author.push(rate(threads, Split::ByAuthor));
         apart.push(rate(threads, Split::Apart));
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median = |mut v: Vec<f64>| crate::median(&mut v);
     let ratios = |v: &[f64]| v.iter().zip(&one).map(|(m, o)| m / o).collect::<Vec<_>>();
     IngestRates {
         events: events.len(),

@@ -7,16 +7,12 @@
 
 use std::time::Instant;
 
+use foryou_benches::median;
 use foryou_engine::FpropDtype;
 use foryou_engine::cpu::amx;
 use foryou_engine::cpu::matmul::Weight;
 use foryou_engine::numerics::Precision;
 use rand::{RngExt, SeedableRng};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     if !amx::available() {
@@ -61,7 +57,7 @@ fn main() -> anyhow::Result<()> {
                 ta.push(da);
             }
         }
-        let (f, a) = (median(tf), median(ta));
+        let (f, a) = (median(&mut tf), median(&mut ta));
         let flop = 2.0 * (m * k * n) as f64;
         println!(
             "| {name} | {:.3} | {:.0} | {:.3} | {:.0} | {:.2}x |",

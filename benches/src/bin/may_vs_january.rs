@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use foryou_benches::full_batch;
+use foryou_benches::{full_batch, median};
 use foryou_engine::fixture::load_model_dir;
 use foryou_engine::init::{Preset, preset_config, write_random_model};
 use foryou_engine::inputs::RecsysInputs;
@@ -94,11 +94,6 @@ fn batch(r: &PhoenixRanker, b: usize, rng: &mut ChaCha8Rng) -> anyhow::Result<Re
         *v += rng.random_range(-1e-3..1e-3);
     }
     Ok(x)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! (sharing a store, batches interleaved or keyed by author; a store
 //! each), seven rounds.
 
+use foryou_benches::median;
 use foryou_benches::thunder::{in_process_request, thunder_store};
 use foryou_server::thunder::IdSet;
 use rand::seq::SliceRandom;
@@ -64,12 +65,6 @@ fn main() {
         at(1.0),
         windows.join(" ")
     );
-}
-
-/// The median of `v` (reordered).
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Ingest of ~1M events on one thread against `threads` split each way

@@ -51,6 +51,17 @@ pub struct ThunderParams {
     pub max_future_skew_s: i64,
 }
 
+impl ThunderParams {
+    /// The creation times a post may have and be stored at `now`: from one
+    /// retention ago to `max_future_skew_s` ahead (both ends kept).
+    pub fn window(&self, now: i64) -> (i64, i64) {
+        (
+            now.saturating_sub(self.retention_s),
+            now.saturating_add(self.max_future_skew_s),
+        )
+    }
+}
+
 impl Default for ThunderParams {
     fn default() -> Self {
         Self {

@@ -201,8 +201,7 @@ impl PostStore {
     /// video-eligible.
     pub fn insert_posts(&self, mut posts: Vec<LightPost>) -> InsertSummary {
         let now = self.clock.unix_s();
-        let oldest = now.saturating_sub(self.params.retention_s);
-        let newest = now.saturating_add(self.params.max_future_skew_s);
+        let (oldest, newest) = self.params.window(now);
         let mut summary = InsertSummary::default();
         // Deliberate fixes (spec §4.3 note 6, §4.4): the original keeps a
         // post only if `created_at < now`, so a post stamped in the current

@@ -24,7 +24,7 @@
 //! ascending by creation time (see `post_store.rs`), which is what makes the
 //! early stop exact.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
@@ -84,7 +84,8 @@ impl PostStore {
     pub fn get_all_posts_by_users(&self, q: &RetrievalQuery<'_>) -> Retrieved {
         let mut posts = Vec::new();
         let order = ShardOrder::in_request_order(q.user_ids);
-        let timed_out = self.run_passes(q, &order, false, &mut posts);
+        let window = self.params.window(self.clock.unix_s());
+        let timed_out = self.run_passes(q, &order, false, window, &mut posts);
         record_retrieved(posts.len());
         Retrieved { posts, timed_out }
     }
@@ -93,7 +94,8 @@ impl PostStore {
     pub fn get_videos_by_users(&self, q: &RetrievalQuery<'_>) -> Retrieved {
         let mut posts = Vec::new();
         let order = ShardOrder::in_request_order(q.user_ids);
-        let timed_out = self.run_passes(q, &order, true, &mut posts);
+        let window = self.params.window(self.clock.unix_s());
+        let timed_out = self.run_passes(q, &order, true, window, &mut posts);
         record_retrieved(posts.len());
         Retrieved { posts, timed_out }
     }
@@ -110,32 +112,38 @@ impl PostStore {
         video: bool,
         max_results: usize,
     ) -> Retrieved {
-        let now = self.clock.unix_s();
-        let window = (
-            now.saturating_sub(self.params.retention_s),
-            now.saturating_add(self.params.max_future_skew_s),
-        );
+        let window = self.params.window(self.clock.unix_s());
         let mut top = NewestK::new(max_results, window);
         let order = ShardOrder::grouped(q.user_ids);
-        let timed_out = self.run_passes(q, &order, video, &mut top);
+        let timed_out = self.run_passes(q, &order, video, window, &mut top);
         let posts = top.into_newest_first();
         record_retrieved(posts.len());
         Retrieved { posts, timed_out }
     }
 
     /// The video pass, or the originals pass then the secondary pass, into
-    /// `out`; true if the time budget ran out.
+    /// `out`; true if the time budget ran out. `window`: the store's
+    /// [`ThunderParams::window`](super::ThunderParams::window) for this request.
     fn run_passes(
         &self,
         q: &RetrievalQuery<'_>,
         order: &ShardOrder,
         video: bool,
+        window: (i64, i64),
         out: &mut impl Sink,
     ) -> bool {
         let p = &self.params;
         let excluded = Excluded::new(q.exclude);
-        let mut pass = |pass, cap, following| {
-            self.posts_from_map(pass, q, &excluded, order, cap, following, out)
+        let mut pass = |pass, max_per_user, following| {
+            let walk = Walk {
+                pass,
+                q,
+                excluded: &excluded,
+                max_per_user,
+                following,
+                window,
+            };
+            self.posts_from_map(&walk, order, out)
         };
         if video {
             return pass(Pass::Video, p.max_video_posts_per_author, None);
@@ -161,28 +169,11 @@ impl PostStore {
     /// One pass over the authors in `order` (each run under one shard read
     /// guard); offers each survivor to `out` and returns true if the budget
     /// ran out.
-    #[allow(clippy::too_many_arguments)]
-    fn posts_from_map<S: Sink>(
-        &self,
-        pass: Pass,
-        q: &RetrievalQuery<'_>,
-        excluded: &Excluded<'_>,
-        order: &ShardOrder,
-        max_per_user: usize,
-        following: Option<&IdSet>,
-        out: &mut S,
-    ) -> bool {
+    fn posts_from_map<S: Sink>(&self, w: &Walk<'_>, order: &ShardOrder, out: &mut S) -> bool {
         if S::ORDER_FREE && order.is_grouped() {
-            return self.posts_newest_authors_first(
-                pass,
-                q,
-                excluded,
-                order,
-                max_per_user,
-                following,
-                out,
-            );
+            return self.posts_newest_authors_first(w, order, out);
         }
+        let (pass, q) = (w.pass, w.q);
         let timelines = self.timelines(pass);
         let first = out.offered();
         let mut total_eligible = 0usize;
@@ -201,19 +192,7 @@ impl PostStore {
                     continue;
                 };
                 total_eligible += timeline.len();
-                // Nothing newer than the floor: the walk would stop at its
-                // first entry, so skip it without touching the entries.
-                if out.floor().is_some_and(|(t, _)| timeline.newest() < t) {
-                    continue;
-                }
-                self.walk_timeline(
-                    timeline.entries(),
-                    q,
-                    excluded,
-                    max_per_user,
-                    following,
-                    out,
-                );
+                self.walk_timeline(timeline, w, out);
             }
         }
         self.finish_pass(pass, out, first, total_eligible, false)
@@ -230,17 +209,13 @@ impl PostStore {
     /// first bucket wholly under it: every later one is older still. (In
     /// shard order, the floor rose author by author: ~5 000 offers for
     /// 1 200 kept at 1000 follows.)
-    #[allow(clippy::too_many_arguments)]
     fn posts_newest_authors_first(
         &self,
-        pass: Pass,
-        q: &RetrievalQuery<'_>,
-        excluded: &Excluded<'_>,
+        w: &Walk<'_>,
         order: &ShardOrder,
-        max_per_user: usize,
-        following: Option<&IdSet>,
         out: &mut impl Sink,
     ) -> bool {
+        let (pass, q) = (w.pass, w.q);
         let timelines = self.timelines(pass);
         let first = out.offered();
         let runs: Vec<(usize, &[u32])> = order.runs().collect();
@@ -263,33 +238,18 @@ impl PostStore {
         // of a 1000-follow request). The pass ends at the first bucket
         // wholly under the floor; inside a bucket, an author under it is
         // skipped.
-        let now = self.clock.unix_s();
-        let window = (
-            now.saturating_sub(self.params.retention_s),
-            now.saturating_add(self.params.max_future_skew_s),
-        );
-        let buckets = NewestBuckets::new(found, window);
+        let buckets = NewestBuckets::new(found, w.window);
         let mut scanned = 0;
         for (upper, authors) in buckets.newest_first() {
             if out.floor().is_some_and(|(t, _)| upper < t) {
                 break;
             }
-            for &(newest, timeline) in authors {
+            for &(_, timeline) in authors {
                 if self.out_of_time(q, pass, scanned) {
                     return self.finish_pass(pass, out, first, total_eligible, true);
                 }
                 scanned += 1;
-                if out.floor().is_some_and(|(t, _)| newest < t) {
-                    continue;
-                }
-                self.walk_timeline(
-                    timeline.entries(),
-                    q,
-                    excluded,
-                    max_per_user,
-                    following,
-                    out,
-                );
+                self.walk_timeline(timeline, w, out);
             }
         }
         self.finish_pass(pass, out, first, total_eligible, false)
@@ -339,18 +299,16 @@ impl PostStore {
     /// One author's timeline, newest first: skips excluded ids, looks at no
     /// more than the scan cap of entries, keeps at most `max_per_user`
     /// survivors, and stops at the first entry older than the sink's floor.
-    fn walk_timeline(
-        &self,
-        timeline: &VecDeque<LightPost>,
-        q: &RetrievalQuery<'_>,
-        excluded: &Excluded<'_>,
-        max_per_user: usize,
-        following: Option<&IdSet>,
-        out: &mut impl Sink,
-    ) {
+    /// A timeline with nothing newer than the floor is skipped without
+    /// touching its entries.
+    fn walk_timeline(&self, timeline: &Timeline, w: &Walk<'_>, out: &mut impl Sink) {
+        if out.floor().is_some_and(|(t, _)| timeline.newest() < t) {
+            return;
+        }
+        let (q, excluded, max_per_user) = (w.q, w.excluded, w.max_per_user);
         let mut kept = 0;
         let mut scanned = 0;
-        for entry in timeline.iter().rev() {
+        for entry in timeline.entries().iter().rev() {
             // The timeline is ascending, so once an entry is older than
             // the floor every later one is too (excluded or not). One that
             // ties the floor's time still counts toward the author's cap.
@@ -375,7 +333,7 @@ impl PostStore {
             if post.is_retweet && post.source_user_id.map(|u| u.get()) == Some(q.requester) {
                 continue;
             }
-            if let Some(following) = following
+            if let Some(following) = w.following
                 && !self.passes_reply_rule(&post, following)
             {
                 continue;
@@ -412,6 +370,18 @@ impl PostStore {
 
 fn record_retrieved(n: usize) {
     metrics::histogram!(super::metrics::POSTS_RETRIEVED).record(n as f64);
+}
+
+/// What one pass keeps: the request, its excluded ids, the pass's cap per
+/// author and, on the secondary pass, the followed set of the reply rule.
+struct Walk<'a> {
+    pass: Pass,
+    q: &'a RetrievalQuery<'a>,
+    excluded: &'a Excluded<'a>,
+    max_per_user: usize,
+    following: Option<&'a IdSet>,
+    /// The store's window at the request's start (see `NewestBuckets`).
+    window: (i64, i64),
 }
 
 /// Authors grouped by the time of their timeline's newest entry into
