@@ -85,8 +85,8 @@ mkdir -p /tmp/models
 timeout 120 "$BIN/foryou" phoenix init --preset prod-like --seed 1 --table-rows 1024 --out /tmp/models/prod >>"$W/init.log" 2>&1 \
     || note "prod-like init failed (init.log)"
 
-step "gpu-bench: ceilings, attention, top-k, ranker end to end"
-timeout 200 "$BIN/gpu-bench" --json "$W/gpu_bench.json" --ranker /tmp/models/demo --ranker /tmp/models/prod \
+step "gpu-bench: ceilings, attention (flash and GEMM paths), top-k, ranker end to end (each attention path)"
+timeout 260 "$BIN/gpu-bench" --json "$W/gpu_bench.json" --ranker /tmp/models/demo --ranker /tmp/models/prod \
     --ranker-batch 1,4,16 --reps 10 >"$W/gpu_bench.log" 2>&1 || note "gpu-bench failed (gpu_bench.log)"
 grep -vE "^\s*$" "$W/gpu_bench.log" | tee -a "$W/summary.txt"
 pack

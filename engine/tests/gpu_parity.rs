@@ -11,7 +11,7 @@ use common::*;
 use foryou_engine::fixture::{EvalOptions, eval_dir_with_inputs};
 use std::path::{Path, PathBuf};
 
-use foryou_engine::backend::TablePlacement;
+use foryou_engine::backend::{AttentionKernel, TablePlacement};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::tensor_io::OutTensor;
 use foryou_engine::{ComputeDevice, Device, DeviceOptions, FpropDtype};
@@ -36,13 +36,29 @@ fn gpu_usable() -> bool {
 
 /// `cuda:0`, opened (every kernel compiled) once per call.
 fn cuda0() -> Device {
-    Device::open(ComputeDevice::Cuda(0), DeviceOptions::default()).expect("cuda:0")
+    cuda0_with(AttentionKernel::Flash)
 }
 
+/// `cuda:0` with the given attention implementation.
+fn cuda0_with(attention: AttentionKernel) -> Device {
+    let options = DeviceOptions {
+        gpu_attention: attention,
+        ..DeviceOptions::default()
+    };
+    Device::open(ComputeDevice::Cuda(0), options).expect("cuda:0")
+}
+
+/// Both attention implementations.
+const KERNELS: [AttentionKernel; 2] = [AttentionKernel::Flash, AttentionKernel::Gemm];
+
 /// Our outputs for a fixture set on `cuda:0`, and the reference's file.
-fn eval_on_gpu(dir: &Path) -> (Vec<OutTensor>, PathBuf) {
+fn eval_on_gpu(dir: &Path, attention: AttentionKernel) -> (Vec<OutTensor>, PathBuf) {
     let opts = EvalOptions {
         device: ComputeDevice::Cuda(0),
+        device_options: DeviceOptions {
+            gpu_attention: attention,
+            ..DeviceOptions::default()
+        },
         ..EvalOptions::default()
     };
     let inputs = dir.join("inputs.safetensors");
@@ -56,19 +72,20 @@ fn every_ranker_fixture_matches_on_the_gpu() {
         return;
     }
     let mut checked = 0;
-    // January sets and the May 2026 (v2) ones.
-    for dir in fixture_sets().into_iter().chain(sets_in(&fixtures_v2())) {
+    // January sets and the May 2026 (v2) ones, on both attention paths.
+    let sets = fixture_sets().into_iter().chain(sets_in(&fixtures_v2()));
+    for (dir, kernel) in sets.flat_map(|d| KERNELS.map(|k| (d.clone(), k))) {
         let config = std::fs::read_to_string(dir.join("config.json")).expect("config");
         if !config.contains("\"ranker\"") {
             continue;
         }
-        let (outs, outputs) = eval_on_gpu(&dir);
+        let (outs, outputs) = eval_on_gpu(&dir, kernel);
         let (_, want) = expected(&outputs, "logits");
         let dl = max_abs_diff(&out_f32(find(&outs, "logits")), &want);
         let (_, want_p) = expected(&outputs, "probs");
         let dp = max_abs_diff(&out_f32(find(&outs, "probs")), &want_p);
         eprintln!(
-            "{} on gpu: max|dlogit| {dl:.3e} max|dprob| {dp:.3e}",
+            "{} on gpu ({kernel:?} attention): max|dlogit| {dl:.3e} max|dprob| {dp:.3e}",
             dir.display()
         );
         assert!(dl <= 5e-2, "{}: logits off by {dl}", dir.display());
@@ -85,7 +102,7 @@ fn every_ranker_fixture_matches_on_the_gpu() {
         }
         checked += 1;
     }
-    assert!(checked >= 6, "only {checked} ranker sets found");
+    assert!(checked >= 12, "only {checked} ranker runs (sets x kernels)");
 }
 
 #[test]
@@ -96,21 +113,23 @@ fn gpu_fast_path_matches_the_cpu_bf16_path_with_padding_and_gqa() {
     let mut cfg = small_config(128, 32, 8, 2, 3);
     cfg.fprop_dtype = FpropDtype::Bf16;
     let (_dir, cpu) = random_ranker(&cfg, 11);
-    let mut gpu = cpu.clone();
-    gpu.set_device(&cuda0()).expect("gpu ranker");
-    assert_eq!(gpu.device(), ComputeDevice::Cuda(0));
     let mut rng = Rng(5);
     // Row padding, a padded user (dense CPU route), 300 candidates.
     let inputs = random_inputs(cpu.config(), &mut rng, 3, 40, 300, 0.2, 0.3);
     let want = cpu.forward(&inputs).expect("cpu");
-    let got = gpu.forward(&inputs).expect("gpu");
-    assert_eq!((got.batch, got.count), (want.batch, want.count));
-    let dl = max_abs_diff(&got.logits, &want.logits);
-    eprintln!("gpu vs cpu bf16: max|dlogit| {dl:.3e}");
-    // Each path is within 5e-2 of the reference (the fixture test); two
-    // bf16 paths with different summation orders may differ by the sum.
-    assert!(dl <= 1e-1, "logits off by {dl}");
-    assert!(got.logits.iter().all(|x| x.is_finite()));
+    for kernel in KERNELS {
+        let mut gpu = cpu.clone();
+        gpu.set_device(&cuda0_with(kernel)).expect("gpu ranker");
+        assert_eq!(gpu.device(), ComputeDevice::Cuda(0));
+        let got = gpu.forward(&inputs).expect("gpu");
+        assert_eq!((got.batch, got.count), (want.batch, want.count));
+        let dl = max_abs_diff(&got.logits, &want.logits);
+        eprintln!("gpu ({kernel:?} attention) vs cpu bf16: max|dlogit| {dl:.3e}");
+        // Each path is within 5e-2 of the reference (the fixture test); two
+        // bf16 paths with different summation orders may differ by the sum.
+        assert!(dl <= 1e-1, "{kernel:?}: logits off by {dl}");
+        assert!(got.logits.iter().all(|x| x.is_finite()));
+    }
 }
 
 #[test]
@@ -162,21 +181,25 @@ fn the_retrieval_fixture_matches_on_the_gpu() {
         return;
     }
     let dir = fixtures().join("retrieval_demo_f32");
-    let (outs, outputs) = eval_on_gpu(&dir);
-    let (_, want_rep) = expected(&outputs, "user_representation");
-    let drep = max_abs_diff(&out_f32(find(&outs, "user_representation")), &want_rep);
-    let (shape, want_idx) = expected(&outputs, "top_k_indices");
-    let got_idx = out_f32(find(&outs, "top_k_indices"));
-    // bf16 scores may reorder near-ties: compare as sets per row.
-    let k = shape[1];
-    let mut shared = 0;
-    for (g, w) in got_idx.chunks(k).zip(want_idx.chunks(k)) {
-        shared += g.iter().filter(|i| w.contains(i)).count();
+    for kernel in KERNELS {
+        let (outs, outputs) = eval_on_gpu(&dir, kernel);
+        let (_, want_rep) = expected(&outputs, "user_representation");
+        let drep = max_abs_diff(&out_f32(find(&outs, "user_representation")), &want_rep);
+        let (shape, want_idx) = expected(&outputs, "top_k_indices");
+        let got_idx = out_f32(find(&outs, "top_k_indices"));
+        // bf16 scores may reorder near-ties: compare as sets per row.
+        let k = shape[1];
+        let mut shared = 0;
+        for (g, w) in got_idx.chunks(k).zip(want_idx.chunks(k)) {
+            shared += g.iter().filter(|i| w.contains(i)).count();
+        }
+        let recall = shared as f64 / want_idx.len() as f64;
+        eprintln!(
+            "retrieval on gpu ({kernel:?} attention): max|drep| {drep:.3e}, top-k recall {recall:.3}"
+        );
+        assert!(drep <= 2e-2, "user representation off by {drep}");
+        assert!(recall >= 0.9, "top-k recall {recall}");
     }
-    let recall = shared as f64 / want_idx.len() as f64;
-    eprintln!("retrieval on gpu: max|drep| {drep:.3e}, top-k recall {recall:.3}");
-    assert!(drep <= 2e-2, "user representation off by {drep}");
-    assert!(recall >= 0.9, "top-k recall {recall}");
 }
 
 /// Viewers given by ids: `n` viewers (viewer 0 of id 0, a padding user that

@@ -17,3 +17,44 @@ pub mod sources;
 #[cfg(feature = "cuda")]
 #[allow(unsafe_code)] // kernel launches and raw device pointers
 pub mod cuda;
+
+/// Which implementation the GPU attention runs on (`--gpu-attention`).
+/// Always built, so configuration can name it without the `cuda` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// `attention_d*`: one fused kernel with an online softmax (the
+    /// default until a GPU run measures the other faster).
+    #[default]
+    Flash,
+    /// Two cuBLAS GEMMs around a row softmax (`cu/attention_gemm.cu`).
+    Gemm,
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flash" => Ok(Self::Flash),
+            "gemm" => Ok(Self::Gemm),
+            other => Err(format!(
+                "unknown attention kernel '{other}', expected flash or gemm"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttentionKernel;
+
+    #[test]
+    fn attention_kernel_names_parse() {
+        assert_eq!("flash".parse(), Ok(AttentionKernel::Flash));
+        assert_eq!("gemm".parse(), Ok(AttentionKernel::Gemm));
+        let err = "cublas"
+            .parse::<AttentionKernel>()
+            .expect_err("not a kernel");
+        assert!(err.contains("'cublas'"), "{err}");
+        assert_eq!(AttentionKernel::default(), AttentionKernel::Flash);
+    }
+}

@@ -31,6 +31,18 @@ pub const ATTENTION: KernelSource = KernelSource {
     kernels: &["attention_d32", "attention_d64", "attention_d128"],
 };
 
+/// The same attention as two cuBLAS GEMMs around a row softmax.
+pub const ATTENTION_GEMM: KernelSource = KernelSource {
+    name: "attention_gemm",
+    body: include_str!("cu/attention_gemm.cu"),
+    kernels: &[
+        "gqa_stack_q",
+        "gqa_softmax_bf16s",
+        "gqa_softmax_f32s",
+        "gqa_unstack_out",
+    ],
+};
+
 /// Batched dot-product top-k.
 pub const TOPK: KernelSource = KernelSource {
     name: "topk",
@@ -62,7 +74,7 @@ pub const OPS: KernelSource = KernelSource {
 };
 
 /// Every source, in load order.
-pub const ALL: [KernelSource; 3] = [ATTENTION, TOPK, OPS];
+pub const ALL: [KernelSource; 4] = [ATTENTION, ATTENTION_GEMM, TOPK, OPS];
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,12 @@
 #![cfg(feature = "cuda")]
 
 use foryou_kernels::cuda::attention::SelfKvGpu;
+use foryou_kernels::cuda::attention_gemm::GemmAttentionScratch;
+use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::cuda::gemm::GemmOut;
 use foryou_kernels::cuda::{Gpu, GpuError, bf16_bits, bf16_values};
 use foryou_kernels::reference::attention::{AttentionShape, SelfKv, attention};
+use foryou_kernels::reference::attention_gemm::attention_gemm;
 use foryou_kernels::reference::ops::{self, QkvShape};
 use foryou_kernels::reference::topk::{check_top_k, score, top_k};
 use foryou_kernels::reference::{relative_error, to_bf16, to_f32};
@@ -63,19 +66,40 @@ fn mask(rng: &mut ChaCha8Rng, n: usize, p_valid: f64, first_valid_every: usize) 
         .collect()
 }
 
-#[test]
-fn attention_matches_the_reference_on_random_shapes() {
-    let Some(g) = gpu() else { return };
-    let mut rng = ChaCha8Rng::seed_from_u64(seed());
-    // (B, T, S, Hq, Hkv, D, causal, round_logits)
-    let cases = [
-        (2, 37, 70, 4, 2, 32, false, false),
-        (1, 200, 129, 20, 4, 128, false, true),
-        (3, 75, 75, 8, 2, 64, true, false),
-        (1, 130, 130, 5, 1, 128, true, true),
-        (2, 9, 33, 2, 2, 64, false, false),
-    ];
-    for (b, t, s, hq, hkv, d, causal, round) in cases {
+/// One attention call's random inputs on the host and on the device: key 0
+/// of every row valid (the user token, as in serving), 80 % of the other
+/// keys and of the queries' own keys valid.
+struct AttentionCase {
+    shape: AttentionShape,
+    q: Vec<bf16>,
+    kc: Vec<bf16>,
+    vc: Vec<bf16>,
+    key_valid: Vec<u8>,
+    ks: Vec<bf16>,
+    vs: Vec<bf16>,
+    self_valid: Vec<u8>,
+}
+
+/// [`AttentionCase`]'s buffers on the device, the output poisoned with NaN.
+struct DeviceCase {
+    q: CudaSlice<u16>,
+    kc: CudaSlice<u16>,
+    vc: CudaSlice<u16>,
+    key_valid: CudaSlice<u8>,
+    ks: CudaSlice<u16>,
+    vs: CudaSlice<u16>,
+    self_valid: CudaSlice<u8>,
+    out: CudaSlice<u16>,
+}
+
+impl AttentionCase {
+    #[allow(clippy::too_many_arguments)]
+    fn random(
+        rng: &mut ChaCha8Rng,
+        (b, t, s, hq, hkv, d): (usize, usize, usize, usize, usize, usize),
+        causal: bool,
+        round_logits: bool,
+    ) -> Self {
         let shape = AttentionShape {
             batch: b,
             queries: t,
@@ -86,50 +110,177 @@ fn attention_matches_the_reference_on_random_shapes() {
             causal,
             mult: 1.0 / (d as f32).sqrt(),
             cap: 30.0,
-            round_logits: round,
+            round_logits,
         };
-        let q = to_bf16(&normal(&mut rng, shape.q_len(), 1.5));
-        let kc = to_bf16(&normal(&mut rng, shape.kv_len(), 1.5));
-        let vc = to_bf16(&normal(&mut rng, shape.kv_len(), 1.0));
-        // Key 0 of every row is valid (the user token), as in serving.
-        let key_valid = mask(&mut rng, b * s, 0.8, s);
-        let (ks, vs) = (
-            to_bf16(&normal(&mut rng, shape.self_kv_len(), 1.5)),
-            to_bf16(&normal(&mut rng, shape.self_kv_len(), 1.0)),
-        );
-        let self_valid = mask(&mut rng, b * t, 0.8, usize::MAX);
-        let self_kv = (!causal).then_some(SelfKv {
+        Self {
+            q: to_bf16(&normal(rng, shape.q_len(), 1.5)),
+            kc: to_bf16(&normal(rng, shape.kv_len(), 1.5)),
+            vc: to_bf16(&normal(rng, shape.kv_len(), 1.0)),
+            key_valid: mask(rng, b * s, 0.8, s),
+            ks: to_bf16(&normal(rng, shape.self_kv_len(), 1.5)),
+            vs: to_bf16(&normal(rng, shape.self_kv_len(), 1.0)),
+            self_valid: mask(rng, b * t, 0.8, usize::MAX),
+            shape,
+        }
+    }
+
+    /// The self term, except in the causal pass.
+    fn self_kv(&self) -> Option<SelfKv<'_>> {
+        (!self.shape.causal).then_some(SelfKv {
+            k: &self.ks,
+            v: &self.vs,
+            valid: Some(&self.self_valid),
+        })
+    }
+
+    /// The contract's answer.
+    fn want(&self) -> Vec<f32> {
+        let c = self;
+        attention(&c.shape, &c.q, &c.kc, &c.vc, &c.key_valid, c.self_kv())
+    }
+
+    fn upload(&self, g: &Gpu) -> DeviceCase {
+        let up = |x: &[bf16]| {
+            let bits: Vec<u16> = x.iter().map(|v| v.to_bits()).collect();
+            g.upload(&bits).expect("gpu call")
+        };
+        DeviceCase {
+            q: up(&self.q),
+            kc: up(&self.kc),
+            vc: up(&self.vc),
+            key_valid: g.upload(&self.key_valid).expect("gpu call"),
+            ks: up(&self.ks),
+            vs: up(&self.vs),
+            self_valid: g.upload(&self.self_valid).expect("gpu call"),
+            out: g
+                .upload(&vec![NAN_BF16; self.shape.q_len()])
+                .expect("gpu call"),
+        }
+    }
+}
+
+#[test]
+fn attention_matches_the_reference_on_random_shapes() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    // ((B, T, S, Hq, Hkv, D), causal, round_logits)
+    let cases = [
+        ((2, 37, 70, 4, 2, 32), false, false),
+        ((1, 200, 129, 20, 4, 128), false, true),
+        ((3, 75, 75, 8, 2, 64), true, false),
+        ((1, 130, 130, 5, 1, 128), true, true),
+        ((2, 9, 33, 2, 2, 64), false, false),
+    ];
+    for (dims, causal, round) in cases {
+        let case = AttentionCase::random(&mut rng, dims, causal, round);
+        let shape = case.shape;
+        let DeviceCase {
+            q,
+            kc,
+            vc,
+            key_valid,
+            ks,
+            vs,
+            self_valid,
+            mut out,
+        } = case.upload(&g);
+        let sk = (!causal).then_some(SelfKvGpu {
             k: &ks,
             v: &vs,
             valid: Some(&self_valid),
         });
-        let want = attention(&shape, &q, &kc, &vc, &key_valid, self_kv);
-
-        let bits = |x: &[bf16]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let (dq, dk, dv) = (
-            g.upload(&bits(&q)).expect("gpu call"),
-            g.upload(&bits(&kc)).expect("gpu call"),
-            g.upload(&bits(&vc)).expect("gpu call"),
-        );
-        let dvalid = g.upload(&key_valid).expect("gpu call");
-        let (dks, dvs, dsv) = (
-            g.upload(&bits(&ks)).expect("gpu call"),
-            g.upload(&bits(&vs)).expect("gpu call"),
-            g.upload(&self_valid).expect("gpu call"),
-        );
-        let mut out = g.upload(&vec![NAN_BF16; shape.q_len()]).expect("gpu call");
-        let sk = (!causal).then_some(SelfKvGpu {
-            k: &dks,
-            v: &dvs,
-            valid: Some(&dsv),
-        });
-        g.attention(&shape, &dq, &dk, &dv, &dvalid, sk, &mut out)
+        g.attention(&shape, &q, &kc, &vc, &key_valid, sk, &mut out)
             .expect("gpu call");
         let got = bf16_values(&g.download(&out).expect("gpu call"));
-        let err = relative_error(&got, &want);
+        let err = relative_error(&got, &case.want());
         eprintln!("attention {shape:?}: rel err {err:.2e}");
         assert!(err < 1e-2, "attention {shape:?}: rel err {err}");
     }
+}
+
+/// The GEMM path against the contract and against its CPU twin (same
+/// roundings), including a batch split into chunks by a small workspace
+/// and the scratch reused across shapes.
+#[test]
+fn attention_gemm_matches_the_reference_and_its_twin() {
+    let Some(g) = gpu() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed());
+    let mut scratch = GemmAttentionScratch::default();
+    // ((B, T, S, Hq, Hkv, D), causal, round_logits, workspace limit)
+    let cases = [
+        ((2, 37, 70, 4, 2, 32), false, false, None),
+        ((1, 200, 129, 20, 4, 128), false, true, None),
+        ((3, 75, 75, 8, 2, 64), true, false, None),
+        ((1, 130, 130, 5, 1, 128), true, true, None),
+        ((2, 9, 33, 2, 2, 64), false, false, None),
+        ((3, 50, 40, 6, 2, 128), false, true, Some(1usize)),
+        ((2, 24, 24, 4, 4, 8), true, true, Some(1usize)),
+    ];
+    for (dims, causal, round, limit) in cases {
+        let case = AttentionCase::random(&mut rng, dims, causal, round);
+        let shape = case.shape;
+        let c = &case;
+        let twin = attention_gemm(&shape, &c.q, &c.kc, &c.vc, &c.key_valid, c.self_kv());
+        let DeviceCase {
+            q,
+            kc,
+            vc,
+            key_valid,
+            ks,
+            vs,
+            self_valid,
+            mut out,
+        } = case.upload(&g);
+        let sk = (!causal).then_some(SelfKvGpu {
+            k: &ks,
+            v: &vs,
+            valid: Some(&self_valid),
+        });
+        let mut small;
+        let scratch = match limit {
+            Some(bytes) => {
+                small = GemmAttentionScratch::with_workspace_limit(bytes);
+                &mut small
+            }
+            None => &mut scratch,
+        };
+        g.attention_gemm(&shape, &q, &kc, &vc, &key_valid, sk, &mut out, scratch)
+            .expect("gpu call");
+        let got = bf16_values(&g.download(&out).expect("gpu call"));
+        let (err, err_twin) = (
+            relative_error(&got, &case.want()),
+            relative_error(&got, &twin),
+        );
+        eprintln!(
+            "attention_gemm {shape:?} limit {limit:?}: rel err {err:.2e}, vs twin {err_twin:.2e}"
+        );
+        assert!(err < 1e-2, "attention_gemm {shape:?}: rel err {err}");
+        assert!(
+            err_twin < 1e-2,
+            "attention_gemm {shape:?}: vs twin {err_twin}"
+        );
+    }
+    // A shape the kernels cannot take is an error, not a launch.
+    let bad = AttentionShape {
+        batch: 1,
+        queries: 4,
+        context: 4,
+        q_heads: 2,
+        kv_heads: 1,
+        head_dim: 12,
+        causal: false,
+        mult: 1.0,
+        cap: 0.0,
+        round_logits: true,
+    };
+    let z = g.zeros::<u16>(bad.q_len()).expect("gpu call");
+    let mut o = g.zeros::<u16>(bad.q_len()).expect("gpu call");
+    let v = g.upload(&[1u8; 4]).expect("gpu call");
+    let kv = g.zeros::<u16>(bad.kv_len()).expect("gpu call");
+    assert!(matches!(
+        g.attention_gemm(&bad, &z, &kv, &kv, &v, None, &mut o, &mut scratch),
+        Err(GpuError::Shape(_))
+    ));
 }
 
 #[test]

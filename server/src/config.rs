@@ -374,6 +374,12 @@ pub struct EngineArgs {
     /// and uploaded per request; for tables larger than the device).
     #[arg(long, env = "FORYOU_GPU_TABLES", default_value = "auto")]
     pub gpu_tables: foryou_engine::backend::GpuTables,
+    /// The attention implementation with a GPU device: `flash` (one fused
+    /// kernel) or `gemm` (two cuBLAS GEMMs around a row softmax; the
+    /// score matrix goes through device memory). Same contract, same
+    /// tests; `benches/gpu/run.sh` times both at the prod shape.
+    #[arg(long, env = "FORYOU_GPU_ATTENTION", default_value = "flash")]
+    pub gpu_attention: foryou_engine::backend::AttentionKernel,
     /// Threads per engine op (0: all physical cores). 1 is fastest when
     /// requests run concurrently; raise it for one-at-a-time latency on a
     /// big host.
@@ -439,6 +445,7 @@ impl EngineArgs {
         foryou_engine::DeviceOptions {
             cpu_amx: self.cpu_amx,
             gpu_tables: self.gpu_tables,
+            gpu_attention: self.gpu_attention,
         }
     }
 
@@ -555,6 +562,18 @@ mod tests {
         assert_eq!((d.cpu_amx, d.gpu_tables), (false, GpuTables::Host));
         let d = args(&["--cpu-amx", "off"]).device_options();
         assert!(!d.cpu_amx);
+        use foryou_engine::backend::AttentionKernel;
+        assert_eq!(
+            args(&[]).device_options().gpu_attention,
+            AttentionKernel::Flash
+        );
+        let d = args(&["--gpu-attention", "gemm"]).device_options();
+        assert_eq!(d.gpu_attention, AttentionKernel::Gemm);
+        let bad = Wrap::try_parse_from(["test", "--gpu-attention", "fast"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(bad.contains("expected flash or gemm"), "{bad}");
         let mut argv = vec!["test", "--gpu-tables", "device"];
         let err = Wrap::try_parse_from(argv.drain(..))
             .err()

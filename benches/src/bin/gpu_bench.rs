@@ -7,7 +7,11 @@
 //! fresh random inputs rotated so nothing is timed from L2.
 //!
 //! `gpu-bench [--only ceilings,attention,topk,ranker] [--json PATH]
-//!            [--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N]`
+//!            [--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N]
+//!            [--attention flash,gemm]`
+//!
+//! `--attention` names the attention implementations timed side by side,
+//! in the attention step and in the ranker end to end (default both).
 
 use std::time::Instant;
 
@@ -15,6 +19,8 @@ use anyhow::{Context, Result, bail};
 use foryou_engine::hash_embed::{CandidateItem, HistoryItem};
 use foryou_engine::inputs::{CandidateInputs, RecsysInputs, UserInputs};
 use foryou_engine::{ComputeDevice, Device, DeviceOptions, FpropDtype, ModelConfig, PhoenixRanker};
+use foryou_kernels::AttentionKernel;
+use foryou_kernels::cuda::attention_gemm::GemmAttentionScratch;
 use foryou_kernels::cuda::gemm::GemmOut;
 use foryou_kernels::cuda::timing::median;
 use foryou_kernels::cuda::{Gpu, attention::SelfKvGpu};
@@ -24,7 +30,7 @@ use serde_json::{Value, json};
 
 /// The command line, for `--help`.
 const USAGE: &str = "gpu-bench [--only ceilings,attention,topk,ranker] [--json PATH] \
-[--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N]";
+[--topk-n N] [--ranker DIR]... [--ranker-batch 1,4] [--reps N] [--attention flash,gemm]";
 
 /// SplitMix64: fast, seedable, good enough for benchmark data.
 struct Rng(u64);
@@ -71,6 +77,7 @@ struct Args {
     rankers: Vec<String>,
     ranker_batch: Vec<usize>,
     reps: usize,
+    attention: Vec<AttentionKernel>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -86,6 +93,7 @@ fn parse_args() -> Result<Args> {
         rankers: Vec::new(),
         ranker_batch: vec![1, 4],
         reps: 20,
+        attention: vec![AttentionKernel::Flash, AttentionKernel::Gemm],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -102,6 +110,13 @@ fn parse_args() -> Result<Args> {
                     .collect::<Result<_>>()?
             }
             "--reps" => a.reps = val()?.parse().context("--reps")?,
+            "--attention" => {
+                a.attention = val()?
+                    .split(',')
+                    .map(|s| s.parse().map_err(anyhow::Error::msg))
+                    .collect::<Result<_>>()
+                    .context("--attention")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -144,7 +159,12 @@ fn ceilings(g: &Gpu, reps: usize) -> Result<Value> {
     )
 }
 
-fn attention(g: &Gpu, reps: usize, gemm_tflops: Option<f64>) -> Result<Vec<Value>> {
+fn attention(
+    g: &Gpu,
+    reps: usize,
+    gemm_tflops: Option<f64>,
+    kernels: &[AttentionKernel],
+) -> Result<Vec<Value>> {
     let mut rows = Vec::new();
     // (label, B, T, S, causal)
     for (label, b, t, s, causal) in [
@@ -181,28 +201,42 @@ fn attention(g: &Gpu, reps: usize, gemm_tflops: Option<f64>) -> Result<Vec<Value
         let valid = g.upload(&vec![1u8; b * s])?;
         let cand_valid = g.upload(&vec![1u8; b * t])?;
         let mut out = g.zeros::<u16>(shape.q_len())?;
-        let times = g.time_ms(3, reps, |i| {
-            let (q, k, v, ks, vs) = &sets[i % sets.len()];
-            let sk = (!causal).then_some(SelfKvGpu {
-                k: ks,
-                v: vs,
-                valid: Some(&cand_valid),
-            });
-            g.attention(&shape, q, k, v, &valid, sk, &mut out)
-        })?;
-        let ms = median(&times);
-        let flops = shape.flops(!causal);
-        let tflops = flops / (f64::from(ms) * 1e-3) / 1e12;
-        let pct = gemm_tflops.map(|p| 100.0 * tflops / p);
-        println!(
-            "attention {label}: {ms:.4} ms, {tflops:.1} TFLOP/s useful ({:.1}% of measured GEMM rate)",
-            pct.unwrap_or(f64::NAN)
-        );
-        rows.push(json!({
-            "label": label, "batch": b, "queries": t, "context": s, "q_heads": 20, "kv_heads": 4,
-            "head_dim": 128, "causal": causal, "median_ms": ms, "useful_gflop": flops / 1e9,
-            "tflops": tflops, "pct_of_measured_gemm": pct, "reps": reps, "input_sets": nsets,
-        }));
+        let mut scratch = GemmAttentionScratch::default();
+        let mut flash_ms = None;
+        for &kernel in kernels {
+            let times = g.time_ms(3, reps, |i| {
+                let (q, k, v, ks, vs) = &sets[i % sets.len()];
+                let sk = (!causal).then_some(SelfKvGpu {
+                    k: ks,
+                    v: vs,
+                    valid: Some(&cand_valid),
+                });
+                g.attention_with(kernel, &shape, q, k, v, &valid, sk, &mut out, &mut scratch)
+            })?;
+            let ms = median(&times);
+            let flops = shape.flops(!causal);
+            let tflops = flops / (f64::from(ms) * 1e-3) / 1e12;
+            let pct = gemm_tflops.map(|p| 100.0 * tflops / p);
+            if kernel == AttentionKernel::Flash {
+                flash_ms = Some(ms);
+            }
+            let vs_flash = flash_ms.map(|f| f64::from(f) / f64::from(ms));
+            println!(
+                "attention {label} ({kernel:?}): {ms:.4} ms, {tflops:.1} TFLOP/s useful ({:.1}% of measured GEMM rate){}",
+                pct.unwrap_or(f64::NAN),
+                match (kernel, vs_flash) {
+                    (AttentionKernel::Gemm, Some(r)) => format!(", {r:.2}x the flash kernel"),
+                    _ => String::new(),
+                }
+            );
+            rows.push(json!({
+                "label": label, "kernel": format!("{kernel:?}"), "batch": b, "queries": t,
+                "context": s, "q_heads": 20, "kv_heads": 4, "head_dim": 128, "causal": causal,
+                "median_ms": ms, "useful_gflop": flops / 1e9, "tflops": tflops,
+                "pct_of_measured_gemm": pct, "speedup_vs_flash": vs_flash, "reps": reps,
+                "input_sets": nsets,
+            }));
+        }
     }
     Ok(rows)
 }
@@ -393,11 +427,20 @@ impl PhaseLog {
 /// conversion and upload of the rows) and requests given by ids
 /// (`rank_ids`, the serving path: with the tables resident only hashes go
 /// up and the device gathers the rows).
-fn ranker(dir: &str, batches: &[usize], reps: usize) -> Result<Vec<Value>> {
+fn ranker(
+    dir: &str,
+    batches: &[usize],
+    reps: usize,
+    attention: AttentionKernel,
+) -> Result<Vec<Value>> {
     let (cfg, weights) = foryou_engine::fixture::load_model_dir(std::path::Path::new(dir))
         .with_context(|| format!("loading {dir}"))?;
     let (s, c) = (cfg.history_seq_len, cfg.candidate_seq_len);
-    let device = Device::open(ComputeDevice::Cuda(0), DeviceOptions::default())?;
+    let options = DeviceOptions {
+        gpu_attention: attention,
+        ..DeviceOptions::default()
+    };
+    let device = Device::open(ComputeDevice::Cuda(0), options)?;
     let r = PhoenixRanker::on(&device, cfg.clone(), weights, FpropDtype::Bf16)?;
     let placement = format!("{:?}", r.table_placement());
     println!("ranker {dir}: hash-table rows gathered on {placement}");
@@ -438,10 +481,11 @@ fn ranker(dir: &str, batches: &[usize], reps: usize) -> Result<Vec<Value>> {
                 }
             }
         }
-        let head = format!("ranker {dir} B {b} (S {s}, C {c})");
+        let head = format!("ranker {dir} B {b} (S {s}, C {c}, {attention:?} attention)");
         let mut row = json!({
             "model": dir, "emb_size": cfg.emb_size, "layers": cfg.num_layers, "history": s,
             "candidates": c, "batch": b, "table_placement": placement,
+            "attention": format!("{attention:?}"),
             "embeddings_given": given.report(&head, "embeddings given", b),
             "timed": "wall clock of PhoenixRanker::forward (host input assembly, uploads, device, download, sigmoid) and of PhoenixRanker::rank_ids (hashing too), alternating",
         });
@@ -471,7 +515,7 @@ fn main() -> Result<()> {
         report["ceilings"] = c;
     }
     if on("attention") {
-        report["attention"] = json!(attention(&g, args.reps, gemm)?);
+        report["attention"] = json!(attention(&g, args.reps, gemm, &args.attention)?);
     }
     if on("topk") {
         report["topk"] = json!(topk(&g, args.topk_n, args.reps, copy)?);
@@ -479,7 +523,9 @@ fn main() -> Result<()> {
     if on("ranker") {
         let mut all = Vec::new();
         for dir in &args.rankers {
-            all.extend(ranker(dir, &args.ranker_batch, args.reps)?);
+            for &kernel in &args.attention {
+                all.extend(ranker(dir, &args.ranker_batch, args.reps, kernel)?);
+            }
         }
         report["ranker"] = json!(all);
     }

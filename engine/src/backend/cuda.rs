@@ -81,7 +81,7 @@ impl CudaBackend {
             HeadWeights::Ranker(h) => Some(h),
             HeadWeights::Retrieval(_) => None,
         };
-        let model = GpuRanker::new(gpu, &parts.cfg, &parts.weights, head, options.gpu_tables)?;
+        let model = GpuRanker::new(gpu, &parts.cfg, &parts.weights, head, options)?;
         Ok(Self {
             cfg: parts.cfg.clone(),
             weights: parts.weights.clone(),

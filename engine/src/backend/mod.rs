@@ -164,6 +164,8 @@ impl std::fmt::Debug for Context {
     }
 }
 
+pub use foryou_kernels::AttentionKernel;
+
 /// Where hash-embedding rows are gathered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TablePlacement {
@@ -199,6 +201,8 @@ pub struct DeviceOptions {
     pub cpu_amx: bool,
     /// Whether the hash tables may be resident on a GPU.
     pub gpu_tables: GpuTables,
+    /// The attention implementation on a GPU.
+    pub gpu_attention: AttentionKernel,
 }
 
 impl Default for DeviceOptions {
@@ -206,6 +210,7 @@ impl Default for DeviceOptions {
         Self {
             cpu_amx: true,
             gpu_tables: GpuTables::Auto,
+            gpu_attention: AttentionKernel::Flash,
         }
     }
 }
@@ -404,6 +409,7 @@ mod tests {
         let opts = DeviceOptions {
             cpu_amx: false,
             gpu_tables: GpuTables::Host,
+            gpu_attention: AttentionKernel::Gemm,
         };
         let cpu = Device::open(ComputeDevice::Cpu, opts).expect("the cpu");
         assert_eq!((cpu.spec(), cpu.options()), (ComputeDevice::Cpu, opts));

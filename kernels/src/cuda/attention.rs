@@ -24,6 +24,45 @@ pub(crate) fn smem_bytes(head_dim: usize) -> usize {
     2 * 2 * 64 * (head_dim + 8) * 2
 }
 
+/// The argument checks both attention paths make before a launch: kv heads
+/// divide the query heads, the causal pass is square, nothing is empty,
+/// and every buffer holds what the shape says.
+pub(crate) fn check_args(
+    s: &AttentionShape,
+    q: &CudaSlice<u16>,
+    kc: &CudaSlice<u16>,
+    vc: &CudaSlice<u16>,
+    key_valid: &CudaSlice<u8>,
+    self_kv: Option<&SelfKvGpu<'_>>,
+    out: &CudaSlice<u16>,
+) -> GpuResult<()> {
+    if s.kv_heads == 0 || !s.q_heads.is_multiple_of(s.kv_heads) {
+        return Err(GpuError::Shape(format!(
+            "{} query heads are not a multiple of {} kv heads",
+            s.q_heads, s.kv_heads
+        )));
+    }
+    if s.causal && s.queries != s.context {
+        return Err(GpuError::Shape("the causal pass needs T == S".into()));
+    }
+    if s.batch == 0 || s.queries == 0 || s.context == 0 {
+        return Err(GpuError::Shape("empty attention".into()));
+    }
+    expect_len("q", q.len(), s.q_len())?;
+    expect_len("out", out.len(), s.q_len())?;
+    expect_len("context k", kc.len(), s.kv_len())?;
+    expect_len("context v", vc.len(), s.kv_len())?;
+    expect_len("key_valid", key_valid.len(), s.batch * s.context)?;
+    if let Some(sk) = self_kv {
+        expect_len("self k", sk.k.len(), s.self_kv_len())?;
+        expect_len("self v", sk.v.len(), s.self_kv_len())?;
+        if let Some(v) = sk.valid {
+            expect_len("self_valid", v.len(), s.batch * s.queries)?;
+        }
+    }
+    Ok(())
+}
+
 impl Gpu {
     /// `out = attention(q, context K/V, self K/V)` per the contract of
     /// [`crate::reference::attention::attention`]; queued on the stream.
@@ -49,23 +88,7 @@ impl Gpu {
                 )));
             }
         };
-        if s.kv_heads == 0 || !s.q_heads.is_multiple_of(s.kv_heads) {
-            return Err(GpuError::Shape(format!(
-                "{} query heads are not a multiple of {} kv heads",
-                s.q_heads, s.kv_heads
-            )));
-        }
-        if s.causal && s.queries != s.context {
-            return Err(GpuError::Shape("the causal pass needs T == S".into()));
-        }
-        if s.batch == 0 || s.queries == 0 || s.context == 0 {
-            return Err(GpuError::Shape("empty attention".into()));
-        }
-        expect_len("q", q.len(), s.q_len())?;
-        expect_len("out", out.len(), s.q_len())?;
-        expect_len("context k", kc.len(), s.kv_len())?;
-        expect_len("context v", vc.len(), s.kv_len())?;
-        expect_len("key_valid", key_valid.len(), s.batch * s.context)?;
+        check_args(s, q, kc, vc, key_valid, self_kv.as_ref(), out)?;
         let rows = s.queries * (s.q_heads / s.kv_heads);
         let smem = smem_bytes(s.head_dim);
         self.check_smem(name, smem)?;
@@ -88,14 +111,9 @@ impl Gpu {
         b.arg(q).arg(kc).arg(vc).arg(key_valid);
         match &self_kv {
             Some(sk) => {
-                expect_len("self k", sk.k.len(), s.self_kv_len())?;
-                expect_len("self v", sk.v.len(), s.self_kv_len())?;
                 b.arg(sk.k).arg(sk.v);
                 match sk.valid {
-                    Some(v) => {
-                        expect_len("self_valid", v.len(), s.batch * s.queries)?;
-                        b.arg(v)
-                    }
+                    Some(v) => b.arg(v),
                     None => b.arg(&null),
                 };
             }

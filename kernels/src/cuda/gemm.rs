@@ -93,4 +93,61 @@ impl Gpu {
         }
         Ok(())
     }
+
+    /// Column-major strided-batched `C_i = op(A_i) B_i` (bf16 operands,
+    /// f32 accumulation, C of type `c_type`), `batch` products, each
+    /// operand `stride` elements after the previous one: cuBLAS's
+    /// `GemmStridedBatchedEx` on this wrapper's stream.
+    ///
+    /// # Safety
+    /// `a`, `b` and `c` are device addresses on this wrapper's stream whose
+    /// buffers hold every element the shape, leading dimensions, strides
+    /// and batch count reach, and stay alive until the product has run.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn gemm_strided_batched(
+        &self,
+        transpose_a: bool,
+        (m, n, k): (i32, i32, i32),
+        (a, lda, stride_a): (u64, i32, i64),
+        (b, ldb, stride_b): (u64, i32, i64),
+        (c, c_type, ldc, stride_c): (u64, cudaDataType, i32, i64),
+        batch: i32,
+    ) -> GpuResult<()> {
+        let (alpha, beta) = (1f32, 0f32);
+        let op_a = if transpose_a {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        };
+        // SAFETY: the caller vouches for the addresses (see above); alpha
+        // and beta outlive the call, which only enqueues the product.
+        unsafe {
+            cudarc::cublas::result::gemm_strided_batched_ex(
+                *self.blas().handle(),
+                op_a,
+                cublasOperation_t::CUBLAS_OP_N,
+                m,
+                n,
+                k,
+                (&alpha as *const f32).cast(),
+                a as *const _,
+                cudaDataType::CUDA_R_16BF,
+                lda,
+                stride_a,
+                b as *const _,
+                cudaDataType::CUDA_R_16BF,
+                ldb,
+                stride_b,
+                (&beta as *const f32).cast(),
+                c as *mut _,
+                c_type,
+                ldc,
+                stride_c,
+                batch,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )?;
+        }
+        Ok(())
+    }
 }

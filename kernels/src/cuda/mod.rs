@@ -5,6 +5,7 @@
 //! the host first, so a bad call is an error, never an out-of-bounds access.
 
 pub mod attention;
+pub mod attention_gemm;
 pub mod gemm;
 pub mod ops;
 pub mod staging;

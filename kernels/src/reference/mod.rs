@@ -3,6 +3,7 @@
 //! fresh random inputs, and against the engine's CPU model.
 
 pub mod attention;
+pub mod attention_gemm;
 pub mod ops;
 pub mod topk;
 

@@ -37,7 +37,7 @@ use half::bf16;
 
 use super::tables::{DeviceTable, GpuTables};
 use super::weights::{GpuLayer, host, matrix, vector};
-use crate::backend::{BackendError, GpuTables as TablePolicy, Phases, TablePlacement};
+use crate::backend::{AttentionKernel, BackendError, DeviceOptions, Phases, TablePlacement};
 use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::inputs::{CandidateInputs, UserInputs};
@@ -74,6 +74,8 @@ pub struct GpuRanker {
     lock: Mutex<Staging>,
     /// Where the last ranker call spent its time.
     last: Mutex<Phases>,
+    /// Which attention implementation the layers run.
+    pub(super) attention: AttentionKernel,
 }
 
 /// A ranker call in progress: the context's K/V, the call's timing events
@@ -164,8 +166,9 @@ impl GpuRanker {
         cfg: &ModelConfig,
         w: &PhoenixWeights,
         head: Option<&crate::weights::RankerHead>,
-        policy: TablePolicy,
+        options: DeviceOptions,
     ) -> Result<Self> {
+        let policy = options.gpu_tables;
         if !matches!(cfg.key_size, 32 | 64 | 128) {
             return Err(unsupported(format!(
                 "key_size {} has no GPU attention kernel (32, 64 or 128)",
@@ -253,6 +256,7 @@ impl GpuRanker {
             gpu,
             lock: Mutex::new(Staging::default()),
             last: Mutex::new(Phases::default()),
+            attention: options.gpu_attention,
         })
     }
 

@@ -1,9 +1,10 @@
 //! The GPU ranker's layer stack: the fused q|k|v projection and RoPE, the
-//! attention kernel (causal over the context, candidate isolation for the
-//! candidates), then output projection, sandwich norms and the gated GELU
+//! attention (causal over the context, candidate isolation for the
+//! candidates; flash kernel or GEMM path as `--gpu-attention` says), then output projection, sandwich norms and the gated GELU
 //! FFN, with one set of activations reused layer to layer.
 
 use foryou_kernels::cuda::attention::SelfKvGpu;
+use foryou_kernels::cuda::attention_gemm::GemmAttentionScratch;
 use foryou_kernels::cuda::cudarc::driver::CudaSlice;
 use foryou_kernels::cuda::gemm::GemmOut;
 use foryou_kernels::reference::attention::AttentionShape;
@@ -130,6 +131,7 @@ impl GpuRanker {
         let key_valid = &kv.key_valid;
         let (mut ks, mut vs) = (Vec::new(), Vec::new());
         let n = self.layers.len();
+        let mut gemm = GemmAttentionScratch::default();
         self.run_stack(
             h,
             b,
@@ -138,7 +140,17 @@ impl GpuRanker {
             |_| Ok((g.scratch(kv_len)?, g.scratch(kv_len)?)),
             |i, s, kl, vl| {
                 if i + 1 < n || full {
-                    g.attention(shape, &s.q, &kl, &vl, key_valid, None, &mut s.attn)?;
+                    g.attention_with(
+                        self.attention,
+                        shape,
+                        &s.q,
+                        &kl,
+                        &vl,
+                        key_valid,
+                        None,
+                        &mut s.attn,
+                        &mut gemm,
+                    )?;
                 }
                 ks.push(kl);
                 vs.push(vl);
@@ -173,6 +185,7 @@ impl GpuRanker {
         let kv_len = b * c * self.cfg.num_kv_heads * self.cfg.key_size;
         // The candidates' own K/V: one pair of buffers serves every layer.
         let pool = std::cell::RefCell::new(Some((g.scratch(kv_len)?, g.scratch(kv_len)?)));
+        let mut gemm = GemmAttentionScratch::default();
         let s = self.run_stack(
             h,
             b,
@@ -189,7 +202,8 @@ impl GpuRanker {
                     v: &vs,
                     valid: Some(valid),
                 };
-                g.attention(
+                g.attention_with(
+                    self.attention,
                     &shape,
                     &s.q,
                     &ctx.k[i],
@@ -197,6 +211,7 @@ impl GpuRanker {
                     &ctx.key_valid,
                     Some(self_kv),
                     &mut s.attn,
+                    &mut gemm,
                 )?;
                 *pool.borrow_mut() = Some((ks, vs));
                 Ok(())
