@@ -5,12 +5,15 @@
 //!   them without a GPU.
 //! * [`reference`]: a CPU implementation of every kernel's contract; tests
 //!   compare the kernels against it on fresh random inputs.
+//! * [`attention_plan`]: the GEMM attention path's launches and products as
+//!   data, executed by the device and by the host emulation test.
 //! * `cuda` (feature `cuda`): the device context, NVRTC compilation, cuBLAS,
 //!   and the launch wrappers. The default build has no CUDA dependency at
 //!   all, and a `cuda` build still starts on a machine without a driver:
 //!   [`cuda::Gpu::open`] checks for the libraries before touching them and
 //!   returns an error the caller turns into "running on the CPU".
 
+pub mod attention_plan;
 pub mod reference;
 pub mod sources;
 

@@ -23,13 +23,20 @@
 // [B, Hkv, S, D]; ks, vs [B, Hkv, T, D]; key_valid [B, S] u8; self_valid
 // [B, T] u8 or null; Qs [B, Hkv, T*G, D]; X and P [B, Hkv, T*G, S];
 // pself [B, Hkv, T*G] f32; O [B, Hkv, T*G, D] f32. D is a multiple of 8.
+// X and P rows are `ldx` apart (S rounded up to a multiple of 8, so every
+// row starts 16-byte aligned for cuBLAS's vector paths); the padding
+// columns are never read.
 //
 // Launch: stack and unstack, one thread per 8 elements of a row, 256-thread
 // blocks (grid-stride); softmax, one warp per stacked row, 8 rows per
-// 256-thread block. All three are memory-bound: X, P and O are written
+// 256-thread block, two passes over the row (max and sum online, then the
+// weights). All three are memory-bound: X, P and O are written
 // and read once each (at the prod shape, 1400 candidates x 20/4 heads x
 // history 1024, X and P are 57 MB each in bf16).
 //
+// Checked without a GPU: kernels/tests/emulate_attention_gemm.rs compiles
+// this file for the host and runs the device's plan (attention_plan.rs)
+// against the contract and the CPU twin (reference/attention_gemm.rs).
 // Measured: not yet on a GPU (benches/gpu/run.sh times it beside the flash
 // kernel; figures land in benches/results/gpu_*.md).
 
@@ -38,11 +45,6 @@
 
 __device__ __forceinline__ float score_at(const float* x, size_t i) { return x[i]; }
 __device__ __forceinline__ float score_at(const bf16_t* x, size_t i) { return bf16_to_f32(x[i]); }
-
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -77,8 +79,8 @@ template <typename ST>
 __device__ __forceinline__ void softmax_rows_body(
     const ST* __restrict__ x, const bf16_t* __restrict__ qs, const bf16_t* __restrict__ ks,
     const unsigned char* __restrict__ self_valid, const unsigned char* __restrict__ key_valid,
-    bf16_t* __restrict__ p, float* __restrict__ pself, int B, int T, int S, int Hq, int Hkv, int D,
-    int causal, float mult, float cap, int round_logits) {
+    bf16_t* __restrict__ p, float* __restrict__ pself, int B, int T, int S, int ldx, int Hq, int Hkv,
+    int D, int causal, float mult, float cap, int round_logits) {
     const int G = Hq / Hkv, R = T * G;
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * AG_ROWS_PER_BLOCK + (threadIdx.x >> 5);
@@ -88,7 +90,7 @@ __device__ __forceinline__ void softmax_rows_body(
     const int r = (int)(row % R), t = r / G;
     const size_t b = bh / Hkv;
     const unsigned char* kv_ok = key_valid + b * S;
-    const ST* xr = x + row * S;
+    const ST* xr = x + row * ldx;
 
     // The self logit: q . ks_t over D, reduced across the warp.
     const bool has_self = ks != nullptr;
@@ -109,15 +111,32 @@ __device__ __forceinline__ void softmax_rows_body(
         v = soft_cap(v, mult, cap);
         return (kv_ok[j] && !(causal && j > t)) ? v : -1e30f;
     };
-    float m = has_self ? self_logit : -FY_INF;
-    for (int j = lane; j < S; j += 32) m = fmaxf(m, logit(j));
-    m = warp_max(m);
-    float z = 0.0f;
-    for (int j = lane; j < S; j += 32) z += __expf(logit(j) - m);
-    z = warp_sum(z);
+    // One pass for the row's max and sum (online: the running sum is
+    // rescaled when the max rises), combined across the warp; a second
+    // pass writes the weights. Lanes start from a finite floor below any
+    // logit (masked ones are -1e30), so combining two empty lanes stays 0.
+    float m = -3e38f, z = 0.0f;
+    for (int j = lane; j < S; j += 32) {
+        const float l = logit(j);
+        const float m2 = fmaxf(m, l);
+        z = z * __expf(m - m2) + __expf(l - m2);
+        m = m2;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float mo = __shfl_xor_sync(0xffffffffu, m, o);
+        const float zo = __shfl_xor_sync(0xffffffffu, z, o);
+        const float m2 = fmaxf(m, mo);
+        z = z * __expf(m - m2) + zo * __expf(mo - m2);
+        m = m2;
+    }
+    if (has_self) {
+        const float m2 = fmaxf(m, self_logit);
+        z = z * __expf(m - m2);
+        m = m2;
+    }
     const float e_self = has_self ? __expf(self_logit - m) : 0.0f;
     const float inv = 1.0f / (z + e_self);
-    bf16_t* pr = p + row * S;
+    bf16_t* pr = p + row * ldx;
     for (int j = lane; j < S; j += 32) pr[j] = f32_to_bf16(__expf(logit(j) - m) * inv);
     if (lane == 0) pself[row] = has_self ? round_bf16(e_self * inv) : 0.0f;
 }
@@ -127,18 +146,18 @@ extern "C" __global__ void __launch_bounds__(AG_THREADS)
     gqa_softmax_bf16s(const bf16_t* __restrict__ x, const bf16_t* __restrict__ qs,
                       const bf16_t* __restrict__ ks, const unsigned char* __restrict__ self_valid,
                       const unsigned char* __restrict__ key_valid, bf16_t* __restrict__ p,
-                      float* __restrict__ pself, int B, int T, int S, int Hq, int Hkv, int D,
-                      int causal, float mult, float cap, int round_logits) {
-    softmax_rows_body<bf16_t>(x, qs, ks, self_valid, key_valid, p, pself, B, T, S, Hq, Hkv, D,
+                      float* __restrict__ pself, int B, int T, int S, int ldx, int Hq, int Hkv,
+                      int D, int causal, float mult, float cap, int round_logits) {
+    softmax_rows_body<bf16_t>(x, qs, ks, self_valid, key_valid, p, pself, B, T, S, ldx, Hq, Hkv, D,
                               causal, mult, cap, round_logits);
 }
 extern "C" __global__ void __launch_bounds__(AG_THREADS)
     gqa_softmax_f32s(const float* __restrict__ x, const bf16_t* __restrict__ qs,
                      const bf16_t* __restrict__ ks, const unsigned char* __restrict__ self_valid,
                      const unsigned char* __restrict__ key_valid, bf16_t* __restrict__ p,
-                     float* __restrict__ pself, int B, int T, int S, int Hq, int Hkv, int D,
-                     int causal, float mult, float cap, int round_logits) {
-    softmax_rows_body<float>(x, qs, ks, self_valid, key_valid, p, pself, B, T, S, Hq, Hkv, D,
+                     float* __restrict__ pself, int B, int T, int S, int ldx, int Hq, int Hkv,
+                     int D, int causal, float mult, float cap, int round_logits) {
+    softmax_rows_body<float>(x, qs, ks, self_valid, key_valid, p, pself, B, T, S, ldx, Hq, Hkv, D,
                              causal, mult, cap, round_logits);
 }
 

@@ -1,6 +1,8 @@
 // Shared helpers for every foryou kernel. Self-contained (no CUDA headers), so
 // NVRTC compiles each source without include paths; the Rust side prepends
-// this file to each kernel source, nvcc takes it with `-include`.
+// this file to each kernel source, nvcc takes it with `-include`. The host
+// emulation (kernels/tests/emulate/) compiles it as C++ with
+// FY_HOST_EMULATION defined; only the helpers it uses need a host form.
 //
 // bf16 values travel as raw `unsigned short` bits: widening is a shift,
 // narrowing rounds to nearest even (NaN stays a quiet NaN), exactly as the
@@ -46,10 +48,15 @@ __device__ __forceinline__ void mma_16816(float c[4], const u32 a[4], const u32 
 // `x * mult` when cap is 0 (models without a soft cap).
 // tanh.approx (one MUFU op, |error| < 2^-10.7 relative) is far below the
 // bf16 rounding the reference applies around it.
+// (FY_HOST_EMULATION: the host build of kernels/tests/emulate/, tanhf.)
 __device__ __forceinline__ float tanh_fast(float x) {
+#ifdef FY_HOST_EMULATION
+    return tanhf(x);
+#else
     float y;
     asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
+#endif
 }
 
 __device__ __forceinline__ float soft_cap(float x, float mult, float cap) {

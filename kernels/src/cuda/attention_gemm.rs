@@ -2,7 +2,9 @@
 //! kv head, cuBLAS `X = Qs Kc^T`, the row softmax with the self term,
 //! cuBLAS `O = P Vc`, then the unstack that adds the self term. Same
 //! contract as [`Gpu::attention`]; its CPU twin is
-//! [`crate::reference::attention_gemm`].
+//! [`crate::reference::attention_gemm`]. The launches and products come
+//! from [`crate::attention_plan::plan`], which the host emulation test
+//! executes too.
 //!
 //! Why beside the flash kernel: at the prod shape the score matrix is small
 //! for HBM (57 MB in bf16) and cuBLAS runs its two products near the GEMM
@@ -16,11 +18,8 @@ use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, LaunchConfig, PushKerne
 use super::attention::{SelfKvGpu, check_args};
 use super::{Gpu, GpuError, GpuResult, as_i32};
 use crate::AttentionKernel;
+use crate::attention_plan::{At, Buf, GEMM_ATTENTION_WORKSPACE, Step, plan};
 use crate::reference::attention::AttentionShape;
-
-/// Most workspace bytes the GEMM path holds by default; a batch that needs
-/// more runs in chunks of batch rows.
-pub const GEMM_ATTENTION_WORKSPACE: usize = 1 << 30;
 
 /// Device buffers of the GEMM path, kept between calls (and layers) and
 /// grown when a call needs more.
@@ -59,51 +58,50 @@ impl GemmAttentionScratch {
 }
 
 /// `slot`, reallocated when it holds fewer than `n` elements.
-fn grown<'a, T: cudarc::driver::DeviceRepr>(
+fn grow<T: cudarc::driver::DeviceRepr>(
     g: &Gpu,
-    slot: &'a mut Option<CudaSlice<T>>,
+    slot: &mut Option<CudaSlice<T>>,
     n: usize,
-) -> GpuResult<&'a mut CudaSlice<T>> {
+) -> GpuResult<()> {
     if slot.as_ref().is_none_or(|s| s.len() < n) {
         *slot = None; // free before allocating the larger one
         *slot = Some(g.scratch(n.max(1))?);
     }
-    slot.as_mut()
-        .ok_or_else(|| GpuError::Shape("workspace slot empty".into()))
-}
-
-/// The buffer in `slot` (filled by [`grown`]).
-fn ws<T>(slot: &Option<CudaSlice<T>>) -> GpuResult<&CudaSlice<T>> {
-    slot.as_ref()
-        .ok_or_else(|| GpuError::Shape("workspace slot empty".into()))
+    Ok(())
 }
 
 /// A launch of `grid` blocks of 256 threads, no dynamic shared memory.
-fn blocks(grid: u32) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (grid, 1, 1),
+fn blocks(grid: usize) -> GpuResult<LaunchConfig> {
+    Ok(LaunchConfig {
+        grid_dim: (as_i32("grid", grid)? as u32, 1, 1),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
+    })
+}
+
+/// Device base addresses of a plan's buffers (0 where a call has none).
+struct Addrs {
+    base: [u64; 13],
+    x_bf16: bool,
+}
+
+impl Addrs {
+    /// The device address of an operand.
+    fn at(&self, (buf, offset): At) -> GpuResult<u64> {
+        let base = self.base[buf as usize];
+        if base == 0 {
+            return Err(GpuError::Shape(format!(
+                "plan names {}, which this call lacks",
+                buf.name()
+            )));
+        }
+        Ok(base + (offset * buf.elem_bytes(self.x_bf16)) as u64)
     }
-}
 
-/// Per batch row: stacked rows R = T * G, and the workspace bytes.
-fn per_batch_row(s: &AttentionShape) -> (usize, usize) {
-    let r = s.queries * (s.q_heads / s.kv_heads);
-    let score_bytes = if s.round_logits { 2 } else { 4 };
-    let rows = s.kv_heads * r;
-    let bytes = rows * (s.head_dim * 2 + s.context * (score_bytes + 2) + 4 + s.head_dim * 4);
-    (r, bytes)
-}
-
-/// Grid of a grid-stride loop over `n` items, 256 per block.
-fn stride_grid(n: usize) -> u32 {
-    n.div_ceil(256).clamp(1, 1 << 20) as u32
-}
-
-/// A device address `elems` elements of `T` past `base`.
-fn at<T>(base: u64, elems: usize) -> u64 {
-    base + (elems * std::mem::size_of::<T>()) as u64
+    /// [`Self::at`], or a null pointer for `None`.
+    fn maybe(&self, at: Option<At>) -> GpuResult<u64> {
+        at.map_or(Ok(0), |a| self.at(a))
+    }
 }
 
 impl Gpu {
@@ -131,166 +129,186 @@ impl Gpu {
             )));
         }
         check_args(&s, q, kc, vc, key_valid, self_kv.as_ref(), out)?;
-        let (r, bytes) = per_batch_row(&s);
-        let chunk = (scratch.limit / bytes.max(1)).clamp(1, s.batch);
-        let (hkv, d, t, sl) = (s.kv_heads, s.head_dim, s.queries, s.context);
-        let n_qs = chunk * hkv * r * d;
-        let n_x = chunk * hkv * r * sl;
-        let stream = self.stream().clone();
-        grown(self, &mut scratch.qs, n_qs)?;
-        if s.round_logits {
-            grown(self, &mut scratch.x_bf16, n_x)?;
+        let has_valid = self_kv.as_ref().is_some_and(|k| k.valid.is_some());
+        let plan = plan(&s, self_kv.is_some(), has_valid, scratch.limit);
+        grow(self, &mut scratch.qs, plan.qs_len)?;
+        if plan.x_bf16 {
+            grow(self, &mut scratch.x_bf16, plan.x_len)?;
         } else {
-            grown(self, &mut scratch.x_f32, n_x)?;
+            grow(self, &mut scratch.x_f32, plan.x_len)?;
         }
-        grown(self, &mut scratch.p, n_x)?;
-        grown(self, &mut scratch.pself, chunk * hkv * r)?;
-        grown(self, &mut scratch.o, n_qs)?;
-        // The guards keep the buffers' addresses valid for the launches
-        // below (event tracking is off: one stream, see `Gpu::open`).
-        let (qs_p, _g1) = ws(&scratch.qs)?.device_ptr(&stream);
-        let (x_p, _g2) = match (&scratch.x_bf16, &scratch.x_f32, s.round_logits) {
+        grow(self, &mut scratch.p, plan.x_len)?;
+        grow(self, &mut scratch.pself, plan.pself_len)?;
+        grow(self, &mut scratch.o, plan.qs_len)?;
+        let stream = self.stream().clone();
+        let empty = || GpuError::Shape("workspace slot empty".into());
+        // The guards keep the buffers' addresses valid while the steps are
+        // queued (event tracking is off: one stream, see `Gpu::open`).
+        let (qs_p, _g1) = scratch.qs.as_ref().ok_or_else(empty)?.device_ptr(&stream);
+        let (x_p, _g2) = match (&scratch.x_bf16, &scratch.x_f32, plan.x_bf16) {
             (Some(x), _, true) => x.device_ptr(&stream),
             (_, Some(x), false) => x.device_ptr(&stream),
-            _ => return Err(GpuError::Shape("workspace slot empty".into())),
+            _ => return Err(empty()),
         };
-        let (p_p, _g3) = ws(&scratch.p)?.device_ptr(&stream);
-        let (ps_p, _g4) = ws(&scratch.pself)?.device_ptr(&stream);
-        let (o_p, _g5) = ws(&scratch.o)?.device_ptr(&stream);
+        let (p_p, _g3) = scratch.p.as_ref().ok_or_else(empty)?.device_ptr(&stream);
+        let (ps_p, _g4) = scratch
+            .pself
+            .as_ref()
+            .ok_or_else(empty)?
+            .device_ptr(&stream);
+        let (o_p, _g5) = scratch.o.as_ref().ok_or_else(empty)?.device_ptr(&stream);
         let (q_p, _g6) = q.device_ptr(&stream);
         let (kc_p, _g7) = kc.device_ptr(&stream);
         let (vc_p, _g8) = vc.device_ptr(&stream);
         let (kv_p, _g9) = key_valid.device_ptr(&stream);
         let (out_p, _g10) = out.device_ptr_mut(&stream);
-        let self_ptrs = self_kv.map(|sk| {
+        let own = self_kv.map(|sk| {
             let (k, gk) = sk.k.device_ptr(&stream);
             let (v, gv) = sk.v.device_ptr(&stream);
             let valid = sk.valid.map(|x| x.device_ptr(&stream));
             (k, v, valid, gk, gv)
         });
-        let (hq_i, hkv_i, d_i, t_i, s_i) = (
-            as_i32("Hq", s.q_heads)?,
-            as_i32("Hkv", hkv)?,
-            as_i32("D", d)?,
-            as_i32("T", t)?,
-            as_i32("S", sl)?,
-        );
-        let (r_i, causal, round) = (
-            as_i32("T*G", r)?,
-            i32::from(s.causal),
-            i32::from(s.round_logits),
-        );
-        let (f_stack, f_soft, f_unstack) = (
-            self.function("gqa_stack_q")?,
-            self.function(if s.round_logits {
-                "gqa_softmax_bf16s"
-            } else {
-                "gqa_softmax_f32s"
-            })?,
-            self.function("gqa_unstack_out")?,
-        );
-        let x_type = if s.round_logits {
-            cudaDataType::CUDA_R_16BF
-        } else {
-            cudaDataType::CUDA_R_32F
+        let (ks_p, vs_p, sv_p) = own.as_ref().map_or((0, 0, 0), |(k, v, valid, _, _)| {
+            (*k, *v, valid.as_ref().map_or(0, |(p, _)| *p))
+        });
+        let mut base = [0u64; 13];
+        for (buf, addr) in [
+            (Buf::Q, q_p),
+            (Buf::Kc, kc_p),
+            (Buf::Vc, vc_p),
+            (Buf::KeyValid, kv_p),
+            (Buf::Ks, ks_p),
+            (Buf::Vs, vs_p),
+            (Buf::SelfValid, sv_p),
+            (Buf::Out, out_p),
+            (Buf::Qs, qs_p),
+            (Buf::X, x_p),
+            (Buf::P, p_p),
+            (Buf::Pself, ps_p),
+            (Buf::O, o_p),
+        ] {
+            base[buf as usize] = addr;
+        }
+        let addrs = Addrs {
+            base,
+            x_bf16: plan.x_bf16,
         };
-        let mut b0 = 0;
-        while b0 < s.batch {
-            let nb = chunk.min(s.batch - b0);
-            let nb_i = as_i32("batch rows", nb)?;
-            let heads = as_i32("batch rows x kv heads", nb * hkv)?;
-            let q_c = at::<u16>(q_p, b0 * t * s.q_heads * d);
-            let out_c = at::<u16>(out_p, b0 * t * s.q_heads * d);
-            let kc_c = at::<u16>(kc_p, b0 * hkv * sl * d);
-            let vc_c = at::<u16>(vc_p, b0 * hkv * sl * d);
-            let kv_c = at::<u8>(kv_p, b0 * sl);
-            let (ks_c, vs_c, sv_c) = match &self_ptrs {
-                Some((k, v, valid, _, _)) => (
-                    at::<u16>(*k, b0 * hkv * t * d),
-                    at::<u16>(*v, b0 * hkv * t * d),
-                    valid.as_ref().map_or(0, |(p, _)| at::<u8>(*p, b0 * t)),
-                ),
-                None => (0, 0, 0),
-            };
-            // 1. Qs = q stacked per kv head.
-            let vecs = nb * t * s.q_heads * d / 8;
-            let mut lb = stream.launch_builder(f_stack);
-            lb.arg(&q_c)
-                .arg(&qs_p)
-                .arg(&nb_i)
-                .arg(&t_i)
-                .arg(&hq_i)
-                .arg(&hkv_i)
-                .arg(&d_i);
-            // SAFETY: argument count and types match `gqa_stack_q`; q and the
-            // stacked buffer hold nb*T*Hq*D elements (checked above).
-            unsafe { lb.launch(blocks(stride_grid(vecs))) }?;
-            // 2. X[i] = Qs[i] Kc[i]^T for i = (b, h): column-major
-            //    X^T[S, R] = Kc[S, D] (transposed view) x Qs^T[D, R].
-            // SAFETY: every operand lies inside the buffers checked or
-            // allocated above for `nb` batch rows.
-            unsafe {
-                self.gemm_strided_batched(
-                    true,
-                    (s_i, r_i, d_i),
-                    (kc_c, d_i, (sl * d) as i64),
-                    (qs_p, d_i, (r * d) as i64),
-                    (x_p, x_type, s_i, (r * sl) as i64),
-                    heads,
-                )?;
+        let (t, hq, hkv, d, sl, ldx) = (
+            as_i32("T", s.queries)?,
+            as_i32("Hq", s.q_heads)?,
+            as_i32("Hkv", s.kv_heads)?,
+            as_i32("D", s.head_dim)?,
+            as_i32("S", s.context)?,
+            as_i32("S rounded up", plan.ldx)?,
+        );
+        let (causal, round) = (i32::from(s.causal), i32::from(s.round_logits));
+        let softmax = if plan.x_bf16 {
+            "gqa_softmax_bf16s"
+        } else {
+            "gqa_softmax_f32s"
+        };
+        for step in &plan.steps {
+            match *step {
+                Step::Stack { q, qs, batch, grid } => {
+                    let (q, qs, nb) = (addrs.at(q)?, addrs.at(qs)?, as_i32("batch", batch)?);
+                    let mut lb = stream.launch_builder(self.function("gqa_stack_q")?);
+                    lb.arg(&q)
+                        .arg(&qs)
+                        .arg(&nb)
+                        .arg(&t)
+                        .arg(&hq)
+                        .arg(&hkv)
+                        .arg(&d);
+                    // SAFETY: argument count and types match `gqa_stack_q`;
+                    // the plan keeps q and Qs within their `batch` rows.
+                    unsafe { lb.launch(blocks(grid)?) }?;
+                }
+                Step::Gemm(m) => {
+                    let c_type = if m.c_bf16 {
+                        cudaDataType::CUDA_R_16BF
+                    } else {
+                        cudaDataType::CUDA_R_32F
+                    };
+                    let dim = |what, v| as_i32(what, v);
+                    // SAFETY: the plan keeps every operand inside its buffer
+                    // (checked or allocated above) for `batch` products.
+                    unsafe {
+                        self.gemm_strided_batched(
+                            m.transpose_a,
+                            (dim("m", m.m)?, dim("n", m.n)?, dim("k", m.k)?),
+                            (addrs.at(m.a.0)?, dim("lda", m.a.1)?, m.a.2 as i64),
+                            (addrs.at(m.b.0)?, dim("ldb", m.b.1)?, m.b.2 as i64),
+                            (addrs.at(m.c.0)?, c_type, dim("ldc", m.c.1)?, m.c.2 as i64),
+                            dim("batch", m.batch)?,
+                        )?;
+                    }
+                }
+                Step::Softmax {
+                    x,
+                    qs,
+                    ks,
+                    self_valid,
+                    key_valid,
+                    p,
+                    pself,
+                    batch,
+                    grid,
+                } => {
+                    let ptrs = [
+                        addrs.at(x)?,
+                        addrs.at(qs)?,
+                        addrs.maybe(ks)?,
+                        addrs.maybe(self_valid)?,
+                        addrs.at(key_valid)?,
+                        addrs.at(p)?,
+                        addrs.at(pself)?,
+                    ];
+                    let nb = as_i32("batch", batch)?;
+                    let mut lb = stream.launch_builder(self.function(softmax)?);
+                    for ptr in &ptrs {
+                        lb.arg(ptr);
+                    }
+                    lb.arg(&nb)
+                        .arg(&t)
+                        .arg(&sl)
+                        .arg(&ldx)
+                        .arg(&hq)
+                        .arg(&hkv)
+                        .arg(&d)
+                        .arg(&causal)
+                        .arg(&s.mult)
+                        .arg(&s.cap)
+                        .arg(&round);
+                    // SAFETY: argument count and types match `gqa_softmax_*`;
+                    // X and P hold the chunk's rows of `ldx`, the self K/V
+                    // (or null) and the masks the chunk's rows.
+                    unsafe { lb.launch(blocks(grid)?) }?;
+                }
+                Step::Unstack {
+                    o,
+                    pself,
+                    vs,
+                    out,
+                    batch,
+                    grid,
+                } => {
+                    let ptrs = [
+                        addrs.at(o)?,
+                        addrs.at(pself)?,
+                        addrs.maybe(vs)?,
+                        addrs.at(out)?,
+                    ];
+                    let nb = as_i32("batch", batch)?;
+                    let mut lb = stream.launch_builder(self.function("gqa_unstack_out")?);
+                    for ptr in &ptrs {
+                        lb.arg(ptr);
+                    }
+                    lb.arg(&nb).arg(&t).arg(&hq).arg(&hkv).arg(&d);
+                    // SAFETY: argument count and types match
+                    // `gqa_unstack_out`; O and out hold the chunk's rows.
+                    unsafe { lb.launch(blocks(grid)?) }?;
+                }
             }
-            // 3. P, pself = softmax rows.
-            let rows = nb * hkv * r;
-            let mut lb = stream.launch_builder(f_soft);
-            lb.arg(&x_p)
-                .arg(&qs_p)
-                .arg(&ks_c)
-                .arg(&sv_c)
-                .arg(&kv_c)
-                .arg(&p_p)
-                .arg(&ps_p)
-                .arg(&nb_i)
-                .arg(&t_i)
-                .arg(&s_i)
-                .arg(&hq_i)
-                .arg(&hkv_i)
-                .arg(&d_i)
-                .arg(&causal)
-                .arg(&s.mult)
-                .arg(&s.cap)
-                .arg(&round);
-            let cfg = blocks(as_i32("softmax blocks", rows.div_ceil(8))? as u32);
-            // SAFETY: argument count and types match `gqa_softmax_*`; X and P
-            // hold `rows` rows of S, pself `rows`, the self K/V (or null)
-            // nb*Hkv*T*D, the masks nb*S and nb*T.
-            unsafe { lb.launch(cfg) }?;
-            // 4. O[i] = P[i] Vc[i]: column-major O^T[D, R] = Vc^T[D, S] x P^T[S, R].
-            // SAFETY: as for step 2.
-            unsafe {
-                self.gemm_strided_batched(
-                    false,
-                    (d_i, r_i, s_i),
-                    (vc_c, d_i, (sl * d) as i64),
-                    (p_p, s_i, (r * sl) as i64),
-                    (o_p, cudaDataType::CUDA_R_32F, d_i, (r * d) as i64),
-                    heads,
-                )?;
-            }
-            // 5. out = O unstacked (+ pself * vs).
-            let mut lb = stream.launch_builder(f_unstack);
-            lb.arg(&o_p)
-                .arg(&ps_p)
-                .arg(&vs_c)
-                .arg(&out_c)
-                .arg(&nb_i)
-                .arg(&t_i)
-                .arg(&hq_i)
-                .arg(&hkv_i)
-                .arg(&d_i);
-            // SAFETY: argument count and types match `gqa_unstack_out`; O
-            // holds nb*Hkv*R*D, out nb*T*Hq*D from its offset.
-            unsafe { lb.launch(blocks(stride_grid(vecs))) }?;
-            b0 += nb;
         }
         Ok(())
     }
@@ -315,49 +333,5 @@ impl Gpu {
                 self.attention_gemm(shape, q, kc, vc, key_valid, self_kv, out, scratch)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shape(b: usize, t: usize, s: usize, round: bool) -> AttentionShape {
-        AttentionShape {
-            batch: b,
-            queries: t,
-            context: s,
-            q_heads: 20,
-            kv_heads: 4,
-            head_dim: 128,
-            causal: false,
-            mult: 1.0,
-            cap: 30.0,
-            round_logits: round,
-        }
-    }
-
-    #[test]
-    fn workspace_per_batch_row_counts_every_intermediate() {
-        // Prod shape: R = 1400 * 5; per kv head row: Qs 256 B, X 2 B and P
-        // 2 B per key, pself 4 B, O 512 B.
-        let (r, bytes) = per_batch_row(&shape(1, 1400, 1025, true));
-        assert_eq!(r, 7000);
-        assert_eq!(bytes, 4 * 7000 * (256 + 1025 * 4 + 4 + 512));
-        // f32 scores take two more bytes per key.
-        let (_, wide) = per_batch_row(&shape(1, 1400, 1025, false));
-        assert_eq!(wide - bytes, 4 * 7000 * 1025 * 2);
-        // 64 prod rows do not fit in one workspace: they run in chunks.
-        assert!(64 * bytes > GEMM_ATTENTION_WORKSPACE);
-        assert!(bytes < GEMM_ATTENTION_WORKSPACE);
-    }
-
-    #[test]
-    fn device_offsets_scale_by_element_size() {
-        assert_eq!(at::<u16>(1000, 3), 1006);
-        assert_eq!(at::<f32>(1000, 3), 1012);
-        assert_eq!(at::<u8>(1000, 3), 1003);
-        assert_eq!(stride_grid(0), 1);
-        assert_eq!(stride_grid(257), 2);
     }
 }
