@@ -117,10 +117,14 @@ __device__ __forceinline__ void softmax_rows_body(
     // logit (masked ones are -1e30), so combining two empty lanes stays 0.
     float m = -3e38f, z = 0.0f;
     for (int j = lane; j < S; j += 32) {
+        // One exp per element: the sum is rescaled only when the max rises.
         const float l = logit(j);
-        const float m2 = fmaxf(m, l);
-        z = z * __expf(m - m2) + __expf(l - m2);
-        m = m2;
+        if (l > m) {
+            z = z * __expf(m - l) + 1.0f;
+            m = l;
+        } else {
+            z += __expf(l - m);
+        }
     }
     for (int o = 16; o > 0; o >>= 1) {
         const float mo = __shfl_xor_sync(0xffffffffu, m, o);
