@@ -200,9 +200,10 @@ fn attention_matches_the_reference_on_random_shapes() {
 
 /// The GEMM path against the contract and against its CPU twin (same
 /// roundings), including a batch split into chunks by a small workspace
-/// and the scratch reused across shapes.
+/// and the scratch reused across shapes. (`benches/gpu/run.sh` runs the
+/// tests named `attention_gemm` in a process of their own.)
 #[test]
-fn attention_gemm_matches_the_reference_and_its_twin() {
+fn attention_gemm_path_matches_the_reference_and_its_twin() {
     let Some(g) = gpu() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(seed());
     let mut scratch = GemmAttentionScratch::default();

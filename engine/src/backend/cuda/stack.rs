@@ -1,7 +1,8 @@
 //! The GPU ranker's layer stack: the fused q|k|v projection and RoPE, the
 //! attention (causal over the context, candidate isolation for the
-//! candidates; flash kernel or GEMM path as `--gpu-attention` says), then output projection, sandwich norms and the gated GELU
-//! FFN, with one set of activations reused layer to layer.
+//! candidates; the flash kernel or the GEMM path, as `--gpu-attention`
+//! says), then output projection, sandwich norms and the gated GELU FFN,
+//! with one set of activations reused layer to layer.
 
 use foryou_kernels::cuda::attention::SelfKvGpu;
 use foryou_kernels::cuda::attention_gemm::GemmAttentionScratch;
