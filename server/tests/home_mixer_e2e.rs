@@ -297,6 +297,16 @@ async fn every_rule_of_the_hand_written_world_holds_over_grpc() {
         d.stage_counts.get("selected").copied(),
         Some(dbg.scored_posts.len() as u32)
     );
+    // "retrieved" (the count the server keeps instead of a copy of the
+    // hydrated list) is every source's output.
+    let from_sources: u32 = d
+        .stage_counts
+        .iter()
+        .filter(|(k, _)| k.starts_with("Source/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(from_sources > 0);
+    assert_eq!(d.stage_counts.get("retrieved").copied(), Some(from_sources));
     assert!(dbg.scored_posts.iter().all(|p| p.phoenix_scores.is_some()));
     let (total, outside) = (d.stage_ms["total"], d.stage_ms["outside_stages"]);
     assert!(

@@ -373,7 +373,7 @@ pub fn pipeline_debug(
     let mut removed_by_filter = HashMap::new();
     let mut stage_ms = HashMap::new();
     let mut failures = HashMap::new();
-    stage_counts.insert("retrieved".into(), r.retrieved_candidates.len() as u32);
+    stage_counts.insert("retrieved".into(), r.retrieved_count as u32);
     stage_counts.insert("selected".into(), r.selected_candidates.len() as u32);
     stage_ms.insert(TOTAL_KEY.to_owned(), ms(timing.total));
     stage_ms.insert(OUTSIDE_STAGES_KEY.to_owned(), ms(timing.outside_stages));

@@ -57,8 +57,11 @@ pub struct ComponentRun {
 /// The result of one `execute`.
 #[derive(Debug, Clone)]
 pub struct PipelineResult<Q, C> {
-    /// After hydration, before any filter.
+    /// After hydration, before any filter (empty when the pipeline was
+    /// built [`without_retrieved_snapshot`](super::CandidatePipeline::without_retrieved_snapshot)).
     pub retrieved_candidates: Vec<C>,
+    /// How many candidates there were after hydration (kept or not).
+    pub retrieved_count: usize,
     /// Pre-selection removals then post-selection removals, in removal
     /// order (selector and final truncation losses are not included).
     pub filtered_candidates: Vec<C>,
@@ -111,6 +114,7 @@ mod tests {
     fn time_in_stages_takes_the_slowest_concurrent_call_and_sums_sequential_ones() {
         let result = PipelineResult::<(), ()> {
             retrieved_candidates: Vec::new(),
+            retrieved_count: 0,
             filtered_candidates: Vec::new(),
             selected_candidates: Vec::new(),
             query: Arc::new(()),

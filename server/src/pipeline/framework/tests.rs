@@ -395,6 +395,33 @@ async fn a_failing_filter_restores_its_input_and_removals_accumulate_in_order() 
     assert_eq!(ids(&r.retrieved_candidates), vec![1, 2, 3, 4, 5, 6]);
 }
 
+#[tokio::test]
+async fn without_the_retrieved_snapshot_only_the_copy_is_left_out() {
+    let build = || {
+        CandidatePipeline::<Q, C>::new()
+            .source(src(&[1, 2, 3, 4, 5, 6]))
+            .hydrator(HydA)
+            .filter(Drop(|c: &C| c.id % 2 == 1, false))
+    };
+    let full = build().execute(query()).await;
+    let lean = build().without_retrieved_snapshot().execute(query()).await;
+    assert_eq!(full.retrieved_count, 6);
+    assert_eq!(ids(&full.retrieved_candidates), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(lean.retrieved_count, 6, "the count stays");
+    assert!(lean.retrieved_candidates.is_empty(), "no copy kept");
+    // Everything else is the same run.
+    assert_eq!(lean.selected_candidates, full.selected_candidates);
+    assert_eq!(lean.filtered_candidates, full.filtered_candidates);
+    assert_eq!(ids(&lean.selected_candidates), vec![2, 4, 6]);
+    let outcomes = |r: &PipelineResult<Q, C>| -> Vec<_> {
+        r.trace
+            .iter()
+            .map(|t| (t.component, t.outcome.clone()))
+            .collect()
+    };
+    assert_eq!(outcomes(&lean), outcomes(&full));
+}
+
 /// Answers fixed positions, whatever its input.
 struct Positions(FilterOutput);
 #[async_trait]

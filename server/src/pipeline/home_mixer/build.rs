@@ -69,6 +69,8 @@ pub fn build_pipeline(p: &Params, d: &HomeMixerDeps) -> HomeMixerPipeline {
     let budget = (p.component_budget_ms > 0).then(|| Duration::from_millis(p.component_budget_ms));
     CandidatePipeline::new()
         .with_budget(budget)
+        // The server reads only the count of the hydrated list.
+        .without_retrieved_snapshot()
         .query_hydrator(UserActionSeqQueryHydrator::new(
             d.user_actions.clone(),
             d.clock.clone(),
