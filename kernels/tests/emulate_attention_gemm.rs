@@ -9,8 +9,9 @@
 //! FORYOU_REQUIRE_CXX=1.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+mod emulate;
 
 use foryou_kernels::attention_plan::{At, Plan, Step, plan};
 use foryou_kernels::reference::attention::{AttentionShape, SelfKv, attention};
@@ -19,39 +20,6 @@ use foryou_kernels::reference::{relative_error, to_bf16};
 use half::bf16;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// Builds the harness once per test binary; `None` (skip) without `c++`.
-fn harness() -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulate/attention_gemm_host.cpp");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attention_gemm_host");
-    let build = |extra: &[&str]| {
-        Command::new("c++")
-            .args(["-std=c++20", "-O1", "-g", "-pthread"])
-            .args(extra)
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .status()
-    };
-    match build(&["-fsanitize=address,undefined"]) {
-        Ok(s) if s.success() => Some(out),
-        Ok(_) => {
-            // A toolchain without the sanitizer runtimes: build plainly.
-            eprintln!("c++ could not build with sanitizers; building without");
-            let s = build(&[]).expect("c++ ran once already");
-            assert!(s.success(), "the host emulation does not compile");
-            Some(out)
-        }
-        Err(why) => {
-            assert!(
-                std::env::var_os("FORYOU_REQUIRE_CXX").is_none(),
-                "FORYOU_REQUIRE_CXX is set but c++ cannot run: {why}"
-            );
-            eprintln!("skipped: no C++ compiler ({why})");
-            None
-        }
-    }
-}
 
 fn operand(at: Option<At>) -> String {
     at.map_or("- 0".into(), |(buf, off)| format!("{} {off}", buf.name()))
@@ -205,10 +173,9 @@ fn run_case(
         limit,
     );
 
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    let dir = emulate::case_dir(&format!(
         "emulate_{b}_{t}_{sl}_{hq}_{hkv}_{d}_{causal}_{round}_{with_self}_{with_valid}_{limit}"
     ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
     for (name, data) in [
         ("q", bits(&q)),
         ("kc", bits(&kc)),
@@ -221,15 +188,7 @@ fn run_case(
         std::fs::write(dir.join(format!("{name}.bin")), data).expect("write input");
     }
     std::fs::write(dir.join("plan.txt"), plan_text(&s, &p)).expect("write plan");
-    let run = Command::new(exe)
-        .arg(&dir)
-        .output()
-        .expect("run the harness");
-    assert!(
-        run.status.success(),
-        "{s:?}: harness failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    emulate::run(exe, &dir);
     let out = std::fs::read(dir.join("out.bin")).expect("harness output");
     let got: Vec<f32> = out
         .chunks_exact(2)
@@ -247,7 +206,9 @@ fn run_case(
 
 #[test]
 fn host_emulation_of_the_gemm_path_meets_the_contract() {
-    let Some(exe) = harness() else { return };
+    let Some(exe) = emulate::build("attention_gemm_host") else {
+        return;
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
     let big = 1 << 30;
     // ((B, T, S, Hq, Hkv, D), causal, round_logits, self, self validity, workspace)

@@ -174,8 +174,10 @@ extern "C" __global__ void __launch_bounds__(OPS_THREADS)
 // D, out_stride and out_offset multiples of 8, 16-byte aligned buffers),
 // gather_rows_bf16 one element (any shape).
 //
-// Measured: memory-bound, a read and a write of the gathered rows; not yet
-// timed on a GPU (see benches/results/ for the first run).
+// Checked without a GPU: kernels/tests/emulate_gather.rs runs this source
+// on the host in both forms with the wrapper's launch, bit-equal to the
+// reference. Measured: memory-bound, a read and a write of the gathered
+// rows; not yet timed on a GPU (see benches/results/ for the first run).
 template <typename V, int W>
 __device__ __forceinline__ void gather_rows(const int* __restrict__ idx, long long rows, int H,
                                             const V* __restrict__ table, int table_rows, int D,
