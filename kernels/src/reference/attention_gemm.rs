@@ -1,9 +1,11 @@
 //! Reference for the GEMM attention path (kernels/src/cu/attention_gemm.cu):
-//! each of its steps on the CPU, on the same intermediate layouts, with the
+//! each of its steps on the CPU, on the same intermediate layouts (X and P
+//! rows here are S apart; on the device `ldx`, S rounded up to 8), with the
 //! same roundings (scores to bf16 when `round_logits`, softmax weights to
 //! bf16 before the PV product, one bf16 rounding of the output). Composed,
 //! it is the contract of [`super::attention::attention`]; the tests check
-//! that, and the GPU contract test checks the kernels against both.
+//! that, and the GPU contract test and the host emulation
+//! (`tests/emulate_attention_gemm.rs`) check the kernels against both.
 
 use half::bf16;
 
