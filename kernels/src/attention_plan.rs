@@ -1,6 +1,6 @@
 //! The GEMM attention path as data: every launch and cuBLAS product of one
 //! call, with its arguments and its operands as element offsets into named
-//! buffers. [`crate::cuda`]'s `attention_gemm` executes a plan on the
+//! buffers. `cuda::attention_gemm` (feature `cuda`) executes a plan on the
 //! device; `kernels/tests/emulate_attention_gemm.rs` executes the same plan
 //! with the real kernel source compiled for the host (so the leading
 //! dimensions, strides, transposes and chunk offsets are checked without a
