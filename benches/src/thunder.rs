@@ -135,7 +135,12 @@ fn partition_of(event: &PostEvent, threads: usize) -> usize {
 
 /// Applies `events` in batches of 1000 to a fresh store on one thread,
 /// then on `threads` split each way of [`Split`], `rounds` times.
-pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> IngestRates {
+/// An error when the OS refuses an ingest thread.
+pub fn ingest_rates(
+    events: &[PostEvent],
+    threads: usize,
+    rounds: usize,
+) -> std::io::Result<IngestRates> {
     let threads = threads.max(1);
     let chunks: Vec<&[PostEvent]> = events.chunks(1000).collect();
     let keyed: Vec<Vec<PostEvent>> = (0..threads)
@@ -144,7 +149,7 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
             mine.cloned().collect()
         })
         .collect();
-    let rate = |threads: usize, split: Split| {
+    let rate = |threads: usize, split: Split| -> std::io::Result<f64> {
         let stores: Vec<Arc<PostStore>> = (0..if split == Split::Apart { threads } else { 1 })
             .map(|_| fresh_store())
             .collect();
@@ -157,7 +162,7 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
         };
         let plans: Vec<Vec<&[PostEvent]>> = (0..threads).map(batches).collect();
         let t = std::time::Instant::now();
-        std::thread::scope(|s| {
+        std::thread::scope(|s| -> std::io::Result<()> {
             for (tid, plan) in plans.into_iter().enumerate() {
                 let store = &stores[tid % stores.len()];
                 // Named by the round's kind, so a profile can tell the
@@ -168,22 +173,22 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
                         for batch in plan {
                             apply_events(store, batch.to_vec());
                         }
-                    })
-                    .expect("spawn an ingest thread");
+                    })?;
             }
-        });
-        (stores.len() * events.len()) as f64 / t.elapsed().as_secs_f64()
+            Ok(())
+        })?;
+        Ok((stores.len() * events.len()) as f64 / t.elapsed().as_secs_f64())
     };
     let (mut one, mut many, mut by_author, mut apart) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds.max(1) {
-        one.push(rate(1, Split::Interleaved));
-        many.push(rate(threads, Split::Interleaved));
-        by_author.push(rate(threads, Split::ByAuthor));
-        apart.push(rate(threads, Split::Apart));
+        one.push(rate(1, Split::Interleaved)?);
+        many.push(rate(threads, Split::Interleaved)?);
+        by_author.push(rate(threads, Split::ByAuthor)?);
+        apart.push(rate(threads, Split::Apart)?);
     }
     let median = |mut v: Vec<f64>| crate::median(&mut v);
     let ratios = |v: &[f64]| v.iter().zip(&one).map(|(m, o)| m / o).collect::<Vec<_>>();
-    IngestRates {
+    Ok(IngestRates {
         events: events.len(),
         ratio: median(ratios(&many)),
         by_author_ratio: median(ratios(&by_author)),
@@ -192,5 +197,5 @@ pub fn ingest_rates(events: &[PostEvent], threads: usize, rounds: usize) -> Inge
         many: median(many),
         by_author: median(by_author),
         apart: median(apart),
-    }
+    })
 }

@@ -92,6 +92,20 @@ struct DeviceCase {
     out: CudaSlice<u16>,
 }
 
+/// The self term on the device, except in the causal pass.
+fn self_kv_gpu<'a>(
+    causal: bool,
+    ks: &'a CudaSlice<u16>,
+    vs: &'a CudaSlice<u16>,
+    valid: &'a CudaSlice<u8>,
+) -> Option<SelfKvGpu<'a>> {
+    (!causal).then_some(SelfKvGpu {
+        k: ks,
+        v: vs,
+        valid: Some(valid),
+    })
+}
+
 impl AttentionCase {
     #[allow(clippy::too_many_arguments)]
     fn random(
@@ -184,11 +198,7 @@ fn attention_matches_the_reference_on_random_shapes() {
             self_valid,
             mut out,
         } = case.upload(&g);
-        let sk = (!causal).then_some(SelfKvGpu {
-            k: &ks,
-            v: &vs,
-            valid: Some(&self_valid),
-        });
+        let sk = self_kv_gpu(causal, &ks, &vs, &self_valid);
         g.attention(&shape, &q, &kc, &vc, &key_valid, sk, &mut out)
             .expect("gpu call");
         let got = bf16_values(&g.download(&out).expect("gpu call"));
@@ -232,11 +242,7 @@ fn attention_gemm_path_matches_the_reference_and_its_twin() {
             self_valid,
             mut out,
         } = case.upload(&g);
-        let sk = (!causal).then_some(SelfKvGpu {
-            k: &ks,
-            v: &vs,
-            valid: Some(&self_valid),
-        });
+        let sk = self_kv_gpu(causal, &ks, &vs, &self_valid);
         let mut small;
         let scratch = match limit {
             Some(bytes) => {

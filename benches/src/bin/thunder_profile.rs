@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
+fn main() -> std::io::Result<()> {
     // The server's allocator settings (the `foryou` binary applies them too).
     foryou_server::allocator::delay_mimalloc_purge();
     if std::env::args().nth(1).as_deref() == Some("ingest") {
@@ -65,17 +65,19 @@ fn main() {
         at(1.0),
         windows.join(" ")
     );
+    Ok(())
 }
 
 /// Ingest of ~1M events on one thread against `threads` split each way
 /// of `ingest_rates`, seven alternating rounds.
-fn ingest(threads: usize) {
+fn ingest(threads: usize) -> std::io::Result<()> {
     let events = foryou_benches::thunder::thunder_events(20_000, 50, 3);
-    let r = foryou_benches::thunder::ingest_rates(&events, threads, 7);
+    let r = foryou_benches::thunder::ingest_rates(&events, threads, 7)?;
     println!(
         "{} events; 1 thread {:.0}/s; {threads} threads, one store: batches interleaved \
          {:.0}/s (ratio {:.2}), keyed by author {:.0}/s (ratio {:.2}); a store each {:.0}/s \
          (ratio {:.2}) (medians of 7 alternating rounds)",
         r.events, r.one, r.many, r.ratio, r.by_author, r.by_author_ratio, r.apart, r.apart_ratio
     );
+    Ok(())
 }

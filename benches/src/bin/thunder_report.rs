@@ -152,7 +152,7 @@ fn main() -> anyhow::Result<()> {
         .map(|f| latency(*f, if *f == 5000 { 400 } else { 2000 }))
         .collect();
 
-    let ingest = ingest_rates(&thunder_events(20_000, 50, 3), cores, 7);
+    let ingest = ingest_rates(&thunder_events(20_000, 50, 3), cores, 7)?;
 
     let events = thunder_events(2000, 50, 3);
     COUNTING.store(true, Ordering::SeqCst);

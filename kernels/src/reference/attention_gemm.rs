@@ -12,6 +12,12 @@ use half::bf16;
 use super::attention::{AttentionShape, SelfKv, transform_logit};
 use super::round_bf16;
 
+/// `a . b` summed in f32, as the device's products accumulate (the
+/// contract's reference sums in f64).
+fn dot_f32(a: &[bf16], b: &[bf16]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y.to_f32()).sum()
+}
+
 /// Query heads per kv head, and stacked rows per (batch row, kv head).
 fn stacked(s: &AttentionShape) -> (usize, usize) {
     let g = s.q_heads / s.kv_heads;
@@ -49,11 +55,7 @@ pub fn scores(s: &AttentionShape, qs: &[bf16], kc: &[bf16]) -> Vec<f32> {
             let qr = &qs[(bh * r + row) * d..][..d];
             for j in 0..sl {
                 let kr = &kc[(bh * sl + j) * d..][..d];
-                let dot: f32 = qr
-                    .iter()
-                    .zip(kr)
-                    .map(|(a, b)| a.to_f32() * b.to_f32())
-                    .sum();
+                let dot = dot_f32(qr, kr);
                 x[(bh * r + row) * sl + j] = if s.round_logits { round_bf16(dot) } else { dot };
             }
         }
@@ -82,11 +84,7 @@ pub fn softmax_rows(
         let (b, t) = (bh / s.kv_heads, (row % r) / g);
         let self_logit = self_kv.map(|sk| {
             let kr = &sk.k[(bh * t_len + t) * d..][..d];
-            let dot: f32 = qs[row * d..][..d]
-                .iter()
-                .zip(kr)
-                .map(|(a, b)| a.to_f32() * b.to_f32())
-                .sum();
+            let dot = dot_f32(&qs[row * d..][..d], kr);
             let ok = sk.valid.is_none_or(|v| v[b * t_len + t] != 0);
             if ok { transform_logit(dot, s) } else { -1e30 }
         });

@@ -384,19 +384,62 @@ struct Walk<'a> {
     window: (i64, i64),
 }
 
+/// Fixed-width time buckets over a window (at most `max` of them, each a
+/// power-of-two number of seconds wide): bucket b ≥ 1 starts at
+/// `base + (b << shift)`; bucket 0 also takes every earlier time, the last
+/// bucket every later one. Shared by the two request-path orders
+/// ([`NewestBuckets`] and [`NewestK`]'s floor histogram).
+#[derive(Debug, Clone, Copy)]
+struct TimeBuckets {
+    base: i64,
+    shift: u32,
+    count: usize,
+}
+
+impl TimeBuckets {
+    /// Buckets over `window` (oldest, newest), at most `max` of them.
+    fn over(window: (i64, i64), max: i64) -> Self {
+        let (oldest, newest) = window;
+        let span = newest.saturating_sub(oldest).max(1);
+        let mut shift = 0;
+        while (span >> shift) >= max {
+            shift += 1;
+        }
+        Self {
+            base: oldest,
+            shift,
+            count: (span >> shift) as usize + 1,
+        }
+    }
+
+    /// The bucket of time `t`.
+    #[inline]
+    fn of(&self, t: i64) -> usize {
+        if t <= self.base {
+            return 0;
+        }
+        // abs_diff: `t - base` overflows for a base far below zero (a
+        // retention longer than the clock's age).
+        (t.abs_diff(self.base) >> self.shift).min(self.count as u64 - 1) as usize
+    }
+
+    /// The first time in bucket `b` (b ≥ 1).
+    fn start(&self, b: usize) -> i64 {
+        self.base.saturating_add((b as i64) << self.shift)
+    }
+}
+
 /// Authors grouped by the time of their timeline's newest entry into
-/// fixed-width time buckets over the store's window, for a walk from the
-/// newest bucket down without sorting the authors. Times outside the
-/// window fall into the first or last bucket; the walk checks each
-/// author's own time, so that only coarsens the order.
+/// [`TimeBuckets`] over the store's window, for a walk from the newest
+/// bucket down without sorting the authors. Times outside the window fall
+/// into the first or last bucket; the walk checks each author's own time,
+/// so that only coarsens the order.
 struct NewestBuckets<'t> {
     /// The authors, oldest bucket first (any order inside a bucket).
     authors: Vec<(i64, &'t Timeline)>,
     /// `authors[ends[b - 1]..ends[b]]` is bucket b (`ends[-1]` = 0).
     ends: Vec<u32>,
-    /// Bucket b ≥ 1 starts at `base + (b << shift)`.
-    base: i64,
-    shift: u32,
+    buckets: TimeBuckets,
 }
 
 /// Time buckets of [`NewestBuckets`], at most.
@@ -404,22 +447,10 @@ const AUTHOR_BUCKETS: i64 = 512;
 
 impl<'t> NewestBuckets<'t> {
     fn new(found: Vec<(i64, &'t Timeline)>, window: (i64, i64)) -> Self {
-        let (oldest, newest) = window;
-        let span = newest.saturating_sub(oldest).max(1);
-        let mut shift = 0;
-        while (span >> shift) >= AUTHOR_BUCKETS {
-            shift += 1;
-        }
-        let n = (span >> shift) as usize + 1;
-        let bucket = |t: i64| -> usize {
-            if t <= oldest {
-                return 0;
-            }
-            (t.abs_diff(oldest) >> shift).min(n as u64 - 1) as usize
-        };
-        let mut ends = vec![0u32; n];
+        let buckets = TimeBuckets::over(window, AUTHOR_BUCKETS);
+        let mut ends = vec![0u32; buckets.count];
         for &(t, _) in &found {
-            ends[bucket(t)] += 1;
+            ends[buckets.of(t)] += 1;
         }
         let mut acc = 0;
         for end in ends.iter_mut() {
@@ -430,15 +461,14 @@ impl<'t> NewestBuckets<'t> {
         let mut next = ends.clone();
         let mut authors = found.clone();
         for &author in &found {
-            let at = &mut next[bucket(author.0)];
+            let at = &mut next[buckets.of(author.0)];
             *at -= 1;
             authors[*at as usize] = author;
         }
         Self {
             authors,
             ends,
-            base: oldest,
-            shift,
+            buckets,
         }
     }
 
@@ -452,9 +482,7 @@ impl<'t> NewestBuckets<'t> {
             let upper = if b == last {
                 i64::MAX
             } else {
-                self.base
-                    .saturating_add(((b as i64) + 1) << self.shift)
-                    .saturating_sub(1)
+                self.buckets.start(b + 1).saturating_sub(1)
             };
             (!run.is_empty()).then_some((upper, run))
         })
@@ -548,10 +576,7 @@ struct NewestK {
     arena: Vec<LightPost>,
     /// Kept keys per time bucket.
     counts: Vec<u32>,
-    /// Buckets: `base + (b << shift)` starts bucket b (b ≥ 1); bucket 0
-    /// also takes every earlier time, the last bucket every later one.
-    base: i64,
-    shift: u32,
+    buckets: TimeBuckets,
     /// Lowest bucket that can still hold one of the newest k, and the keys
     /// in it and above.
     floor_bucket: usize,
@@ -574,36 +599,19 @@ impl NewestK {
     /// in (the store's retention and skew). Times outside it are still
     /// ordered exactly, only the floor is coarser for them.
     fn new(k: usize, window: (i64, i64)) -> Self {
-        let (oldest, newest) = window;
-        let span = newest.saturating_sub(oldest).max(1);
-        let mut shift = 0;
-        while (span >> shift) >= FLOOR_BUCKETS {
-            shift += 1;
-        }
-        let buckets = (span >> shift) as usize + 1;
+        let buckets = TimeBuckets::over(window, FLOOR_BUCKETS);
         let cap = k.saturating_mul(2).min(1 << 16);
         Self {
             k,
             keys: Vec::with_capacity(cap),
             arena: Vec::with_capacity(cap),
-            counts: vec![0; buckets],
-            base: oldest,
-            shift,
+            counts: vec![0; buckets.count],
+            buckets,
             floor_bucket: 0,
             at_or_above: 0,
             compact_at: k.saturating_mul(2).max(64),
             offered: 0,
         }
-    }
-
-    fn bucket(&self, t: i64) -> usize {
-        if t <= self.base {
-            return 0;
-        }
-        // abs_diff: `t - base` overflows for a base far below zero (a
-        // retention longer than the clock's age).
-        let b = t.abs_diff(self.base) >> self.shift;
-        b.min(self.counts.len() as u64 - 1) as usize
     }
 
     /// The first time in the floor bucket (bucket 0 starts at the dawn of
@@ -612,7 +620,7 @@ impl NewestK {
         if self.floor_bucket == 0 {
             i64::MIN
         } else {
-            self.base + ((self.floor_bucket as i64) << self.shift)
+            self.buckets.start(self.floor_bucket)
         }
     }
 
@@ -656,7 +664,7 @@ impl NewestK {
         let mut next = start.clone();
         let mut sorted = vec![(0i64, 0i64, 0u32); acc];
         for &key in &self.keys {
-            let b = self.bucket(key.0);
+            let b = self.buckets.of(key.0);
             if b >= first {
                 // The histogram counts exactly the keys at or above the
                 // floor bucket (compaction drops only keys under it).
@@ -700,7 +708,7 @@ impl Sink for NewestK {
         if self.k == 0 || t < self.floor_time() {
             return;
         }
-        let b = self.bucket(t);
+        let b = self.buckets.of(t);
         self.counts[b] += 1;
         self.at_or_above += 1;
         // Raise the floor while the buckets above it hold k keys.

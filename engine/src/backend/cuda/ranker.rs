@@ -28,6 +28,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use foryou_kernels::cuda::attention_gemm::GemmAttentionScratch;
 use foryou_kernels::cuda::cudarc::driver::sys::CUevent_flags;
 use foryou_kernels::cuda::cudarc::driver::{CudaEvent, CudaSlice};
 use foryou_kernels::cuda::staging::Pinned;
@@ -102,7 +103,8 @@ impl std::fmt::Debug for GpuRanker {
     }
 }
 
-/// A model's pinned input buffers (used under its call lock).
+/// A model's pinned input buffers and attention workspace (used under its
+/// call lock).
 #[derive(Debug, Default)]
 pub(super) struct Staging {
     /// History rows of the context.
@@ -111,6 +113,9 @@ pub(super) struct Staging {
     pub(super) user: Pinned,
     /// Candidate rows.
     pub(super) candidates: Pinned,
+    /// The GEMM attention path's workspace (`--gpu-attention gemm`), kept
+    /// from call to call; never allocated on the flash path.
+    pub(super) attention: GemmAttentionScratch,
 }
 
 /// The May 2026 ranker's extra parameters on the device.

@@ -117,6 +117,7 @@ impl GpuRanker {
     /// The context pass: every layer over `h: [B*S1, D]`, K/V kept in `kv`;
     /// without `full` the last layer stops after its K/V.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn run_layers(
         &self,
         h: &mut CudaSlice<f32>,
@@ -126,13 +127,13 @@ impl GpuRanker {
         shape: &AttentionShape,
         kv: &mut ContextKv,
         full: bool,
+        gemm: &mut GemmAttentionScratch,
     ) -> Result<()> {
         let g = &*self.gpu;
         let kv_len = b * t * self.cfg.num_kv_heads * self.cfg.key_size;
         let key_valid = &kv.key_valid;
         let (mut ks, mut vs) = (Vec::new(), Vec::new());
         let n = self.layers.len();
-        let mut gemm = GemmAttentionScratch::default();
         self.run_stack(
             h,
             b,
@@ -150,7 +151,7 @@ impl GpuRanker {
                         key_valid,
                         None,
                         &mut s.attn,
-                        &mut gemm,
+                        gemm,
                     )?;
                 }
                 ks.push(kl);
@@ -180,13 +181,13 @@ impl GpuRanker {
         ctx: &ContextKv,
         valid: &CudaSlice<u8>,
         final_norm: &CudaSlice<f32>,
+        gemm: &mut GemmAttentionScratch,
     ) -> Result<CudaSlice<u16>> {
         let g = &*self.gpu;
         let shape = self.attention_shape(b, c, ctx.len, false);
         let kv_len = b * c * self.cfg.num_kv_heads * self.cfg.key_size;
         // The candidates' own K/V: one pair of buffers serves every layer.
         let pool = std::cell::RefCell::new(Some((g.scratch(kv_len)?, g.scratch(kv_len)?)));
-        let mut gemm = GemmAttentionScratch::default();
         let s = self.run_stack(
             h,
             b,
@@ -212,7 +213,7 @@ impl GpuRanker {
                     &ctx.key_valid,
                     Some(self_kv),
                     &mut s.attn,
-                    &mut gemm,
+                    gemm,
                 )?;
                 *pool.borrow_mut() = Some((ks, vs));
                 Ok(())

@@ -204,7 +204,16 @@ impl GpuRanker {
             len: s1,
         };
         let shape = self.attention_shape(b, s1, s1, true);
-        self.run_layers(&mut h, b, s1, &dpos, &shape, &mut kv, full)?;
+        self.run_layers(
+            &mut h,
+            b,
+            s1,
+            &dpos,
+            &shape,
+            &mut kv,
+            full,
+            &mut staging.attention,
+        )?;
         Ok((kv, h))
     }
 
@@ -308,8 +317,16 @@ impl GpuRanker {
             d,
         )?;
         g.round_bf16_inplace(&mut h, n * d)?;
-        let normed =
-            self.run_layers_candidates(&mut h, b, c, &dpos, ctx, &dvalid, &head.final_norm)?;
+        let normed = self.run_layers_candidates(
+            &mut h,
+            b,
+            c,
+            &dpos,
+            ctx,
+            &dvalid,
+            &head.final_norm,
+            &mut staging.attention,
+        )?;
         let mut logits = g.scratch::<f32>(n * a)?;
         g.gemm_bf16(
             n,
